@@ -1,0 +1,51 @@
+# Berth's entry points. `make dev` runs Berth on a local cluster; `make test` runs every
+# test. Both install what they need (Node, npm packages, control-plane binaries) first.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+NODE_BIN = $(shell hack/ensure-node.sh)
+NODE_ENV_PATH = PATH="$(NODE_BIN):$$PATH"
+KIND_CLUSTER ?= berth
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+.PHONY: dev
+dev: ## Bring up the local cluster and run Berth on it
+	hack/dev.sh
+
+.PHONY: test
+test: ## Run all tests (unit + integration on the local cluster)
+	hack/test.sh
+
+.PHONY: test-unit
+test-unit: ## Run the unit tests only (no cluster)
+	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && $(NODE_ENV_PATH) node_modules/.bin/vitest run --project unit
+
+.PHONY: typecheck
+typecheck: ## Type-check sources and tests
+	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && $(NODE_ENV_PATH) node_modules/.bin/tsc -p tsconfig.json
+
+.PHONY: build
+build: ## Compile src/ to dist/
+	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && $(NODE_ENV_PATH) node_modules/.bin/tsc -p tsconfig.build.json
+
+.PHONY: control-plane
+control-plane: ## Build the control-plane binaries into the cache
+	hack/build-control-plane.sh
+
+.PHONY: cluster-up cluster-down cluster-status
+cluster-up: ## Start the local cluster (idempotent)
+	hack/cluster.sh up
+cluster-down: ## Stop the local cluster and remove its network namespace
+	hack/cluster.sh down
+cluster-status: ## Show the local cluster's components and nodes
+	hack/cluster.sh status
+
+.PHONY: kind-up kind-down
+kind-up: ## For machines with Docker: a kind cluster instead of the local control plane
+	kind create cluster --name $(KIND_CLUSTER)
+	@echo "KUBECONFIG now points at kind-$(KIND_CLUSTER); run Berth against it as the README describes"
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)

@@ -1,0 +1,27 @@
+# Shared by the hack/ scripts: pinned versions, cache locations and logging.
+# shellcheck shell=bash
+HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$HACK_DIR/.." && pwd)
+# shellcheck source=versions.env
+source "$HACK_DIR/versions.env"
+
+# Everything built or downloaded lives outside the work tree, keyed by version, so a
+# fresh clone on a machine that has run Berth before starts warm.
+BERTH_CACHE=${BERTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth}
+KUBE_ASSETS_DIR="$BERTH_CACHE/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION/bin"
+NODE_DIR="$BERTH_CACHE/node-$NODE_VERSION"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+CONTROL_PLANE_BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+
+# Path of one control-plane binary. Binaries in KUBEBUILDER_ASSETS (as envtest users
+# have them) win; whatever that directory lacks comes from the project's cache.
+kube_bin() {
+  if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/$1" ]]; then
+    printf '%s\n' "$KUBEBUILDER_ASSETS/$1"
+  else
+    printf '%s\n' "$KUBE_ASSETS_DIR/$1"
+  fi
+}

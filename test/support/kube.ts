@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  VersionApi,
+} from '@kubernetes/client-node';
+import { afterAll } from 'vitest';
+import { waitFor } from './wait.ts';
+
+/** The cluster the integration tests talk to: KUBECONFIG, set by hack/cluster.sh exec. */
+export function testKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+export function clients(kc: KubeConfig = testKubeConfig()) {
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    discovery: kc.makeApiClient(DiscoveryV1Api),
+    version: kc.makeApiClient(VersionApi),
+  };
+}
+
+export function isNotFound(error: unknown): boolean {
+  return error instanceof ApiException && error.code === 404;
+}
+
+const TEST_LABEL = 'berth.dev/test';
+
+/**
+ * Creates a namespace unique to this test file and deletes it, and waits until it is
+ * gone, after the file's tests: every test starts clean and leaves nothing behind.
+ */
+export async function testNamespace(prefix: string, kc?: KubeConfig): Promise<string> {
+  const { core } = clients(kc);
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await core.createNamespace({ body: { metadata: { name, labels: { [TEST_LABEL]: prefix } } } });
+  afterAll(async () => {
+    await deleteNamespace(name, kc);
+  });
+  return name;
+}
+
+export async function deleteNamespace(name: string, kc?: KubeConfig, timeoutMs = 90_000): Promise<void> {
+  const { core } = clients(kc);
+  try {
+    await core.deleteNamespace({ name });
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+  await waitFor(
+    async () => {
+      try {
+        await core.readNamespace({ name });
+        return false;
+      } catch (error) {
+        if (isNotFound(error)) return true;
+        throw error;
+      }
+    },
+    { description: `namespace ${name} to be deleted`, timeoutMs },
+  );
+}
