@@ -49,3 +49,7 @@ kind-up: ## For machines with Docker: a kind cluster instead of the local contro
 	@echo "KUBECONFIG now points at kind-$(KIND_CLUSTER); run Berth against it as the README describes"
 kind-down: ## Delete the kind cluster
 	kind delete cluster --name $(KIND_CLUSTER)
+
+.PHONY: generate
+generate: ## Regenerate crds/ from the zod schemas in src/api
+	$(NODE_ENV_PATH) node src/cli.ts crds

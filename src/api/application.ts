@@ -1,0 +1,94 @@
+import { z } from 'zod';
+import { cel, conditions, dnsLabel, quantity, type Resource } from './meta.ts';
+
+export const ENVIRONMENTS = ['production', 'staging', 'testing', 'development'] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+/** GitLab-like member roles (LeEngine), each bound to the Berth ClusterRole of the same name. */
+export const MEMBER_ROLES = ['Owner', 'Master', 'Developer', 'Reporter', 'Guest'] as const;
+export type MemberRole = (typeof MEMBER_ROLES)[number];
+
+const member = z.object({
+  kind: z.enum(['User', 'Group']).default('User').describe('Whether name is a user or a group of the cluster\'s authentication.'),
+  name: z.string().min(1).max(253).describe('User or group name as the API server authenticates it.'),
+  role: z.enum(MEMBER_ROLES).describe('Owner, Master, Developer, Reporter or Guest.'),
+});
+
+const port = z.object({
+  name: z
+    .string()
+    .min(1)
+    .max(15)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a port name: at most 15 lower-case letters, digits and "-"')
+    .describe('Port name; Versions expose it as a named container port.'),
+  port: z.int().min(1).max(65535).describe('Port the application listens on and the app Service serves.'),
+  protocol: z.enum(['TCP', 'UDP']).default('TCP'),
+});
+
+const resourceAmounts = z.object({ cpu: quantity.optional(), memory: quantity.optional() });
+
+export const applicationSpec = cel(
+  z.object({
+    description: z.string().max(512).optional().describe('What the application is, for people.'),
+    environment: z
+      .enum(ENVIRONMENTS)
+      .describe('production, staging, testing or development: selects the platform policy Versions must meet.'),
+    namespace: cel(dnsLabel, { rule: 'self == oldSelf', message: 'namespace cannot change; create a new Application to move it' })
+      .optional()
+      .describe('Namespace that is the application\'s home; defaults to the Application\'s name. Cannot change.'),
+    members: cel(
+      z.array(member).max(64),
+      {
+        rule: 'self.all(m, self.exists_one(n, n.kind == m.kind && n.name == m.name))',
+        message: 'each user or group may appear in members only once',
+      },
+    )
+      .default([])
+      .describe('Who may work on the application and with which role.'),
+    ports: cel(
+      z.array(port).min(1).max(16),
+      { rule: 'self.all(p, self.exists_one(q, q.name == p.name))', message: 'port names must be unique' },
+      { rule: 'self.all(p, self.exists_one(q, q.port == p.port && q.protocol == p.protocol))', message: 'ports must be unique' },
+    )
+      .default([{ name: 'http', port: 8080, protocol: 'TCP' }])
+      .describe('Ports every Version of the application listens on; the app Service exposes them.'),
+    quota: z
+      .object({
+        cpu: quantity.optional().describe('Total CPU requests of the namespace.'),
+        memory: quantity.optional().describe('Total memory requests of the namespace.'),
+        pods: z.int().min(0).max(10000).optional().describe('Maximum number of pods.'),
+      })
+      .optional()
+      .describe('A ResourceQuota for the namespace.'),
+    defaults: z
+      .object({ requests: resourceAmounts.optional(), limits: resourceAmounts.optional() })
+      .optional()
+      .describe('Default requests and limits (a LimitRange) for containers Berth does not size itself.'),
+  }),
+  {
+    rule: 'has(self.namespace) == has(oldSelf.namespace)',
+    message: 'namespace cannot be added or removed after creation; create a new Application to move it',
+  },
+);
+export type ApplicationSpec = z.infer<typeof applicationSpec>;
+
+export const applicationVersionStatus = z.object({
+  name: z.string(),
+  image: z.string(),
+  replicas: z.int().min(0),
+  readyReplicas: z.int().min(0),
+});
+
+export const applicationStatus = z.object({
+  observedGeneration: z.int().min(0).optional(),
+  namespace: z.string().optional().describe('The namespace the application lives in.'),
+  conditions: conditions.optional(),
+  versions: z.array(applicationVersionStatus).max(64).optional().describe('Versions running in the namespace.'),
+});
+export type ApplicationStatus = z.infer<typeof applicationStatus>;
+
+export type Application = Resource<ApplicationSpec, ApplicationStatus>;
+
+export function applicationNamespace(app: Application): string {
+  return app.spec.namespace ?? app.metadata.name;
+}

@@ -1,0 +1,142 @@
+import { stringify } from 'yaml';
+import { z } from 'zod';
+import { applicationSpec, applicationStatus } from './application.ts';
+import { GROUP, nameRule, type CelRule } from './meta.ts';
+import { versionSpec, versionStatus } from './version.ts';
+
+/** What a CRD needs beyond its zod schemas. */
+export interface ResourceDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  scope: 'Cluster' | 'Namespaced';
+  spec: z.ZodType;
+  status: z.ZodType;
+  printerColumns: { name: string; type: string; jsonPath: string; description?: string; priority?: number }[];
+  rules?: CelRule[];
+}
+
+const readyColumns = [
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
+];
+const ageColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+
+// Short names avoid Argo CD's `app`/`apps` (its Application CRD is common on clusters).
+export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
+  {
+    kind: 'Application',
+    plural: 'applications',
+    singular: 'application',
+    shortNames: ['bapp', 'bapps'],
+    scope: 'Cluster',
+    spec: applicationSpec,
+    status: applicationStatus,
+    printerColumns: [
+      { name: 'Environment', type: 'string', jsonPath: '.spec.environment' },
+      { name: 'Namespace', type: 'string', jsonPath: '.status.namespace' },
+      ...readyColumns,
+      ageColumn,
+    ],
+    rules: [nameRule(63)],
+  },
+  {
+    kind: 'Version',
+    plural: 'versions',
+    singular: 'version',
+    shortNames: ['bver', 'bvers'],
+    scope: 'Namespaced',
+    spec: versionSpec,
+    status: versionStatus,
+    printerColumns: [
+      { name: 'Image', type: 'string', jsonPath: '.spec.image' },
+      { name: 'Desired', type: 'integer', jsonPath: '.spec.replicas' },
+      { name: 'Ready-Pods', type: 'integer', jsonPath: '.status.readyReplicas' },
+      { name: 'QoS', type: 'string', jsonPath: '.status.qosClass', priority: 1 },
+      ...readyColumns,
+      ageColumn,
+    ],
+    // The per-version Service is named <version>-pods.
+    rules: [nameRule(58)],
+  },
+];
+
+type JsonSchema = { [key: string]: unknown };
+
+const SAFE_INTEGER_BOUNDS = new Set([Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]);
+
+/**
+ * zod's OpenAPI 3.0 output is close to a Kubernetes structural schema; this removes
+ * what the API server rejects or what only adds noise: `additionalProperties: false`
+ * (objects are closed by pruning already) and zod's implicit safe-integer bounds.
+ */
+function structural(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(structural);
+  if (node === null || typeof node !== 'object') return node;
+  const out: JsonSchema = {};
+  for (const [key, value] of Object.entries(node as JsonSchema)) {
+    if (key === '$schema') continue;
+    if (key === 'additionalProperties' && value === false) continue;
+    if ((key === 'minimum' || key === 'maximum') && SAFE_INTEGER_BOUNDS.has(value as number)) continue;
+    out[key] = structural(value);
+  }
+  return out;
+}
+
+export function openApiSchema(schema: z.ZodType): JsonSchema {
+  return structural(z.toJSONSchema(schema, { io: 'input', target: 'openapi-3.0' })) as JsonSchema;
+}
+
+export function customResourceDefinition(def: ResourceDefinition) {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${def.plural}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      scope: def.scope,
+      names: {
+        kind: def.kind,
+        listKind: `${def.kind}List`,
+        plural: def.plural,
+        singular: def.singular,
+        shortNames: def.shortNames,
+        categories: ['berth'],
+      },
+      versions: [
+        {
+          name: 'v1alpha1',
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: def.printerColumns,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: openApiSchema(def.spec),
+                status: openApiSchema(def.status),
+              },
+              ...(def.rules ? { 'x-kubernetes-validations': def.rules } : {}),
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** The contents of crds/: file name → YAML. */
+export function renderCrdFiles(): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const def of RESOURCE_DEFINITIONS) {
+    const header = `# Generated from src/api by \`make generate\`; do not edit.\n`;
+    files.set(`${GROUP}_${def.plural}.yaml`, header + stringify(customResourceDefinition(def), { lineWidth: 0 }));
+  }
+  return files;
+}

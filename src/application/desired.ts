@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { applicationNamespace, type Application } from '../api/application.ts';
+import { ownerReference } from '../kit/apply.ts';
+import { LABELS, managedLabels } from '../labels.ts';
+
+export const QUOTA_NAME = 'berth-quota';
+export const LIMIT_RANGE_NAME = 'berth-defaults';
+
+/** The ClusterRole (shipped in config/rbac) a member role binds to. */
+export function memberClusterRole(role: string): string {
+  return `berth-${role.toLowerCase()}`;
+}
+
+/** RoleBinding names must be DNS names; user names need not be (alice@example.com). */
+function memberBindingName(kind: string, name: string): string {
+  return `berth-member-${createHash('sha256').update(`${kind}/${name}`).digest('hex').slice(0, 12)}`;
+}
+
+/** Everything an Application owns in the cluster, as it should be. Pure. */
+export function desiredApplicationObjects(app: Application): KubernetesObject[] {
+  const name = app.metadata.name;
+  const namespace = applicationNamespace(app);
+  const owner = [ownerReference(app)];
+  const labels = managedLabels(name);
+  const objects: KubernetesObject[] = [];
+
+  objects.push({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name: namespace,
+      labels: {
+        ...labels,
+        [LABELS.environment]: app.spec.environment,
+        'pod-security.kubernetes.io/enforce': 'baseline',
+        'pod-security.kubernetes.io/warn': 'restricted',
+      },
+      ownerReferences: owner,
+    },
+  } as KubernetesObject);
+
+  objects.push({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace, labels, ownerReferences: owner },
+    spec: {
+      selector: { [LABELS.application]: name },
+      ports: app.spec.ports.map((port) => ({ name: port.name, port: port.port, targetPort: port.name, protocol: port.protocol })),
+    },
+  } as KubernetesObject);
+
+  const quota = app.spec.quota;
+  if (quota) {
+    const hard: Record<string, string> = {};
+    if (quota.cpu) hard['requests.cpu'] = quota.cpu;
+    if (quota.memory) hard['requests.memory'] = quota.memory;
+    if (quota.pods !== undefined) hard.pods = String(quota.pods);
+    objects.push({
+      apiVersion: 'v1',
+      kind: 'ResourceQuota',
+      metadata: { name: QUOTA_NAME, namespace, labels, ownerReferences: owner },
+      spec: { hard },
+    } as KubernetesObject);
+  }
+
+  const defaults = app.spec.defaults;
+  if (defaults && (defaults.requests || defaults.limits)) {
+    objects.push({
+      apiVersion: 'v1',
+      kind: 'LimitRange',
+      metadata: { name: LIMIT_RANGE_NAME, namespace, labels, ownerReferences: owner },
+      spec: {
+        limits: [
+          {
+            type: 'Container',
+            ...(defaults.requests ? { defaultRequest: defaults.requests } : {}),
+            ...(defaults.limits ? { default: defaults.limits } : {}),
+          },
+        ],
+      },
+    } as KubernetesObject);
+  }
+
+  for (const member of app.spec.members) {
+    objects.push({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: {
+        name: memberBindingName(member.kind, member.name),
+        namespace,
+        labels: { ...labels, 'berth.dev/role': member.role.toLowerCase() },
+        ownerReferences: owner,
+      },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: memberClusterRole(member.role) },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: member.kind, name: member.name }],
+    } as KubernetesObject);
+  }
+  return objects;
+}

@@ -1,0 +1,150 @@
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Namespace } from '@kubernetes/client-node';
+import { applicationNamespace, type Application, type ApplicationStatus } from '../api/application.ts';
+import { GROUP } from '../api/meta.ts';
+import type { OperatorContext } from '../context.ts';
+import { FIELD_MANAGER, isNotFound } from '../kit/apply.ts';
+import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
+import type { ReconcileResult } from '../kit/controller.ts';
+import { statusChanged } from '../kit/status.ts';
+import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
+import { desiredApplicationObjects } from './desired.ts';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const DELETE_POLL_MS = 1_000;
+
+export function createApplicationReconciler(ctx: OperatorContext) {
+  const core = ctx.kc.makeApiClient(CoreV1Api);
+  const custom = ctx.kc.makeApiClient(CustomObjectsApi);
+  const { caches, applier, events, logger } = ctx;
+
+  async function setFinalizers(app: Application, finalizers: string[]): Promise<void> {
+    // resourceVersion makes this a compare-and-swap: a concurrent change fails with 409 and is retried.
+    await custom.patchClusterCustomObject(
+      {
+        group: GROUP,
+        version: 'v1alpha1',
+        plural: 'applications',
+        name: app.metadata.name,
+        body: { metadata: { finalizers, resourceVersion: app.metadata.resourceVersion } },
+        fieldManager: FIELD_MANAGER,
+      },
+      mergePatch,
+    );
+  }
+
+  async function writeStatus(app: Application, status: ApplicationStatus): Promise<void> {
+    if (!statusChanged(app.status, status)) return;
+    await applier.applyStatus(app, 'applications', status);
+  }
+
+  function statusWith(app: Application, condition: ConditionInput, extra: Partial<ApplicationStatus> = {}): ApplicationStatus {
+    return {
+      ...app.status,
+      ...extra,
+      observedGeneration: app.metadata.generation,
+      namespace: applicationNamespace(app),
+      conditions: setCondition(app.status?.conditions, condition, app.metadata.generation),
+    };
+  }
+
+  /** The namespace as the API server has it, whether Berth manages it or not. */
+  async function readNamespace(name: string): Promise<V1Namespace | undefined> {
+    const cached = caches.namespaces.get(name);
+    if (cached) return cached;
+    try {
+      return await core.readNamespace({ name });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async function finalize(app: Application): Promise<ReconcileResult | void> {
+    const finalizers = app.metadata.finalizers ?? [];
+    if (!finalizers.includes(APPLICATION_FINALIZER)) return;
+    const namespaceName = applicationNamespace(app);
+    const namespace = await readNamespace(namespaceName);
+    if (namespace && namespace.metadata?.labels?.[LABELS.application] === app.metadata.name) {
+      if (!namespace.metadata.deletionTimestamp) {
+        await applier.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespaceName } });
+        logger.info({ application: app.metadata.name, namespace: namespaceName }, 'deleting the namespace of a deleted Application');
+        await events.normal(app, 'DeletingNamespace', `deleting namespace ${namespaceName} and everything in it`);
+      }
+      await writeStatus(
+        app,
+        statusWith(app, { type: 'Ready', status: 'False', reason: 'Deleting', message: `waiting for namespace ${namespaceName} to be deleted` }),
+      );
+      return { requeueAfterMs: DELETE_POLL_MS };
+    }
+    await setFinalizers(app, finalizers.filter((f) => f !== APPLICATION_FINALIZER));
+    logger.info({ application: app.metadata.name }, 'namespace gone; Application released');
+  }
+
+  return async function reconcileApplication(name: string): Promise<ReconcileResult | void> {
+    const app = caches.applications.get(name);
+    if (!app) return;
+    if (app.metadata.deletionTimestamp) return finalize(app);
+
+    const namespaceName = applicationNamespace(app);
+    const existing = await readNamespace(namespaceName);
+    const owner = existing?.metadata?.labels?.[LABELS.application];
+    if (existing && owner !== app.metadata.name) {
+      const message = owner
+        ? `namespace ${namespaceName} belongs to Application ${owner}; set spec.namespace to a free name`
+        : `namespace ${namespaceName} already exists and is not managed by Berth; set spec.namespace to a free name`;
+      if (findCondition(app.status?.conditions, 'Ready')?.reason !== 'NamespaceConflict') {
+        await events.warning(app, 'NamespaceConflict', message);
+      }
+      logger.info({ application: name, namespace: namespaceName, owner }, 'namespace conflict; not touching it');
+      await writeStatus(app, statusWith(app, { type: 'Ready', status: 'False', reason: 'NamespaceConflict', message }));
+      return;
+    }
+
+    if (!(app.metadata.finalizers ?? []).includes(APPLICATION_FINALIZER)) {
+      await setFinalizers(app, [...(app.metadata.finalizers ?? []), APPLICATION_FINALIZER]);
+      return; // the update event brings the Application back with its new resourceVersion
+    }
+
+    const [namespace, ...rest] = desiredApplicationObjects(app);
+    await applier.apply(namespace!);
+    await Promise.all(rest.map((object) => applier.apply(object)));
+    if (!existing) {
+      logger.info({ application: name, namespace: namespaceName }, 'created namespace');
+      await events.normal(app, 'NamespaceCreated', `created namespace ${namespaceName}`);
+    }
+    const selector = managedSelector(name);
+    const wanted = new Set(rest.map((object) => object.metadata!.name!));
+    const pruned = [
+      ...(await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', namespaceName, selector, wanted)),
+      ...(app.spec.quota ? [] : await applier.prune('v1', 'ResourceQuota', namespaceName, selector, new Set())),
+      ...(app.spec.defaults ? [] : await applier.prune('v1', 'LimitRange', namespaceName, selector, new Set())),
+    ];
+    if (pruned.length > 0) logger.info({ application: name, pruned }, 'removed objects no longer in the spec');
+
+    const versions = caches.versions.list(namespaceName).map((v) => ({
+      name: v.metadata.name,
+      image: v.spec.image,
+      replicas: v.spec.replicas,
+      readyReplicas: v.status?.readyReplicas ?? 0,
+      ready: findCondition(v.status?.conditions, 'Ready')?.status === 'True',
+    }));
+    let condition: ConditionInput;
+    if (versions.length === 0) {
+      condition = { type: 'Ready', status: 'False', reason: 'NoVersions', message: `create a Version in namespace ${namespaceName} to run the application` };
+    } else {
+      const notReady = versions.filter((v) => !v.ready).map((v) => v.name);
+      condition =
+        notReady.length === 0
+          ? { type: 'Ready', status: 'True', reason: 'Ready', message: `${versions.length} Version(s) ready` }
+          : { type: 'Ready', status: 'False', reason: 'VersionsNotReady', message: `not ready: ${notReady.sort().join(', ')}` };
+    }
+    const before = findCondition(app.status?.conditions, 'Ready');
+    if (before?.status !== condition.status && condition.status === 'True') await events.normal(app, 'Ready', condition.message);
+    await writeStatus(
+      app,
+      statusWith(app, condition, {
+        versions: versions.sort((a, b) => a.name.localeCompare(b.name)).map(({ ready: _ready, ...v }) => v),
+      }),
+    );
+  };
+}

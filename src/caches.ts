@@ -1,0 +1,72 @@
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesListObject,
+  type V1Deployment,
+  type V1Namespace,
+  type V1Pod,
+  type V1Service,
+} from '@kubernetes/client-node';
+import type { Application } from './api/application.ts';
+import { GROUP } from './api/meta.ts';
+import type { Version } from './api/version.ts';
+import { Informer } from './kit/informer.ts';
+import type { Logger } from './kit/log.ts';
+import { LABELS, MANAGED_BY } from './labels.ts';
+
+const managed = `${LABELS.managedBy}=${MANAGED_BY}`;
+
+type Listed<T> = KubernetesListObject<T & { metadata?: { name?: string } }>;
+
+/** The informers the operator reads the cluster through: only what Berth manages. */
+export function createCaches(kc: KubeConfig, logger: Logger) {
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const log = logger.child({ component: 'informer' });
+  return {
+    applications: new Informer<Application & { metadata: { name: string } }>(kc, {
+      name: 'applications',
+      path: `/apis/${GROUP}/v1alpha1/applications`,
+      list: async () => (await custom.listClusterCustomObject({ group: GROUP, version: 'v1alpha1', plural: 'applications' })) as Listed<Application>,
+      logger: log,
+    }),
+    versions: new Informer<Version & { metadata: { name: string } }>(kc, {
+      name: 'versions',
+      path: `/apis/${GROUP}/v1alpha1/versions`,
+      list: async () => (await custom.listCustomObjectForAllNamespaces({ group: GROUP, version: 'v1alpha1', resourcePlural: 'versions' })) as Listed<Version>,
+      logger: log,
+    }),
+    namespaces: new Informer<V1Namespace>(kc, {
+      name: 'namespaces',
+      path: '/api/v1/namespaces',
+      list: () => core.listNamespace({ labelSelector: managed }),
+      labelSelector: managed,
+      logger: log,
+    }),
+    services: new Informer<V1Service>(kc, {
+      name: 'services',
+      path: '/api/v1/services',
+      list: () => core.listServiceForAllNamespaces({ labelSelector: managed }),
+      labelSelector: managed,
+      logger: log,
+    }),
+    deployments: new Informer<V1Deployment>(kc, {
+      name: 'deployments',
+      path: '/apis/apps/v1/deployments',
+      list: () => apps.listDeploymentForAllNamespaces({ labelSelector: managed }),
+      labelSelector: managed,
+      logger: log,
+    }),
+    pods: new Informer<V1Pod>(kc, {
+      name: 'pods',
+      path: '/api/v1/pods',
+      list: () => core.listPodForAllNamespaces({ labelSelector: managed }),
+      labelSelector: managed,
+      logger: log,
+    }),
+  };
+}
+export type Caches = ReturnType<typeof createCaches>;

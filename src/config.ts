@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { ENVIRONMENTS } from './api/application.ts';
+import { quantity } from './api/meta.ts';
+import { TIERS } from './api/version.ts';
+
+const environmentPolicy = z.object({
+  minReplicas: z.int().min(0).max(1000).describe('Fewest replicas a Version may run with.'),
+  requireHealthCheck: z.boolean().describe('Versions must declare a health check (readiness and liveness probes).'),
+  forbidBestEffort: z.boolean().describe('Versions must request CPU and memory (no BestEffort QoS).'),
+});
+
+const tierPolicy = z
+  .object({
+    cpuOvercommit: z.number().min(1).max(100).describe('CPU limit divided by CPU request.'),
+    memoryOvercommit: z.number().min(1).max(100).describe('Memory limit divided by memory request.'),
+  })
+  .describe('1/1 gives Guaranteed QoS; anything above 1 gives Burstable.');
+
+const policyDefaults = {
+  environments: {
+    production: { minReplicas: 3, requireHealthCheck: true, forbidBestEffort: true },
+    staging: { minReplicas: 2, requireHealthCheck: true, forbidBestEffort: true },
+    testing: { minReplicas: 1, requireHealthCheck: false, forbidBestEffort: false },
+    development: { minReplicas: 1, requireHealthCheck: false, forbidBestEffort: false },
+  },
+  tiers: {
+    critical: { cpuOvercommit: 1, memoryOvercommit: 1 },
+    standard: { cpuOvercommit: 2, memoryOvercommit: 1.5 },
+    low: { cpuOvercommit: 5, memoryOvercommit: 1.5 },
+    batch: { cpuOvercommit: 10, memoryOvercommit: 1.5 },
+  },
+};
+
+/** The operator's configuration file (a ConfigMap in a cluster): platform policy and runtime settings. */
+export const operatorConfig = z.strictObject({
+  environments: z
+    .strictObject(Object.fromEntries(ENVIRONMENTS.map((env) => [env, environmentPolicy])) as Record<(typeof ENVIRONMENTS)[number], typeof environmentPolicy>)
+    .default(policyDefaults.environments),
+  tiers: z
+    .strictObject(Object.fromEntries(TIERS.map((tier) => [tier, tierPolicy])) as Record<(typeof TIERS)[number], typeof tierPolicy>)
+    .default(policyDefaults.tiers),
+  defaultResources: z
+    .strictObject({ cpu: quantity, memory: quantity })
+    .default({ cpu: '500m', memory: '512Mi' })
+    .describe('Limits of a Version that names neither cpu/memory nor explicit requests/limits.'),
+  leaderElection: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      namespace: z.string().min(1).default('berth-system'),
+      leaseName: z.string().min(1).default('berth-operator'),
+      leaseDurationSeconds: z.int().min(1).default(15),
+      renewDeadlineSeconds: z.int().min(1).default(10),
+      retryPeriodSeconds: z.int().min(1).default(2),
+    })
+    .refine((le) => le.renewDeadlineSeconds < le.leaseDurationSeconds, {
+      message: 'renewDeadlineSeconds must be shorter than leaseDurationSeconds',
+      path: ['renewDeadlineSeconds'],
+    })
+    .default({ enabled: true, namespace: 'berth-system', leaseName: 'berth-operator', leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2 }),
+  http: z
+    .strictObject({ host: z.string().default('0.0.0.0'), port: z.int().min(0).max(65535).default(8080) })
+    .default({ host: '0.0.0.0', port: 8080 })
+    .describe('Where /metrics, /healthz and /readyz are served.'),
+  concurrency: z
+    .strictObject({ applications: z.int().min(1).max(64).default(2), versions: z.int().min(1).max(64).default(4) })
+    .default({ applications: 2, versions: 4 }),
+});
+export type OperatorConfig = z.infer<typeof operatorConfig>;
+
+export class ConfigError extends Error {}
+
+/** Parses configuration text; every problem is reported with the path of its field. */
+export function parseOperatorConfig(text: string, source: string): OperatorConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text) ?? {};
+  } catch (error) {
+    throw new ConfigError(`${source}: not valid YAML: ${(error as Error).message}`);
+  }
+  const result = operatorConfig.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+    throw new ConfigError(`${source}: invalid operator configuration:\n${problems.join('\n')}`);
+  }
+  return result.data;
+}
+
+export function loadOperatorConfig(path: string | undefined): OperatorConfig {
+  if (!path) return operatorConfig.parse({});
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read operator configuration ${path}: ${(error as Error).message}`);
+  }
+  return parseOperatorConfig(text, path);
+}

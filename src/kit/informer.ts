@@ -1,0 +1,104 @@
+import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { errorMessage, type Logger } from './log.ts';
+
+export type ChangeHandler<T> = (object: T, event: 'add' | 'update' | 'delete') => void;
+
+export interface InformerOptions<T extends KubernetesObject> {
+  /** Name for logs, e.g. "versions". */
+  name: string;
+  /** API path to watch, e.g. /apis/apps/v1/deployments. */
+  path: string;
+  list: () => Promise<KubernetesListObject<T>>;
+  labelSelector?: string;
+  logger: Logger;
+}
+
+const RESTART_BASE_MS = 500;
+const RESTART_MAX_MS = 30_000;
+
+/**
+ * A cache of one kind of object kept current by list+watch. client-node's informer
+ * stops on any error except 410 (which relists); this one restarts itself with backoff,
+ * so a restarted or briefly unreachable API server only delays events.
+ */
+export class Informer<T extends KubernetesObject> {
+  private readonly inner;
+  private readonly handlers: ChangeHandler<T>[] = [];
+  private restartDelayMs = RESTART_BASE_MS;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private syncedResolve!: () => void;
+  readonly synced: Promise<void>;
+  private hasSynced = false;
+
+  private readonly options: InformerOptions<T>;
+
+  constructor(kc: KubeConfig, options: InformerOptions<T>) {
+    this.options = options;
+    this.inner = makeInformer<T>(kc, options.path, options.list, options.labelSelector);
+    this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
+    this.inner.on('add', (object) => this.emit(object, 'add'));
+    this.inner.on('update', (object) => this.emit(object, 'update'));
+    this.inner.on('delete', (object) => this.emit(object, 'delete'));
+    this.inner.on('connect', () => {
+      this.restartDelayMs = RESTART_BASE_MS;
+    });
+    this.inner.on('error', (error) => this.restartAfterError(error));
+  }
+
+  onChange(handler: ChangeHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  get isSynced(): boolean {
+    return this.hasSynced;
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.inner.get(name, namespace);
+  }
+
+  list(namespace?: string): ReadonlyArray<T> {
+    return this.inner.list(namespace);
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    try {
+      await this.inner.start();
+      this.markSynced();
+    } catch (error) {
+      this.restartAfterError(error);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.restartTimer);
+    await this.inner.stop();
+  }
+
+  private markSynced(): void {
+    if (this.hasSynced) return;
+    this.hasSynced = true;
+    this.syncedResolve();
+  }
+
+  private emit(object: T, event: 'add' | 'update' | 'delete'): void {
+    for (const handler of this.handlers) handler(object, event);
+  }
+
+  private restartAfterError(error: unknown): void {
+    if (this.stopped || this.restartTimer) return;
+    const delay = this.restartDelayMs;
+    this.restartDelayMs = Math.min(delay * 2, RESTART_MAX_MS);
+    this.options.logger.warn(
+      { informer: this.options.name, retryInMs: delay, err: errorMessage(error) },
+      'watch failed; restarting',
+    );
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopped) void this.start();
+    }, delay);
+  }
+}

@@ -1,0 +1,27 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+
+export interface HealthChecks {
+  /** The process works (event loop turns, not shutting down). */
+  live: () => boolean;
+  /** The process can do its job (caches synced, or standing by as a follower). */
+  ready: () => boolean;
+}
+
+/** Serves /metrics for Prometheus and /healthz, /readyz for the kubelet's probes. */
+export async function startHttpServer(
+  address: { host: string; port: number },
+  registry: Registry,
+  health: HealthChecks,
+  beforeScrape: () => void = () => {},
+): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false });
+  app.get('/metrics', async (_request, reply) => {
+    beforeScrape();
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+  app.get('/healthz', async (_request, reply) => (health.live() ? reply.send('ok') : reply.code(503).send('shutting down')));
+  app.get('/readyz', async (_request, reply) => (health.ready() ? reply.send('ok') : reply.code(503).send('not ready')));
+  await app.listen(address);
+  return app;
+}

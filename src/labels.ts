@@ -1,0 +1,20 @@
+/** Labels and annotations Berth puts on what it creates; selectors are built from them. */
+export const LABELS = {
+  managedBy: 'app.kubernetes.io/managed-by',
+  application: 'berth.dev/application',
+  version: 'berth.dev/version',
+  environment: 'berth.dev/environment',
+} as const;
+
+export const MANAGED_BY = 'berth';
+
+/** Finalizer that makes an Application wait until its namespace is gone. */
+export const APPLICATION_FINALIZER = 'berth.dev/namespace-cleanup';
+
+export function managedLabels(application: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { [LABELS.managedBy]: MANAGED_BY, [LABELS.application]: application, ...extra };
+}
+
+export function managedSelector(application: string): string {
+  return `${LABELS.managedBy}=${MANAGED_BY},${LABELS.application}=${application}`;
+}

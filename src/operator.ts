@@ -1,0 +1,140 @@
+import { hostname } from 'node:os';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { createApplicationReconciler } from './application/reconciler.ts';
+import { createCaches } from './caches.ts';
+import type { OperatorConfig } from './config.ts';
+import type { OperatorContext } from './context.ts';
+import { Applier } from './kit/apply.ts';
+import { Controller } from './kit/controller.ts';
+import { EventRecorder } from './kit/events.ts';
+import { LeaderElector } from './kit/leader.ts';
+import type { Logger } from './kit/log.ts';
+import { OperatorMetrics } from './kit/metrics.ts';
+import { startHttpServer } from './kit/server.ts';
+import { LABELS } from './labels.ts';
+import { createVersionReconciler, versionKey } from './version/reconciler.ts';
+
+export interface OperatorOptions {
+  kc: KubeConfig;
+  config: OperatorConfig;
+  logger: Logger;
+  identity?: string;
+}
+
+export interface RunningOperator {
+  /** Resolves when the operator has stopped; rejects if leadership was lost. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the operator: serves health and metrics at once, waits for leadership (when
+ * enabled), then fills the caches and runs the Application and Version controllers.
+ */
+export async function startOperator({ kc, config, logger, identity = `${hostname()}-${process.pid}` }: OperatorOptions): Promise<RunningOperator> {
+  const metrics = new OperatorMetrics();
+  const caches = createCaches(kc, logger);
+  const ctx: OperatorContext = {
+    kc,
+    config,
+    caches,
+    applier: new Applier(kc),
+    events: new EventRecorder(kc, 'berth-operator', logger),
+    metrics,
+    logger,
+  };
+  const applications = new Controller('application', createApplicationReconciler(ctx), {
+    concurrency: config.concurrency.applications,
+    metrics,
+    logger,
+  });
+  const versions = new Controller('version', createVersionReconciler(ctx), {
+    concurrency: config.concurrency.versions,
+    metrics,
+    logger,
+  });
+
+  let stopping = false;
+  let leading = !config.leaderElection.enabled;
+  const informers = Object.values(caches);
+  const server = await startHttpServer(
+    config.http,
+    metrics.registry,
+    {
+      live: () => !stopping,
+      // A standby replica is ready (healthy, waiting); a leader once its caches are filled.
+      ready: () => !stopping && (!leading || informers.every((informer) => informer.isSynced)),
+    },
+    () => {
+      applications.queue.observeInProgress();
+      versions.queue.observeInProgress();
+    },
+  );
+  logger.info({ http: config.http, identity }, 'serving /metrics, /healthz and /readyz');
+
+  const elector = config.leaderElection.enabled
+    ? new LeaderElector(kc, { ...config.leaderElection, identity }, metrics, logger)
+    : undefined;
+
+  let rejectDone!: (error: Error) => void;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+
+  const enqueueApplicationOf = (object: KubernetesObject) => {
+    const app = object.metadata?.labels?.[LABELS.application];
+    if (app) applications.enqueue(app);
+  };
+  const enqueueVersionOf = (object: KubernetesObject) => {
+    const version = object.metadata?.labels?.[LABELS.version];
+    const namespace = object.metadata?.namespace;
+    if (version && namespace) versions.enqueue(versionKey(namespace, version));
+  };
+  caches.applications.onChange((app) => {
+    applications.enqueue(app.metadata.name);
+    const namespace = app.spec.namespace ?? app.metadata.name;
+    for (const version of caches.versions.list(namespace)) versions.enqueue(versionKey(namespace, version.metadata.name));
+  });
+  caches.versions.onChange((version) => {
+    versions.enqueue(versionKey(version.metadata.namespace!, version.metadata.name));
+    const app = caches.namespaces.get(version.metadata.namespace!)?.metadata?.labels?.[LABELS.application];
+    if (app) applications.enqueue(app);
+  });
+  caches.namespaces.onChange(enqueueApplicationOf);
+  caches.services.onChange((service) => (service.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(service) : enqueueApplicationOf(service)));
+  caches.deployments.onChange(enqueueVersionOf);
+  caches.pods.onChange(enqueueVersionOf);
+
+  async function stop(): Promise<void> {
+    if (stopping) return done;
+    stopping = true;
+    logger.info('shutting down: finishing reconciles in flight');
+    await Promise.all([applications.stop(), versions.stop()]);
+    await Promise.all(informers.map((informer) => informer.stop()));
+    await elector?.release();
+    await server.close();
+    logger.info('stopped');
+    resolveDone();
+    return done;
+  }
+
+  void (async () => {
+    if (elector) {
+      const acquired = await elector.acquire(() => {
+        rejectDone(new Error('leadership lost'));
+      });
+      if (!acquired) return;
+      leading = true;
+    }
+    await Promise.all(informers.map((informer) => informer.start()));
+    await Promise.all(informers.map((informer) => informer.synced));
+    if (stopping) return;
+    logger.info('caches synced; starting controllers');
+    applications.start();
+    versions.start();
+  })().catch((error: unknown) => rejectDone(error instanceof Error ? error : new Error(String(error))));
+
+  return { done, stop };
+}

@@ -1,0 +1,108 @@
+import type { V1Deployment } from '@kubernetes/client-node';
+import type { Application } from '../api/application.ts';
+import type { Version, VersionStatus } from '../api/version.ts';
+import type { OperatorContext } from '../context.ts';
+import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
+import type { ReconcileResult } from '../kit/controller.ts';
+import { statusChanged } from '../kit/status.ts';
+import { LABELS, managedSelector } from '../labels.ts';
+import { checkPolicy, desiredVersionObjects } from './desired.ts';
+import { replicaCounts, versionReadiness } from './readiness.ts';
+import { qosClass } from './resources.ts';
+
+// A Version that is not ready yet is looked at again after this long even without
+// events, because "probe failing" is a matter of time passing.
+const NOT_READY_RECHECK_MS = 15_000;
+
+export function versionKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+export function createVersionReconciler(ctx: OperatorContext) {
+  const { caches, applier, events, metrics, logger, config } = ctx;
+
+  function applicationOf(namespace: string): Application | undefined {
+    const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
+    return appName ? caches.applications.get(appName) : undefined;
+  }
+
+  async function report(version: Version, status: VersionStatus, ready: ConditionInput): Promise<void> {
+    const before = findCondition(version.status?.conditions, 'Ready');
+    if (before?.status !== ready.status || before.reason !== ready.reason) {
+      logger.info({ version: versionKey(version.metadata.namespace!, version.metadata.name), ready: ready.status, reason: ready.reason, message: ready.message }, 'version readiness changed');
+      if (ready.status === 'True') await events.normal(version, ready.reason, ready.message);
+      else if (!['Deploying', 'RollingOut'].includes(ready.reason)) await events.warning(version, ready.reason, ready.message);
+    }
+    if (statusChanged(version.status, status)) await applier.applyStatus(version, 'versions', status);
+  }
+
+  function refused(version: Version, accepted: ConditionInput, application?: string): Promise<void> {
+    const generation = version.metadata.generation;
+    const ready: ConditionInput = { type: 'Ready', status: 'False', reason: accepted.reason, message: accepted.message };
+    let conditions = setCondition(version.status?.conditions, accepted, generation);
+    conditions = setCondition(conditions, ready, generation);
+    return report(version, { ...version.status, observedGeneration: generation, ...(application ? { application } : {}), conditions }, ready);
+  }
+
+  return async function reconcileVersion(key: string): Promise<ReconcileResult | void> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const version = caches.versions.get(name, namespace);
+    if (!version || version.metadata.deletionTimestamp) return;
+
+    const app = applicationOf(namespace);
+    if (!app) {
+      return refused(version, {
+        type: 'Accepted',
+        status: 'False',
+        reason: 'ApplicationNotFound',
+        message: `namespace ${namespace} is not the namespace of an Application; create Versions in their Application's namespace`,
+      });
+    }
+    const appName = app.metadata.name;
+    const verdict = checkPolicy(version, app, config);
+    if (verdict) {
+      // Whatever runs from an earlier, valid spec keeps running untouched.
+      metrics.policyRejections.inc({ namespace, application: appName });
+      return refused(version, { type: 'Accepted', status: 'False', reason: verdict.reason, message: verdict.problems.join('; ') }, appName);
+    }
+
+    const { objects, resources } = desiredVersionObjects(version, app, config);
+    const previous = caches.deployments.get(name, namespace);
+    const [deployment] = (await Promise.all(objects.map((object) => applier.apply(object)))) as [V1Deployment, ...unknown[]];
+    if (!version.spec.autoscaling && version.metadata.generation !== version.status?.observedGeneration) {
+      await applier.prune('autoscaling/v2', 'HorizontalPodAutoscaler', namespace, `${managedSelector(appName)},${LABELS.version}=${name}`, new Set());
+    }
+
+    const labels = { namespace, application: appName };
+    if (!previous) {
+      metrics.deploys.inc(labels);
+      logger.info({ version: key, image: version.spec.image }, 'deployed version');
+      await events.normal(version, 'Deployed', `created Deployment ${name} running ${version.spec.image}`);
+    } else if (!version.spec.autoscaling && previous.spec?.replicas !== undefined && previous.spec.replicas !== version.spec.replicas) {
+      const direction = version.spec.replicas > previous.spec.replicas ? 'up' : 'down';
+      metrics.scalings.inc({ ...labels, direction });
+      logger.info({ version: key, from: previous.spec.replicas, to: version.spec.replicas }, 'scaled version');
+      await events.normal(version, 'Scaled', `scaled from ${previous.spec.replicas} to ${version.spec.replicas} replicas`);
+    }
+
+    // The applied object is fresher than the cache; its status is the controller's latest.
+    const pods = caches.pods.list(namespace).filter((pod) => pod.metadata?.labels?.[LABELS.version] === name);
+    const ready = versionReadiness(deployment, pods);
+    const generation = version.metadata.generation;
+    let conditions = setCondition(version.status?.conditions, { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'the Version meets the platform policy' }, generation);
+    conditions = setCondition(conditions, ready, generation);
+    await report(
+      version,
+      {
+        observedGeneration: generation,
+        application: appName,
+        ...replicaCounts(deployment),
+        qosClass: qosClass(resources),
+        resources,
+        conditions,
+      },
+      ready,
+    );
+    return ready.status === 'True' ? undefined : { requeueAfterMs: NOT_READY_RECHECK_MS };
+  };
+}
