@@ -15,10 +15,10 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['./test/support/cluster-setup.ts'],
-          // Each file gets its own namespaces; files run side by side against one cluster.
+          // Files run one after another: several start operators, which act cluster-wide.
+          fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 120_000,
-          maxWorkers: 2,
         },
       },
     ],

@@ -10,6 +10,7 @@
 #   hack/cluster.sh status    exit 0 when healthy, print what runs
 #   hack/cluster.sh env       print the variables that point clients at the cluster
 #   hack/cluster.sh exec CMD  run CMD inside the namespace with KUBECONFIG set
+#   hack/cluster.sh restart C stop and start one component (e.g. kube-apiserver), keeping state
 #   hack/cluster.sh logs      print where the component logs are
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -296,6 +297,21 @@ cmd_status() {
   return $rc
 }
 
+cmd_restart() {
+  local name=${1:-}
+  [[ " ${COMPONENTS[*]} " == *" $name "* ]] || die "usage: hack/cluster.sh restart {${COMPONENTS[*]}}"
+  if pid_alive "$name"; then
+    local pid
+    pid=$(cat "$RUN/$name.pid")
+    kill -TERM "$pid"
+    for _ in $(seq 100); do pid_alive "$name" || break; sleep 0.1; done
+    pid_alive "$name" && kill -KILL "$pid"
+  fi
+  start_component "$name"
+  wait_for 120 "$name" healthy
+  log "$name restarted"
+}
+
 cmd_env() {
   cat <<EOF
 export BERTH_NETNS=$NETNS
@@ -322,6 +338,7 @@ case ${1:-} in
   status) cmd_status ;;
   env) cmd_env ;;
   exec) shift; cmd_exec "$@" ;;
+  restart) shift; cmd_restart "$@" ;;
   logs) echo "$LOGS" ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

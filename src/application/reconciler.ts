@@ -1,40 +1,27 @@
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Namespace } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Namespace } from '@kubernetes/client-node';
 import { applicationNamespace, type Application, type ApplicationStatus } from '../api/application.ts';
-import { GROUP } from '../api/meta.ts';
 import type { OperatorContext } from '../context.ts';
-import { FIELD_MANAGER, isNotFound } from '../kit/apply.ts';
+import { isNotFound } from '../kit/apply.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
 import { statusChanged } from '../kit/status.ts';
 import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
 import { desiredApplicationObjects } from './desired.ts';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const DELETE_POLL_MS = 1_000;
 
 export function createApplicationReconciler(ctx: OperatorContext) {
   const core = ctx.kc.makeApiClient(CoreV1Api);
-  const custom = ctx.kc.makeApiClient(CustomObjectsApi);
   const { caches, applier, events, logger } = ctx;
 
   async function setFinalizers(app: Application, finalizers: string[]): Promise<void> {
     // resourceVersion makes this a compare-and-swap: a concurrent change fails with 409 and is retried.
-    await custom.patchClusterCustomObject(
-      {
-        group: GROUP,
-        version: 'v1alpha1',
-        plural: 'applications',
-        name: app.metadata.name,
-        body: { metadata: { finalizers, resourceVersion: app.metadata.resourceVersion } },
-        fieldManager: FIELD_MANAGER,
-      },
-      mergePatch,
-    );
+    await applier.mergePatch(app, { metadata: { finalizers, resourceVersion: app.metadata.resourceVersion } });
   }
 
   async function writeStatus(app: Application, status: ApplicationStatus): Promise<void> {
     if (!statusChanged(app.status, status)) return;
-    await applier.applyStatus(app, 'applications', status);
+    await applier.applyStatus(app, status);
   }
 
   function statusWith(app: Application, condition: ConditionInput, extra: Partial<ApplicationStatus> = {}): ApplicationStatus {

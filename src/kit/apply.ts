@@ -1,13 +1,5 @@
-import {
-  ApiException,
-  CustomObjectsApi,
-  KubernetesObjectApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
-import { GROUP } from '../api/meta.ts';
+import { ApiException, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { KubeRest } from './rest.ts';
 
 /** The one field manager every write of the operator uses. */
 export const FIELD_MANAGER = 'berth-operator';
@@ -39,7 +31,37 @@ export function ownerReference(owner: OwnerRef) {
   };
 }
 
-const ssa = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+/** REST resource names of the kinds Berth writes; no discovery round-trips needed. */
+const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
+  'v1/Namespace': { plural: 'namespaces', namespaced: false },
+  'v1/Service': { plural: 'services', namespaced: true },
+  'v1/ResourceQuota': { plural: 'resourcequotas', namespaced: true },
+  'v1/LimitRange': { plural: 'limitranges', namespaced: true },
+  'rbac.authorization.k8s.io/v1/RoleBinding': { plural: 'rolebindings', namespaced: true },
+  'apps/v1/Deployment': { plural: 'deployments', namespaced: true },
+  'autoscaling/v2/HorizontalPodAutoscaler': { plural: 'horizontalpodautoscalers', namespaced: true },
+  'berth.dev/v1alpha1/Application': { plural: 'applications', namespaced: false },
+  'berth.dev/v1alpha1/Version': { plural: 'versions', namespaced: true },
+};
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}
+
+function collectionPath(apiVersion: string, kind: string, namespace?: string): string {
+  const resource = RESOURCES[`${apiVersion}/${kind}`];
+  if (!resource) throw new Error(`Berth does not write ${kind} (${apiVersion})`);
+  const group = apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`;
+  if (!resource.namespaced) return `${group}/${resource.plural}`;
+  if (!namespace) throw new Error(`${kind} needs a namespace`);
+  return `${group}/namespaces/${namespace}/${resource.plural}`;
+}
+
+function objectPath(ref: ObjectRef): string {
+  return `${collectionPath(ref.apiVersion, ref.kind, ref.metadata.namespace)}/${ref.metadata.name}`;
+}
 
 /**
  * Writes through server-side apply with one field manager: the desired object is sent
@@ -47,58 +69,55 @@ const ssa = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
  * sending are removed. Idempotent, so a reconcile can always re-apply everything.
  */
 export class Applier {
-  private readonly objects: KubernetesObjectApi;
-  private readonly custom: CustomObjectsApi;
+  private readonly rest: KubeRest;
 
   constructor(kc: KubeConfig) {
-    this.objects = KubernetesObjectApi.makeApiClient(kc);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.rest = new KubeRest(kc);
   }
 
   async apply<T extends KubernetesObject>(object: T): Promise<T> {
-    return this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    return this.rest.request<T>('PATCH', objectPath(object as unknown as ObjectRef), {
+      body: object,
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager: FIELD_MANAGER, force: true },
+    });
   }
 
   /** Applies the status subresource of a Berth custom resource. */
-  async applyStatus(
-    resource: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } },
-    plural: string,
-    status: unknown,
-  ): Promise<void> {
-    const body = {
-      apiVersion: resource.apiVersion,
-      kind: resource.kind,
-      metadata: { name: resource.metadata.name, ...(resource.metadata.namespace ? { namespace: resource.metadata.namespace } : {}) },
-      status,
-    };
-    const common = { group: GROUP, version: 'v1alpha1', plural, name: resource.metadata.name, body, fieldManager: FIELD_MANAGER, force: true };
-    if (resource.metadata.namespace) {
-      await this.custom.patchNamespacedCustomObjectStatus({ ...common, namespace: resource.metadata.namespace }, ssa);
-    } else {
-      await this.custom.patchClusterCustomObjectStatus(common, ssa);
-    }
+  async applyStatus(resource: ObjectRef, status: unknown): Promise<void> {
+    const { name, namespace } = resource.metadata;
+    await this.rest.request('PATCH', `${objectPath(resource)}/status`, {
+      body: { apiVersion: resource.apiVersion, kind: resource.kind, metadata: { name, ...(namespace ? { namespace } : {}) }, status },
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager: FIELD_MANAGER, force: true },
+    });
+  }
+
+  /** A JSON merge patch, e.g. of metadata.finalizers together with the resourceVersion it was read at. */
+  async mergePatch(ref: ObjectRef, patch: unknown): Promise<void> {
+    await this.rest.request('PATCH', objectPath(ref), {
+      body: patch,
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager: FIELD_MANAGER },
+    });
   }
 
   /** Deletes an object; one that is already gone counts as deleted. */
-  async delete(object: KubernetesObject, propagationPolicy: 'Background' | 'Foreground' = 'Background'): Promise<void> {
+  async delete(ref: ObjectRef, propagationPolicy: 'Background' | 'Foreground' = 'Background'): Promise<void> {
     try {
-      await this.objects.delete(object, undefined, undefined, undefined, undefined, propagationPolicy);
+      await this.rest.request('DELETE', objectPath(ref), { body: { propagationPolicy } });
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
   }
 
   /** Deletes the objects of a kind that carry `labelSelector` but are not in `keep`. */
-  async prune(
-    apiVersion: string,
-    kind: string,
-    namespace: string,
-    labelSelector: string,
-    keep: ReadonlySet<string>,
-  ): Promise<string[]> {
-    const existing = await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
-    const stale = existing.items.filter((item) => !keep.has(item.metadata?.name ?? ''));
-    await Promise.all(stale.map((item) => this.delete({ apiVersion, kind, metadata: { name: item.metadata!.name!, namespace } })));
-    return stale.map((item) => item.metadata!.name!);
+  async prune(apiVersion: string, kind: string, namespace: string, labelSelector: string, keep: ReadonlySet<string>): Promise<string[]> {
+    const list = await this.rest.request<{ items: { metadata: { name: string } }[] }>('GET', collectionPath(apiVersion, kind, namespace), {
+      query: { labelSelector },
+    });
+    const stale = list.items.map((item) => item.metadata.name).filter((name) => !keep.has(name));
+    await Promise.all(stale.map((name) => this.delete({ apiVersion, kind, metadata: { name, namespace } })));
+    return stale;
   }
 }

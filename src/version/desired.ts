@@ -62,11 +62,23 @@ function probe(version: Version, app: Application, livenessFactor: number) {
   };
 }
 
+/**
+ * The replicas to ask for. With autoscaling the HPA decides; Berth keeps what runs now
+ * (within the HPA's bounds) so that re-applying never fights the autoscaler and a new
+ * Deployment starts at minReplicas rather than at one.
+ */
+export function desiredReplicas(spec: Version['spec'], running: number | undefined): number {
+  if (!spec.autoscaling) return spec.replicas;
+  const { minReplicas, maxReplicas } = spec.autoscaling;
+  return Math.min(Math.max(running ?? minReplicas, minReplicas), maxReplicas);
+}
+
 /** The Deployment, per-version Service and (with autoscaling) HPA of a Version. Pure. */
 export function desiredVersionObjects(
   version: Version,
   app: Application,
   config: OperatorConfig,
+  runningReplicas?: number,
 ): { objects: KubernetesObject[]; resources: EffectiveResources } {
   const name = version.metadata.name;
   const namespace = version.metadata.namespace!;
@@ -99,7 +111,7 @@ export function desiredVersionObjects(
     kind: 'Deployment',
     metadata: { name, namespace, labels, ownerReferences: owner },
     spec: {
-      ...(spec.autoscaling ? {} : { replicas: spec.replicas }),
+      replicas: desiredReplicas(spec, runningReplicas),
       selector: { matchLabels: selector },
       revisionHistoryLimit: 3,
       progressDeadlineSeconds: 600,

@@ -33,7 +33,7 @@ export function createVersionReconciler(ctx: OperatorContext) {
       if (ready.status === 'True') await events.normal(version, ready.reason, ready.message);
       else if (!['Deploying', 'RollingOut'].includes(ready.reason)) await events.warning(version, ready.reason, ready.message);
     }
-    if (statusChanged(version.status, status)) await applier.applyStatus(version, 'versions', status);
+    if (statusChanged(version.status, status)) await applier.applyStatus(version, status);
   }
 
   function refused(version: Version, accepted: ConditionInput, application?: string): Promise<void> {
@@ -66,8 +66,8 @@ export function createVersionReconciler(ctx: OperatorContext) {
       return refused(version, { type: 'Accepted', status: 'False', reason: verdict.reason, message: verdict.problems.join('; ') }, appName);
     }
 
-    const { objects, resources } = desiredVersionObjects(version, app, config);
     const previous = caches.deployments.get(name, namespace);
+    const { objects, resources } = desiredVersionObjects(version, app, config, previous?.spec?.replicas);
     const [deployment] = (await Promise.all(objects.map((object) => applier.apply(object)))) as [V1Deployment, ...unknown[]];
     if (!version.spec.autoscaling && version.metadata.generation !== version.status?.observedGeneration) {
       await applier.prune('autoscaling/v2', 'HorizontalPodAutoscaler', namespace, `${managedSelector(appName)},${LABELS.version}=${name}`, new Set());

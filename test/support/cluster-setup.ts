@@ -1,19 +1,24 @@
-import { clients } from './kube.ts';
+import { clients, isNotFound } from './kube.ts';
+import { installCrds, kubectlApply } from './manifests.ts';
+
+export const OPERATOR_NAMESPACE = 'berth-system';
 
 /**
  * Integration tests need the local cluster (or any cluster KUBECONFIG points at) and,
  * for traffic to pod IPs, its network namespace. `make test` provides both; this check
- * turns a missing cluster into one clear message instead of a wall of timeouts.
+ * turns a missing cluster into one clear message instead of a wall of timeouts. It then
+ * installs what the operator expects to find: the CRDs, the member ClusterRoles and the
+ * namespace of its leader-election lease.
  */
-export default async function checkCluster(): Promise<void> {
+export default async function setUpCluster(): Promise<void> {
   if (!process.env.KUBECONFIG) {
     throw new Error(
       'KUBECONFIG is not set. Run the integration tests through `make test`, or inside the ' +
         'local cluster: `hack/cluster.sh up && hack/cluster.sh exec npx vitest run --project integration`.',
     );
   }
+  const { core, version } = clients();
   try {
-    const { version } = clients();
     await version.getCode();
   } catch (error) {
     throw new Error(
@@ -21,5 +26,13 @@ export default async function checkCluster(): Promise<void> {
         'start it with `hack/cluster.sh up`',
       { cause: error },
     );
+  }
+  await installCrds('crds');
+  await kubectlApply('config/rbac/member-roles.yaml');
+  try {
+    await core.readNamespace({ name: OPERATOR_NAMESPACE });
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } });
   }
 }

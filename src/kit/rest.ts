@@ -1,0 +1,71 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { ApiException, type KubeConfig } from '@kubernetes/client-node';
+
+export interface RestRequest {
+  body?: unknown;
+  contentType?: string;
+  query?: Record<string, string | boolean | undefined>;
+}
+
+/**
+ * Plain JSON requests to the API server with the kubeconfig's credentials. client-node's
+ * typed clients serialize bodies through their generated models, which silently drop
+ * fields the models name differently or do not know (a CRD's `default`, newer pod
+ * fields); what Berth writes must reach the API server exactly as computed. Errors are
+ * client-node's ApiException, so one set of checks (404, 409) serves both.
+ */
+export class KubeRest {
+  private readonly kc: KubeConfig;
+  private readonly server: URL;
+
+  constructor(kc: KubeConfig) {
+    this.kc = kc;
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    this.server = new URL(cluster.server);
+  }
+
+  async request<T>(method: string, path: string, { body, contentType = 'application/json', query = {} }: RestRequest = {}): Promise<T> {
+    const url = new URL(path, this.server);
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const options: RequestOptions = {
+      method,
+      headers: {
+        Accept: 'application/json',
+        ...(payload !== undefined ? { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) } : {}),
+      },
+    };
+    await this.kc.applyToHTTPSOptions(options);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<T>((resolve, reject) => {
+      const req = send(url, options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
+            resolve((text ? JSON.parse(text) : undefined) as T);
+            return;
+          }
+          let message = text;
+          try {
+            message = (JSON.parse(text) as { message?: string }).message ?? text;
+          } catch {
+            // not a Status object; keep the raw text
+          }
+          reject(new ApiException(status, `${method} ${url.pathname}: ${message}`, text, res.headers as Record<string, string>));
+        });
+      });
+      req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${url.pathname}: no answer within 30s`)));
+      req.on('error', reject);
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+}

@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { afterAll } from 'vitest';
+import type { Application } from '../../src/api/application.ts';
+import type { Condition } from '../../src/api/meta.ts';
+import type { Version } from '../../src/api/version.ts';
+import { isNotFound, testKubeConfig } from './kube.ts';
+import { waitFor } from './wait.ts';
+
+const group = 'berth.dev';
+const version = 'v1alpha1';
+
+/** Typed access to Berth's custom resources for tests. */
+export function berthClient(kc: KubeConfig = testKubeConfig()) {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const client = {
+    async createApplication(name: string, spec: Record<string, unknown>): Promise<Application> {
+      return (await custom.createClusterCustomObject({
+        group,
+        version,
+        plural: 'applications',
+        body: { apiVersion: `${group}/${version}`, kind: 'Application', metadata: { name }, spec },
+      })) as Application;
+    },
+    async getApplication(name: string): Promise<Application | undefined> {
+      try {
+        return (await custom.getClusterCustomObject({ group, version, plural: 'applications', name })) as Application;
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    async patchApplicationSpec(name: string, spec: Record<string, unknown>): Promise<void> {
+      await custom.patchClusterCustomObject({ group, version, plural: 'applications', name, body: [{ op: 'add', path: '/spec', value: spec }] });
+    },
+    async deleteApplication(name: string): Promise<void> {
+      try {
+        await custom.deleteClusterCustomObject({ group, version, plural: 'applications', name });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    },
+    async createVersion(namespace: string, name: string, spec: Record<string, unknown>): Promise<Version> {
+      return (await custom.createNamespacedCustomObject({
+        group,
+        version,
+        namespace,
+        plural: 'versions',
+        body: { apiVersion: `${group}/${version}`, kind: 'Version', metadata: { name, namespace }, spec },
+      })) as Version;
+    },
+    async getVersion(namespace: string, name: string): Promise<Version | undefined> {
+      try {
+        return (await custom.getNamespacedCustomObject({ group, version, namespace, plural: 'versions', name })) as Version;
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    async patchVersionSpec(namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
+      await custom.patchNamespacedCustomObject(
+        { group, version, namespace, plural: 'versions', name, body: [{ op: 'add', path: '/spec', value: spec }] },
+      );
+    },
+    async deleteVersion(namespace: string, name: string): Promise<void> {
+      try {
+        await custom.deleteNamespacedCustomObject({ group, version, namespace, plural: 'versions', name });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    },
+    /** Waits until the Version has the condition with this status (and reason, if given). */
+    async versionCondition(namespace: string, name: string, type: string, status: string, reason?: string, timeoutMs = 60_000): Promise<Condition> {
+      return waitFor(
+        async () => {
+          const current = await client.getVersion(namespace, name);
+          const condition = current?.status?.conditions?.find((c) => c.type === type);
+          return condition && condition.status === status && (!reason || condition.reason === reason) ? condition : undefined;
+        },
+        { description: `Version ${namespace}/${name} to have ${type}=${status}${reason ? ` (${reason})` : ''}`, timeoutMs },
+      );
+    },
+    async applicationCondition(name: string, type: string, status: string, reason?: string, timeoutMs = 60_000): Promise<Condition> {
+      return waitFor(
+        async () => {
+          const current = await client.getApplication(name);
+          const condition = current?.status?.conditions?.find((c) => c.type === type);
+          return condition && condition.status === status && (!reason || condition.reason === reason) ? condition : undefined;
+        },
+        { description: `Application ${name} to have ${type}=${status}${reason ? ` (${reason})` : ''}`, timeoutMs },
+      );
+    },
+  };
+  return client;
+}
+
+/** A unique Application name for a test, deleted (with its namespace) after the file's tests. */
+export function testApplicationName(prefix: string, kc?: KubeConfig): string {
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  afterAll(async () => {
+    const berth = berthClient(kc);
+    await berth.deleteApplication(name);
+    await waitFor(async () => (await berth.getApplication(name)) === undefined, {
+      description: `Application ${name} to be deleted`,
+      timeoutMs: 90_000,
+    }).catch(() => undefined);
+  });
+  return name;
+}

@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { waitFor } from './wait.ts';
+
+export interface OperatorProcess {
+  readonly identity: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** Everything the process logged so far (JSON lines). */
+  logs(): string;
+  /** Prometheus text from its /metrics. */
+  metrics(): Promise<string>;
+  /** Value of one sample, e.g. metric('leader_election_master_status', {name: 'x'}). */
+  metric(name: string, labels?: Record<string, string>): Promise<number | undefined>;
+  /** SIGTERM and wait for a clean exit; returns the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: the process dies mid-whatever, as in a node crash. */
+  kill(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** Writes an operator configuration file; leaderElection defaults to a lease of its own. */
+export function operatorConfigFile(config: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-config-'));
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+/** Runs `berth operator` as a real child process against the test cluster. */
+export async function startOperatorProcess(options: { identity: string; configFile?: string }): Promise<OperatorProcess> {
+  const port = await freePort();
+  const args = ['src/cli.ts', 'operator', '--http-port', String(port), '--identity', options.identity];
+  if (options.configFile) args.push('--config', options.configFile);
+  const child = spawn(process.execPath, args, { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const metrics = async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    return response.text();
+  };
+  const handle: OperatorProcess = {
+    identity: options.identity,
+    port,
+    child,
+    exited,
+    logs: () => output,
+    metrics,
+    async metric(name, labels = {}) {
+      const text = await metrics();
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(name)) continue;
+        const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+        if (!match || match[1] !== name) continue;
+        const present = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+        if (Object.entries(labels).every(([k, v]) => present[k] === v)) return Number(match[4]);
+      }
+      return undefined;
+    },
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`operator exited with ${child.exitCode}:\n${output}`);
+      const response = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      return response.ok;
+    },
+    { description: `operator ${options.identity} to serve /healthz`, timeoutMs: 30_000 },
+  );
+  return handle;
+}
