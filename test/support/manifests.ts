@@ -1,7 +1,25 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { stringify } from 'yaml';
 
 const run = promisify(execFile);
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real kubectl; a manifest given as `input` is sent as YAML on stdin. */
+export async function kubectl(args: string[], input?: unknown): Promise<KubectlResult> {
+  return new Promise((resolve) => {
+    const child = execFile('kubectl', args, { timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin!.end(input === undefined ? '' : stringify(input));
+  });
+}
 
 /**
  * `kubectl apply --server-side` of manifest files, with the real kubectl: typed

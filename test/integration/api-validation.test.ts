@@ -1,0 +1,100 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_VERSION } from '../../src/api/meta.ts';
+import { berthClient } from '../support/berth.ts';
+import { testNamespace } from '../support/kube.ts';
+import { kubectl } from '../support/manifests.ts';
+
+const application = (name: string, spec: Record<string, unknown>) => ({ apiVersion: API_VERSION, kind: 'Application', metadata: { name }, spec });
+const version = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: API_VERSION,
+  kind: 'Version',
+  metadata: { name },
+  spec,
+});
+const image = 'registry.example/shop:1.0';
+
+/** Each manifest must be refused by the API server itself, with this message. */
+const invalid: Array<{ what: string; manifest: unknown; message: RegExp }> = [
+  { what: 'Application without environment', manifest: application('shop', {}), message: /spec\.environment: Required value/ },
+  { what: 'unknown environment', manifest: application('shop', { environment: 'prod' }), message: /spec\.environment: Unsupported value: "prod"/ },
+  { what: 'Application name that is not a DNS label', manifest: application('shop.v1', { environment: 'testing' }), message: /metadata\.name must be at most 63 lower-case letters/ },
+  { what: 'Application name starting with a digit', manifest: application('1shop', { environment: 'testing' }), message: /starting with a letter/ },
+  { what: 'namespace that is not a DNS label', manifest: application('shop', { environment: 'testing', namespace: 'Shop_NS' }), message: /spec\.namespace: Invalid value: .*must be a DNS label|spec\.namespace in body should match/ },
+  { what: 'unknown member role', manifest: application('shop', { environment: 'testing', members: [{ name: 'ann', role: 'Admin' }] }), message: /spec\.members\[0\]\.role: Unsupported value: "Admin"/ },
+  { what: 'the same member twice', manifest: application('shop', { environment: 'testing', members: [{ name: 'ann', role: 'Owner' }, { name: 'ann', role: 'Guest' }] }), message: /each user or group may appear in members only once/ },
+  { what: 'duplicate port names', manifest: application('shop', { environment: 'testing', ports: [{ name: 'http', port: 80 }, { name: 'http', port: 81 }] }), message: /port names must be unique/ },
+  { what: 'port out of range', manifest: application('shop', { environment: 'testing', ports: [{ name: 'http', port: 70000 }] }), message: /spec\.ports\[0\]\.port: Invalid value: 70000: .*less than or equal to 65535/ },
+  { what: 'quota that is not a quantity', manifest: application('shop', { environment: 'testing', quota: { cpu: 'lots' } }), message: /spec\.quota\.cpu in body should match/ },
+  { what: 'Version without image', manifest: version('v1', {}), message: /spec\.image: Required value/ },
+  { what: 'image with spaces', manifest: version('v1', { image: 'shop 1.0' }), message: /spec\.image in body should match/ },
+  { what: 'negative replicas', manifest: version('v1', { image, replicas: -1 }), message: /spec\.replicas: Invalid value: -1: .*greater than or equal to 0/ },
+  { what: 'unknown tier', manifest: version('v1', { image, resources: { tier: 'gold' } }), message: /spec\.resources\.tier: Unsupported value: "gold"/ },
+  { what: 'tier sizing mixed with explicit limits', manifest: version('v1', { image, resources: { cpu: '1', limits: { cpu: '2' } } }), message: /give either cpu\/memory with a tier, or explicit requests\/limits, not both/ },
+  { what: 'probe timeout longer than its period', manifest: version('v1', { image, healthCheck: { periodSeconds: 5, timeoutSeconds: 10 } }), message: /timeoutSeconds must not exceed periodSeconds/ },
+  { what: 'health-check path that is not absolute', manifest: version('v1', { image, healthCheck: { path: 'healthz' } }), message: /spec\.healthCheck\.path in body should match/ },
+  { what: 'autoscaling min above max', manifest: version('v1', { image, autoscaling: { minReplicas: 5, maxReplicas: 2 } }), message: /minReplicas must not exceed maxReplicas/ },
+  { what: 'duplicate environment variables', manifest: version('v1', { image, env: [{ name: 'A', value: '1' }, { name: 'A', value: '2' }] }), message: /environment variable names must be unique/ },
+  { what: 'drain longer than ten minutes', manifest: version('v1', { image, drainSeconds: 3600 }), message: /spec\.drainSeconds: Invalid value: 3600: .*less than or equal to 600/ },
+  { what: 'Version name too long for its Services', manifest: version('v'.repeat(59), { image }), message: /metadata\.name must be at most 58/ },
+];
+
+let namespace: string;
+beforeAll(async () => {
+  namespace = await testNamespace('validation');
+});
+
+describe('the API server rejects invalid specs', () => {
+  it.each(invalid)('$what', async ({ manifest, message }) => {
+    const result = await kubectl(['create', '--dry-run=server', '-n', namespace, '-f', '-'], manifest);
+    expect(result.code, `accepted although invalid: ${JSON.stringify(manifest)}`).not.toBe(0);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it.each(readdirSync('config/samples'))('accepts the sample %s', async (file) => {
+    const manifest = parse(readFileSync(join('config/samples', file), 'utf8'));
+    // Samples name their app's namespace, which does not exist here.
+    delete manifest.metadata.namespace;
+    const result = await kubectl(['create', '--dry-run=server', '-n', namespace, '-f', '-'], manifest);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+});
+
+describe('immutable fields', () => {
+  const berth = berthClient();
+  const name = 'immutable-check';
+
+  beforeAll(async () => {
+    await berth.createApplication(name, { environment: 'testing', namespace: `${name}-home` });
+    await berth.createVersion(namespace, 'v1', { image, replicas: 0 });
+  });
+  afterAll(async () => {
+    await berth.deleteVersion(namespace, 'v1');
+    // No operator runs in this file, so nothing removes a finalizer; the object goes at once.
+    await berth.deleteApplication(name);
+  });
+
+  it('refuses a new image on an existing Version', async () => {
+    const result = await kubectl(['patch', 'versions.berth.dev', 'v1', '-n', namespace, '--type=merge', '-p', JSON.stringify({ spec: { image: 'registry.example/shop:2.0' } })]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/image cannot change: create a new Version for a new image/);
+  });
+
+  it('refuses moving an Application to another namespace, or dropping its namespace', async () => {
+    const moved = await kubectl(['patch', 'applications.berth.dev', name, '--type=merge', '-p', JSON.stringify({ spec: { namespace: 'elsewhere' } })]);
+    expect(moved.code).not.toBe(0);
+    expect(moved.stderr).toMatch(/namespace cannot change/);
+    const dropped = await kubectl(['patch', 'applications.berth.dev', name, '--type=json', '-p', JSON.stringify([{ op: 'remove', path: '/spec/namespace' }])]);
+    expect(dropped.code).not.toBe(0);
+    expect(dropped.stderr).toMatch(/namespace cannot be added or removed after creation/);
+  });
+
+  it('still allows changing what may change', async () => {
+    const scaled = await kubectl(['patch', 'versions.berth.dev', 'v1', '-n', namespace, '--type=merge', '-p', JSON.stringify({ spec: { replicas: 2 } })]);
+    expect(scaled.stderr).toBe('');
+    expect((await berth.getVersion(namespace, 'v1'))?.spec.replicas).toBe(2);
+  });
+});
