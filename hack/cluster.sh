@@ -305,10 +305,16 @@ cmd_restart() {
     pid=$(cat "$RUN/$name.pid")
     kill -TERM "$pid"
     for _ in $(seq 100); do pid_alive "$name" || break; sleep 0.1; done
-    pid_alive "$name" && kill -KILL "$pid"
+    if pid_alive "$name"; then
+      kill -KILL "$pid"
+      # KILL is asynchronous; starting while it still runs would be a no-op.
+      while pid_alive "$name"; do sleep 0.1; done
+    fi
   fi
   start_component "$name"
-  wait_for 120 "$name" healthy
+  # Only the API: nodes may briefly report NotReady after an API-server outage, which
+  # is the cluster recovering, not the restart failing.
+  wait_for 120 "$name" api_ready
   log "$name restarted"
 }
 

@@ -93,4 +93,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: after a lost lease, watches and timers would otherwise keep the
+// process (and its reconcilers) alive.
+process.exit(await main(process.argv.slice(2)));
