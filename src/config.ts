@@ -1,24 +1,46 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { ENVIRONMENTS } from './api/application.ts';
+import type { Environment } from './api/application.ts';
 import { quantity } from './api/meta.ts';
-import { TIERS } from './api/version.ts';
+import type { Tier } from './api/version.ts';
 
-const environmentPolicy = z.object({
-  minReplicas: z.int().min(0).max(1000).describe('Fewest replicas a Version may run with.'),
-  requireHealthCheck: z.boolean().describe('Versions must declare a health check (readiness and liveness probes).'),
-  forbidBestEffort: z.boolean().describe('Versions must request CPU and memory (no BestEffort QoS).'),
-});
+interface EnvironmentPolicy {
+  minReplicas: number;
+  requireHealthCheck: boolean;
+  forbidBestEffort: boolean;
+}
 
-const tierPolicy = z
-  .object({
-    cpuOvercommit: z.number().min(1).max(100).describe('CPU limit divided by CPU request.'),
-    memoryOvercommit: z.number().min(1).max(100).describe('Memory limit divided by memory request.'),
-  })
-  .describe('1/1 gives Guaranteed QoS; anything above 1 gives Burstable.');
+interface TierPolicy {
+  cpuOvercommit: number;
+  memoryOvercommit: number;
+}
 
-const policyDefaults = {
+/** Each field defaults on its own, so a file may override one value and keep the rest. */
+function environmentPolicy(defaults: EnvironmentPolicy) {
+  return z
+    .strictObject({
+      minReplicas: z.int().min(0).max(1000).default(defaults.minReplicas).describe('Fewest replicas a Version may run with.'),
+      requireHealthCheck: z
+        .boolean()
+        .default(defaults.requireHealthCheck)
+        .describe('Versions must declare a health check (readiness and liveness probes).'),
+      forbidBestEffort: z.boolean().default(defaults.forbidBestEffort).describe('Versions must request CPU and memory (no BestEffort QoS).'),
+    })
+    .prefault({});
+}
+
+function tierPolicy(defaults: TierPolicy) {
+  return z
+    .strictObject({
+      cpuOvercommit: z.number().min(1).max(100).default(defaults.cpuOvercommit).describe('CPU limit divided by CPU request.'),
+      memoryOvercommit: z.number().min(1).max(100).default(defaults.memoryOvercommit).describe('Memory limit divided by memory request.'),
+    })
+    .prefault({})
+    .describe('1/1 gives Guaranteed QoS; anything above 1 gives Burstable.');
+}
+
+const policyDefaults: { environments: Record<Environment, EnvironmentPolicy>; tiers: Record<Tier, TierPolicy> } = {
   environments: {
     production: { minReplicas: 3, requireHealthCheck: true, forbidBestEffort: true },
     staging: { minReplicas: 2, requireHealthCheck: true, forbidBestEffort: true },
@@ -36,11 +58,21 @@ const policyDefaults = {
 /** The operator's configuration file (a ConfigMap in a cluster): platform policy and runtime settings. */
 export const operatorConfig = z.strictObject({
   environments: z
-    .strictObject(Object.fromEntries(ENVIRONMENTS.map((env) => [env, environmentPolicy])) as Record<(typeof ENVIRONMENTS)[number], typeof environmentPolicy>)
-    .default(policyDefaults.environments),
+    .strictObject({
+      production: environmentPolicy(policyDefaults.environments.production),
+      staging: environmentPolicy(policyDefaults.environments.staging),
+      testing: environmentPolicy(policyDefaults.environments.testing),
+      development: environmentPolicy(policyDefaults.environments.development),
+    })
+    .prefault({}),
   tiers: z
-    .strictObject(Object.fromEntries(TIERS.map((tier) => [tier, tierPolicy])) as Record<(typeof TIERS)[number], typeof tierPolicy>)
-    .default(policyDefaults.tiers),
+    .strictObject({
+      critical: tierPolicy(policyDefaults.tiers.critical),
+      standard: tierPolicy(policyDefaults.tiers.standard),
+      low: tierPolicy(policyDefaults.tiers.low),
+      batch: tierPolicy(policyDefaults.tiers.batch),
+    })
+    .prefault({}),
   defaultResources: z
     .strictObject({ cpu: quantity, memory: quantity })
     .default({ cpu: '500m', memory: '512Mi' })

@@ -12,9 +12,13 @@ export function memberClusterRole(role: string): string {
   return `berth-${role.toLowerCase()}`;
 }
 
-/** RoleBinding names must be DNS names; user names need not be (alice@example.com). */
-function memberBindingName(kind: string, name: string): string {
-  return `berth-member-${createHash('sha256').update(`${kind}/${name}`).digest('hex').slice(0, 12)}`;
+/**
+ * RoleBinding names must be DNS names; user names need not be (alice@example.com). The
+ * role is part of the name because a binding's roleRef cannot change: a new role is a
+ * new binding, and the old one is pruned.
+ */
+function memberBindingName(kind: string, name: string, role: string): string {
+  return `berth-member-${createHash('sha256').update(`${kind}/${name}/${role}`).digest('hex').slice(0, 12)}`;
 }
 
 /** Everything an Application owns in the cluster, as it should be. Pure. */
@@ -87,7 +91,7 @@ export function desiredApplicationObjects(app: Application): KubernetesObject[] 
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',
       metadata: {
-        name: memberBindingName(member.kind, member.name),
+        name: memberBindingName(member.kind, member.name, member.role),
         namespace,
         labels: { ...labels, 'berth.dev/role': member.role.toLowerCase() },
         ownerReferences: owner,

@@ -100,11 +100,11 @@ export function createApplicationReconciler(ctx: OperatorContext) {
       await events.normal(app, 'NamespaceCreated', `created namespace ${namespaceName}`);
     }
     const selector = managedSelector(name);
-    const wanted = new Set(rest.map((object) => object.metadata!.name!));
+    const wanted = (kind: string) => new Set(rest.filter((object) => object.kind === kind).map((object) => object.metadata!.name!));
     const pruned = [
-      ...(await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', namespaceName, selector, wanted)),
-      ...(app.spec.quota ? [] : await applier.prune('v1', 'ResourceQuota', namespaceName, selector, new Set())),
-      ...(app.spec.defaults ? [] : await applier.prune('v1', 'LimitRange', namespaceName, selector, new Set())),
+      ...(await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', namespaceName, selector, wanted('RoleBinding'))),
+      ...(await applier.prune('v1', 'ResourceQuota', namespaceName, selector, wanted('ResourceQuota'))),
+      ...(await applier.prune('v1', 'LimitRange', namespaceName, selector, wanted('LimitRange'))),
     ];
     if (pruned.length > 0) logger.info({ application: name, pruned }, 'removed objects no longer in the spec');
 

@@ -39,6 +39,17 @@ function formatMemory(bytes: number): string {
 }
 
 /**
+ * The request for a limit under an overcommit ratio. Rounding up to whole millicores or
+ * Mi must never lift a request above its limit (the API server refuses such pods), and
+ * 1/1 must stay exactly equal for Guaranteed QoS.
+ */
+function overcommitted(limit: string, ratio: number, format: (amount: number) => string): string {
+  if (ratio === 1) return limit;
+  const request = format(parseQuantity(limit) / ratio);
+  return parseQuantity(request) > parseQuantity(limit) ? limit : request;
+}
+
+/**
  * Requests and limits of a Version's container. With cpu/memory and a tier, cpu/memory
  * are the limits and the tier's overcommit ratios give the requests (critical 1/1 →
  * Guaranteed; standard, low, batch → Burstable). Explicit requests/limits are taken as
@@ -53,8 +64,8 @@ export function effectiveResources(spec: VersionSpec['resources'], config: Opera
   const tier = config.tiers[spec.tier];
   return {
     requests: {
-      cpu: formatCpu(parseQuantity(cpu) / tier.cpuOvercommit),
-      memory: formatMemory(Math.min(parseQuantity(memory), parseQuantity(memory) / tier.memoryOvercommit)),
+      cpu: overcommitted(cpu, tier.cpuOvercommit, formatCpu),
+      memory: overcommitted(memory, tier.memoryOvercommit, formatMemory),
     },
     limits: { cpu, memory },
   };

@@ -97,6 +97,20 @@ describe('Application and Version lifecycle', () => {
       },
       { description: 'the Developer binding of a removed member to be deleted' },
     );
+
+    // A new role is a new binding (roleRef cannot change); dropped defaults drop the LimitRange.
+    const { defaults: _dropped, ...withoutDefaults } = (await berth.getApplication(app))!.spec;
+    await berth.patchApplicationSpec(app, { ...withoutDefaults, members: [{ kind: 'User', name: 'alice@example.com', role: 'Master' }] });
+    await waitFor(
+      async () => {
+        const remaining = (await rbac.listNamespacedRoleBinding({ namespace: app })).items;
+        return remaining.length === 1 && remaining[0]!.roleRef.name === 'berth-master';
+      },
+      { description: 'alice to be bound to berth-master only' },
+    );
+    await waitFor(async () => (await core.listNamespacedLimitRange({ namespace: app })).items.length === 0, {
+      description: 'the LimitRange to be removed with spec.defaults',
+    });
   });
 
   it('runs a Version as Ready pods and reports it', async () => {
