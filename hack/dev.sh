@@ -14,7 +14,7 @@ in_cluster() { "$HACK_DIR/cluster.sh" exec "$@"; }
 log "installing CRDs, member roles and the berth-system namespace"
 in_cluster kubectl apply --server-side --field-manager=berth-dev -f crds/ -f config/rbac/member-roles.yaml >/dev/null
 in_cluster kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
-in_cluster kubectl create namespace berth-system --dry-run=client -o yaml | in_cluster kubectl apply -f - >/dev/null
+in_cluster kubectl create namespace berth-system --dry-run=client -o yaml | in_cluster kubectl apply --server-side --field-manager=berth-dev -f - >/dev/null
 
 HTTP_PORT=${BERTH_DEV_HTTP_PORT:-8080}
 log "starting the operator (metrics on http://127.0.0.1:$HTTP_PORT/metrics inside the namespace)"
