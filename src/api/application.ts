@@ -25,6 +25,57 @@ const port = z.object({
   protocol: z.enum(['TCP', 'UDP']).default('TCP'),
 });
 
+const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$/;
+const PATH_PREFIX = /^\/[A-Za-z0-9._~\/-]*$/;
+
+const route = cel(
+  z.object({
+    host: z
+      .string()
+      .max(253)
+      .regex(HOST, 'must be a lower-case DNS name with at least one dot, optionally starting with "*."')
+      .describe('Host name served, e.g. shop.example.com or *.shop.example.com.'),
+    paths: cel(
+      z
+        .array(
+          z
+            .string()
+            .max(256)
+            .regex(PATH_PREFIX, 'must be a path prefix starting with "/" made of letters, digits and . _ ~ / -'),
+        )
+        .min(1)
+        .max(32),
+      { rule: 'self.all(p, self.exists_one(q, q == p))', message: 'paths must be unique' },
+    )
+      .default(['/'])
+      .describe('Path prefixes served; the longest matching prefix wins.'),
+    loadBalancer: dnsLabel.describe('Name of the LoadBalancer (Nginx cluster) that serves the route.'),
+    port: z.string().max(15).optional().describe('Name of the Application port to send traffic to; defaults to the first one.'),
+    tls: z
+      .object({
+        secretName: z
+          .string()
+          .max(253)
+          .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a Secret name')
+          .describe('A kubernetes.io/tls Secret in the application\'s namespace.'),
+      })
+      .optional()
+      .describe('Serve HTTPS with this certificate.'),
+    sticky: z
+      .object({
+        maxAgeSeconds: z.int().min(0).max(31_536_000).default(3600).describe('Lifetime of the affinity cookie; 0 for a session cookie.'),
+      })
+      .optional()
+      .describe('Keep a client on one pod with a cookie.'),
+  }),
+  { rule: "!self.host.startsWith('*.') || !has(self.tls)", message: 'wildcard hosts cannot have TLS here; use an exact host for HTTPS' },
+);
+
+const trafficShare = z.object({
+  version: dnsLabel.describe('Version name.'),
+  weight: z.int().min(0).max(1000).describe('Relative share of requests.'),
+});
+
 const resourceAmounts = z.object({ cpu: quantity.optional(), memory: quantity.optional() });
 
 export const applicationSpec = cel(
@@ -52,6 +103,19 @@ export const applicationSpec = cel(
     )
       .default([{ name: 'http', port: 8080, protocol: 'TCP' }])
       .describe('Ports every Version of the application listens on; the app Service exposes them.'),
+    routes: cel(z.array(route).max(64), {
+      rule: 'self.all(r, self.exists_one(q, q.host == r.host))',
+      message: 'each host may appear in routes only once; list its paths together',
+    })
+      .default([])
+      .describe('Host names and path prefixes that load balancers route to the application.'),
+    traffic: cel(
+      z.array(trafficShare).min(1).max(64),
+      { rule: 'self.all(t, self.exists_one(u, u.version == t.version))', message: 'each version may appear in traffic only once' },
+      { rule: 'self.exists(t, t.weight > 0)', message: 'at least one version needs a weight above 0' },
+    )
+      .optional()
+      .describe('Explicit split of requests across Versions. Without it, every ready pod of every Version gets an even share.'),
     quota: z
       .object({
         cpu: quantity.optional().describe('Total CPU requests of the namespace.'),
@@ -79,8 +143,23 @@ export const applicationVersionStatus = z.object({
   readyReplicas: z.int().min(0),
 });
 
+export const applicationRouteStatus = z.object({
+  host: z.string(),
+  path: z.string(),
+  loadBalancer: z.string(),
+  accepted: z.boolean(),
+  reason: z.string().optional().describe('Why the route is not served, e.g. another application claimed it first.'),
+});
+
 export const applicationStatus = z.object({
   observedGeneration: z.int().min(0).optional(),
+  urls: z.array(z.string()).max(512).optional().describe('Where the application is served.'),
+  routes: z.array(applicationRouteStatus).max(2048).optional(),
+  weights: z
+    .array(z.object({ version: z.string(), weight: z.int().min(0) }))
+    .max(64)
+    .optional()
+    .describe('Share of requests each Version gets now.'),
   namespace: z.string().optional().describe('The namespace the application lives in.'),
   conditions: conditions.optional(),
   versions: z.array(applicationVersionStatus).max(64).optional().describe('Versions running in the namespace.'),

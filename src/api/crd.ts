@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { applicationSpec, applicationStatus } from './application.ts';
+import { loadBalancerSpec, loadBalancerStatus } from './loadbalancer.ts';
 import { GROUP, nameRule, type CelRule } from './meta.ts';
 import { versionSpec, versionStatus } from './version.ts';
 
@@ -59,6 +60,26 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
     ],
     // The per-version Service is named <version>-pods.
     rules: [nameRule(58)],
+  },
+  {
+    kind: 'LoadBalancer',
+    plural: 'loadbalancers',
+    singular: 'loadbalancer',
+    shortNames: ['blb'],
+    scope: 'Cluster',
+    spec: loadBalancerSpec,
+    status: loadBalancerStatus,
+    printerColumns: [
+      { name: 'Namespace', type: 'string', jsonPath: '.spec.namespace' },
+      { name: 'Desired', type: 'integer', jsonPath: '.spec.replicas' },
+      { name: 'Ready-Pods', type: 'integer', jsonPath: '.status.readyReplicas' },
+      { name: 'Domains', type: 'integer', jsonPath: '.status.domains' },
+      { name: 'Config', type: 'string', jsonPath: '.status.configHash', priority: 1 },
+      ...readyColumns,
+      ageColumn,
+    ],
+    // Objects are named berth-lb-<name>; the Service name limit is 63.
+    rules: [nameRule(54)],
   },
 ];
 

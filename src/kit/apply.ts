@@ -37,11 +37,18 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'v1/Service': { plural: 'services', namespaced: true },
   'v1/ResourceQuota': { plural: 'resourcequotas', namespaced: true },
   'v1/LimitRange': { plural: 'limitranges', namespaced: true },
+  'v1/ConfigMap': { plural: 'configmaps', namespaced: true },
+  'v1/ServiceAccount': { plural: 'serviceaccounts', namespaced: true },
+  'v1/Pod': { plural: 'pods', namespaced: true },
+  'rbac.authorization.k8s.io/v1/Role': { plural: 'roles', namespaced: true },
   'rbac.authorization.k8s.io/v1/RoleBinding': { plural: 'rolebindings', namespaced: true },
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': { plural: 'clusterrolebindings', namespaced: false },
+  'policy/v1/PodDisruptionBudget': { plural: 'poddisruptionbudgets', namespaced: true },
   'apps/v1/Deployment': { plural: 'deployments', namespaced: true },
   'autoscaling/v2/HorizontalPodAutoscaler': { plural: 'horizontalpodautoscalers', namespaced: true },
   'berth.dev/v1alpha1/Application': { plural: 'applications', namespaced: false },
   'berth.dev/v1alpha1/Version': { plural: 'versions', namespaced: true },
+  'berth.dev/v1alpha1/LoadBalancer': { plural: 'loadbalancers', namespaced: false },
 };
 
 export interface ObjectRef {
