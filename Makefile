@@ -21,7 +21,7 @@ test: ## Run all tests (unit + integration on the local cluster)
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests only (no cluster)
-	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && $(NODE_ENV_PATH) node_modules/.bin/vitest run --project unit
+	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && hack/ensure-nginx.sh && $(NODE_ENV_PATH) node_modules/.bin/vitest run --project unit
 
 .PHONY: typecheck
 typecheck: ## Type-check sources and tests

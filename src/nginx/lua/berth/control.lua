@@ -1,0 +1,307 @@
+-- The control endpoint's `/backends`: the agent replaces the whole backend set with
+-- PUT and reads it back with GET. Everything is validated before anything is stored,
+-- so a bad body changes nothing.
+local cjson = require("cjson.safe")
+local store = require("berth.store")
+
+local MAX_NAME = 253
+local MAX_WEIGHT = 1000000
+local MAX_AGE = 2147483647
+
+local M = {}
+
+local function respond(status, body, content_type)
+    ngx.status = status
+    ngx.header["Content-Type"] = content_type or "text/plain"
+    ngx.print(body)
+    return ngx.exit(status)
+end
+
+local function is_name(value)
+    return type(value) == "string"
+        and #value <= MAX_NAME
+        and value:find("^[a-z0-9][-a-z0-9.]*$") ~= nil
+        and value:find("[a-z0-9]$") ~= nil
+end
+
+local function is_integer(value, min, max)
+    return type(value) == "number" and value == math.floor(value) and value >= min and value <= max
+end
+
+local function is_ipv4(value)
+    local a, b, c, d = value:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+    return a ~= nil and tonumber(a) <= 255 and tonumber(b) <= 255 and tonumber(c) <= 255 and tonumber(d) <= 255
+end
+
+-- Only literal addresses: the balancer connects to what it is given and never resolves.
+local function is_address(value)
+    if type(value) ~= "string" then
+        return false
+    end
+    return is_ipv4(value) or (#value <= 45 and value:find(":", 1, true) ~= nil and value:find("^[%x:.]+$") ~= nil)
+end
+
+-- cjson decodes `[]` and `{}` alike, so an empty object passes as an empty list.
+local function is_array(value)
+    if type(value) ~= "table" then
+        return false
+    end
+    local count = 0
+    for _ in pairs(value) do
+        count = count + 1
+    end
+    return count == #value
+end
+
+local function is_object(value)
+    return type(value) == "table" and (next(value) == nil or not is_array(value))
+end
+
+local function optional(value)
+    if value == cjson.null then
+        return nil
+    end
+    return value
+end
+
+-- Unknown fields are refused: a misspelt field would otherwise be dropped silently.
+local function check_fields(object, allowed, path)
+    for key in pairs(object) do
+        if not allowed[key] then
+            return path .. "." .. tostring(key) .. ": unknown field"
+        end
+    end
+end
+
+local function check_sticky(sticky, path)
+    if not is_object(sticky) then
+        return nil, path .. ": must be an object"
+    end
+    local err = check_fields(sticky, { cookie = true, maxAgeSeconds = true }, path)
+    if err then
+        return nil, err
+    end
+    if type(sticky.cookie) ~= "string" or #sticky.cookie > 64 or not sticky.cookie:find("^[A-Za-z0-9_]+$") then
+        return nil, path .. ".cookie: must be 1-64 characters of [A-Za-z0-9_]"
+    end
+    local max_age = optional(sticky.maxAgeSeconds)
+    if max_age ~= nil and not is_integer(max_age, 1, MAX_AGE) then
+        return nil, path .. ".maxAgeSeconds: must be a positive integer"
+    end
+    return { cookie = sticky.cookie, maxAgeSeconds = max_age }
+end
+
+local function check_endpoints(endpoints, path)
+    if not is_array(endpoints) then
+        return nil, path .. ": must be a list"
+    end
+    local checked = {}
+    for i, endpoint in ipairs(endpoints) do
+        local at = path .. "[" .. (i - 1) .. "]"
+        if not is_object(endpoint) then
+            return nil, at .. ": must be an object"
+        end
+        local err = check_fields(endpoint, { address = true, port = true }, at)
+        if err then
+            return nil, err
+        end
+        if not is_address(endpoint.address) then
+            return nil, at .. ".address: must be an IPv4 or IPv6 address"
+        end
+        if not is_integer(endpoint.port, 1, 65535) then
+            return nil, at .. ".port: must be an integer between 1 and 65535"
+        end
+        checked[#checked + 1] = { address = endpoint.address, port = endpoint.port }
+    end
+    -- Sorted and deduplicated so that the same endpoints in another order (or an endpoint
+    -- listed twice while EndpointSlices change over) store the same JSON and bump nothing.
+    table.sort(checked, function(a, b)
+        if a.address ~= b.address then
+            return a.address < b.address
+        end
+        return a.port < b.port
+    end)
+    local unique = {}
+    for _, endpoint in ipairs(checked) do
+        local last = unique[#unique]
+        if not last or last.address ~= endpoint.address or last.port ~= endpoint.port then
+            unique[#unique + 1] = endpoint
+        end
+    end
+    return unique
+end
+
+local function check_groups(groups, path)
+    if not is_array(groups) then
+        return nil, path .. ": must be a list"
+    end
+    local checked, seen = {}, {}
+    for i, group in ipairs(groups) do
+        local at = path .. "[" .. (i - 1) .. "]"
+        if not is_object(group) then
+            return nil, at .. ": must be an object"
+        end
+        local err = check_fields(group, { name = true, weight = true, endpoints = true }, at)
+        if err then
+            return nil, err
+        end
+        if not is_name(group.name) then
+            return nil, at .. ".name: must match ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ (at most 253 characters)"
+        end
+        if seen[group.name] then
+            return nil, at .. ".name: duplicate group " .. group.name
+        end
+        seen[group.name] = true
+        local weight = optional(group.weight)
+        if weight ~= nil and not is_integer(weight, 0, MAX_WEIGHT) then
+            return nil, at .. ".weight: must be an integer between 0 and " .. MAX_WEIGHT
+        end
+        local endpoints
+        endpoints, err = check_endpoints(group.endpoints, at .. ".endpoints")
+        if not endpoints then
+            return nil, err
+        end
+        checked[i] = { name = group.name, weight = weight, endpoints = endpoints }
+    end
+    return checked
+end
+
+local function check_backend(backend, path)
+    if not is_object(backend) then
+        return nil, path .. ": must be an object"
+    end
+    local err = check_fields(backend, { name = true, sticky = true, groups = true }, path)
+    if err then
+        return nil, err
+    end
+    if not is_name(backend.name) then
+        return nil, path .. ".name: must match ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ (at most 253 characters)"
+    end
+    local sticky
+    if optional(backend.sticky) ~= nil then
+        sticky, err = check_sticky(backend.sticky, path .. ".sticky")
+        if not sticky then
+            return nil, err
+        end
+    end
+    local groups
+    groups, err = check_groups(backend.groups, path .. ".groups")
+    if not groups then
+        return nil, err
+    end
+    return { name = backend.name, sticky = sticky, groups = groups }
+end
+
+-- Written by hand with a fixed field order: equal backends must give equal strings, or
+-- every PUT would bump every version.
+local function encode(backend)
+    local groups = {}
+    for i, group in ipairs(backend.groups) do
+        local endpoints = {}
+        for j, endpoint in ipairs(group.endpoints) do
+            endpoints[j] = string.format('{"address":%s,"port":%d}', cjson.encode(endpoint.address), endpoint.port)
+        end
+        local weight = group.weight and string.format('"weight":%d,', group.weight) or ""
+        groups[i] = string.format('{"name":%s,%s"endpoints":[%s]}',
+            cjson.encode(group.name), weight, table.concat(endpoints, ","))
+    end
+    local sticky = ""
+    if backend.sticky then
+        local max_age = backend.sticky.maxAgeSeconds
+        sticky = string.format('"sticky":{"cookie":%s%s},', cjson.encode(backend.sticky.cookie),
+            max_age and string.format(',"maxAgeSeconds":%d', max_age) or "")
+    end
+    return string.format('{"name":%s,%s"groups":[%s]}', cjson.encode(backend.name), sticky, table.concat(groups, ","))
+end
+
+local function parse(body)
+    local decoded, err = cjson.decode(body)
+    if decoded == nil then
+        return nil, "body is not JSON: " .. tostring(err)
+    end
+    if not is_object(decoded) then
+        return nil, "body must be an object with a `backends` list"
+    end
+    err = check_fields(decoded, { backends = true }, "body")
+    if err then
+        return nil, err
+    end
+    if not is_array(decoded.backends) then
+        return nil, "body.backends: must be a list"
+    end
+    local backends, seen = {}, {}
+    for i, backend in ipairs(decoded.backends) do
+        local path = "body.backends[" .. (i - 1) .. "]"
+        local checked
+        checked, err = check_backend(backend, path)
+        if not checked then
+            return nil, err
+        end
+        if seen[checked.name] then
+            return nil, path .. ".name: duplicate backend " .. checked.name
+        end
+        seen[checked.name] = true
+        backends[i] = { name = checked.name, json = encode(checked) }
+    end
+    return backends
+end
+
+-- A body larger than client_body_buffer_size is spooled to a file instead of memory.
+local function read_body()
+    ngx.req.read_body()
+    local data = ngx.req.get_body_data()
+    if data then
+        return data
+    end
+    local path = ngx.req.get_body_file()
+    if not path then
+        return nil
+    end
+    local file, err = io.open(path, "rb")
+    if not file then
+        error("reading the spooled request body: " .. err)
+    end
+    data = file:read("*a")
+    file:close()
+    return data
+end
+
+local function put()
+    local body = read_body()
+    if not body then
+        return respond(400, "body is empty\n")
+    end
+    local backends, err = parse(body)
+    if not backends then
+        return respond(400, err .. "\n")
+    end
+    local result, busy
+    result, err, busy = store.replace(backends)
+    if not result then
+        ngx.log(ngx.ERR, "berth: PUT /backends: ", err)
+        return respond(busy and 409 or 500, err .. "\n")
+    end
+    return respond(200, string.format('{"changed":%d,"removed":%d,"total":%d}\n',
+        result.changed, result.removed, result.total), "application/json")
+end
+
+local function get()
+    local encoded = {}
+    for _, name in ipairs(store.names()) do
+        encoded[#encoded + 1] = store.encoded(name)
+    end
+    return respond(200, '{"backends":[' .. table.concat(encoded, ",") .. ']}\n', "application/json")
+end
+
+function M.backends()
+    local method = ngx.req.get_method()
+    if method == "PUT" then
+        return put()
+    elseif method == "GET" then
+        return get()
+    end
+    ngx.header["Allow"] = "GET, PUT"
+    return respond(405, "use GET or PUT\n")
+end
+
+return M
