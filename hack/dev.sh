@@ -12,8 +12,8 @@ cd "$REPO_ROOT"
 
 in_cluster() { "$HACK_DIR/cluster.sh" exec "$@"; }
 
-log "installing CRDs, member roles and the berth-system namespace"
-in_cluster kubectl apply --server-side --field-manager=berth-dev -f crds/ -f config/rbac/member-roles.yaml >/dev/null
+log "installing CRDs, Berth's ClusterRoles and the berth-system namespace"
+in_cluster kubectl apply --server-side --field-manager=berth-dev -f crds/ -f config/rbac/ >/dev/null
 in_cluster kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 in_cluster kubectl create namespace berth-system --dry-run=client -o yaml | in_cluster kubectl apply --server-side --field-manager=berth-dev -f - >/dev/null
 

@@ -11,6 +11,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Application } from './api/application.ts';
 import { GROUP } from './api/meta.ts';
+import type { LoadBalancer } from './api/loadbalancer.ts';
 import type { Version } from './api/version.ts';
 import { Informer } from './kit/informer.ts';
 import type { Logger } from './kit/log.ts';
@@ -37,6 +38,12 @@ export function createCaches(kc: KubeConfig, logger: Logger) {
       name: 'versions',
       path: `/apis/${GROUP}/v1alpha1/versions`,
       list: async () => (await custom.listCustomObjectForAllNamespaces({ group: GROUP, version: 'v1alpha1', resourcePlural: 'versions' })) as Listed<Version>,
+      logger: log,
+    }),
+    loadBalancers: new Informer<LoadBalancer & { metadata: { name: string } }>(kc, {
+      name: 'loadbalancers',
+      path: `/apis/${GROUP}/v1alpha1/loadbalancers`,
+      list: async () => (await custom.listClusterCustomObject({ group: GROUP, version: 'v1alpha1', plural: 'loadbalancers' })) as Listed<LoadBalancer>,
       logger: log,
     }),
     namespaces: new Informer<V1Namespace>(kc, {

@@ -96,8 +96,23 @@ export const operatorConfig = z.strictObject({
     .default({ host: '0.0.0.0', port: 8080 })
     .describe('Where /metrics, /healthz and /readyz are served.'),
   concurrency: z
-    .strictObject({ applications: z.int().min(1).max(64).default(2), versions: z.int().min(1).max(64).default(4) })
-    .default({ applications: 2, versions: 4 }),
+    .strictObject({
+      applications: z.int().min(1).max(64).default(2),
+      versions: z.int().min(1).max(64).default(4),
+      loadBalancers: z.int().min(1).max(64).default(2),
+    })
+    .prefault({}),
+  loadBalancers: z
+    .strictObject({
+      nginxImage: z.string().min(1).default('berth/nginx:0.1.0').describe('Image of the nginx container: Debian nginx with Lua, stream and njs modules and Berth\'s Lua files.'),
+      agentImage: z.string().min(1).default('berth/berth:0.1.0').describe('Image of the agent container (the operator\'s own image).'),
+      httpPort: z.int().min(1024).max(65535).default(8080).describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023).'),
+      httpsPort: z.int().min(1024).max(65535).default(8443),
+      controlPort: z.int().min(1024).max(65535).default(10246).describe('Loopback port of the Lua control endpoint.'),
+      agentPort: z.int().min(1024).max(65535).default(10254).describe('Port of the agent\'s /metrics, /healthz and /readyz.'),
+    })
+    .prefault({})
+    .describe('How load-balancer pods are built.'),
 });
 export type OperatorConfig = z.infer<typeof operatorConfig>;
 

@@ -3,6 +3,7 @@ export const LABELS = {
   managedBy: 'app.kubernetes.io/managed-by',
   application: 'berth.dev/application',
   version: 'berth.dev/version',
+  loadBalancer: 'berth.dev/loadbalancer',
   environment: 'berth.dev/environment',
 } as const;
 

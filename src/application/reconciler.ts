@@ -6,6 +6,7 @@ import { findCondition, setCondition, type ConditionInput } from '../kit/conditi
 import type { ReconcileResult } from '../kit/controller.ts';
 import { statusChanged } from '../kit/status.ts';
 import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
+import { resolveRoutes, routeReport, trafficSplit } from '../loadbalancer/routes.ts';
 import { desiredApplicationObjects } from './desired.ts';
 
 const DELETE_POLL_MS = 1_000;
@@ -127,11 +128,25 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     }
     const before = findCondition(app.status?.conditions, 'Ready');
     if (before?.status !== condition.status && condition.status === 'True') await events.normal(app, 'Ready', condition.message);
-    await writeStatus(
-      app,
-      statusWith(app, condition, {
-        versions: versions.sort((a, b) => a.name.localeCompare(b.name)).map(({ ready: _ready, ...v }) => v),
-      }),
-    );
+
+    const routes = routeReport(app, resolveRoutes(caches.applications.list()), new Set(caches.loadBalancers.list().map((lb) => lb.metadata.name)));
+    const routesCondition: ConditionInput =
+      routes.problems.length === 0
+        ? { type: 'RoutesAccepted', status: 'True', reason: 'Accepted', message: routes.urls.length > 0 ? `served at ${routes.urls.join(', ')}` : 'no routes' }
+        : { type: 'RoutesAccepted', status: 'False', reason: 'RouteNotServed', message: routes.problems.join('; ') };
+    const routesBefore = findCondition(app.status?.conditions, 'RoutesAccepted');
+    if (routesCondition.status === 'False' && routesBefore?.message !== routesCondition.message) {
+      await events.warning(app, 'RouteNotServed', routesCondition.message);
+    }
+    const withReady = statusWith(app, condition, {
+      versions: versions.sort((a, b) => a.name.localeCompare(b.name)).map(({ ready: _ready, ...v }) => v),
+      routes: routes.routes,
+      urls: routes.urls,
+      weights: trafficSplit(app, versions.map((v) => v.name)).map(({ version, weight }) => ({
+        version,
+        weight: weight ?? versions.find((v) => v.name === version)!.readyReplicas,
+      })),
+    });
+    await writeStatus(app, { ...withReady, conditions: setCondition(withReady.conditions, routesCondition, app.metadata.generation) });
   };
 }

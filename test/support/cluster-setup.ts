@@ -28,7 +28,7 @@ export default async function setUpCluster(): Promise<void> {
     );
   }
   await installCrds('crds');
-  await kubectlApply('config/rbac/member-roles.yaml');
+  await kubectlApply('config/rbac/');
   try {
     await core.readNamespace({ name: OPERATOR_NAMESPACE });
   } catch (error) {
