@@ -12,6 +12,7 @@ import type { Logger } from './kit/log.ts';
 import { OperatorMetrics } from './kit/metrics.ts';
 import { startHttpServer } from './kit/server.ts';
 import { LABELS } from './labels.ts';
+import { createLoadBalancerReconciler } from './loadbalancer/reconciler.ts';
 import { createVersionReconciler, versionKey } from './version/reconciler.ts';
 
 export interface OperatorOptions {
@@ -29,7 +30,7 @@ export interface RunningOperator {
 
 /**
  * Starts the operator: serves health and metrics at once, waits for leadership (when
- * enabled), then fills the caches and runs the Application and Version controllers.
+ * enabled), then fills the caches and runs the Application, Version and LoadBalancer controllers.
  */
 export async function startOperator({ kc, config, logger, identity = `${hostname()}-${process.pid}` }: OperatorOptions): Promise<RunningOperator> {
   const metrics = new OperatorMetrics();
@@ -54,6 +55,13 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     logger,
   });
 
+  const loadBalancers = new Controller('loadbalancer', createLoadBalancerReconciler(ctx), {
+    concurrency: config.concurrency.loadBalancers,
+    metrics,
+    logger,
+  });
+  const controllers = [applications, versions, loadBalancers];
+
   let stopping = false;
   let leading = !config.leaderElection.enabled;
   const informers = Object.values(caches);
@@ -66,8 +74,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
       ready: () => !stopping && (!leading || informers.every((informer) => informer.isSynced)),
     },
     () => {
-      applications.queue.observeInProgress();
-      versions.queue.observeInProgress();
+      for (const controller of controllers) controller.queue.observeInProgress();
     },
   );
   logger.info({ http: config.http, identity }, 'serving /metrics, /healthz and /readyz');
@@ -92,26 +99,48 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     const namespace = object.metadata?.namespace;
     if (version && namespace) versions.enqueue(versionKey(namespace, version));
   };
+  // Routes of one application can decide another's (the older claim wins), and every
+  // LoadBalancer renders from all of them: route-related changes fan out. Load
+  // balancers are few, so each is simply re-rendered; its output is compared by hash.
+  const enqueueAllLoadBalancers = () => {
+    for (const lb of caches.loadBalancers.list()) loadBalancers.enqueue(lb.metadata.name);
+  };
+  const enqueueApplicationsWithRoutes = () => {
+    for (const app of caches.applications.list()) if (app.spec.routes.length > 0) applications.enqueue(app.metadata.name);
+  };
   caches.applications.onChange((app) => {
     applications.enqueue(app.metadata.name);
     const namespace = app.spec.namespace ?? app.metadata.name;
     for (const version of caches.versions.list(namespace)) versions.enqueue(versionKey(namespace, version.metadata.name));
+    enqueueApplicationsWithRoutes();
+    enqueueAllLoadBalancers();
   });
-  caches.versions.onChange((version) => {
+  caches.versions.onChange((version, event) => {
     versions.enqueue(versionKey(version.metadata.namespace!, version.metadata.name));
     const app = caches.namespaces.get(version.metadata.namespace!)?.metadata?.labels?.[LABELS.application];
     if (app) applications.enqueue(app);
+    // A Version joining or leaving changes the backends' groups; status updates do not.
+    if (event !== 'update') enqueueAllLoadBalancers();
   });
+  caches.loadBalancers.onChange((lb) => {
+    loadBalancers.enqueue(lb.metadata.name);
+    enqueueApplicationsWithRoutes();
+  });
+  const enqueueLoadBalancerOf = (object: KubernetesObject) => {
+    const lb = object.metadata?.labels?.[LABELS.loadBalancer];
+    if (lb) loadBalancers.enqueue(lb);
+    return lb !== undefined;
+  };
   caches.namespaces.onChange(enqueueApplicationOf);
   caches.services.onChange((service) => (service.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(service) : enqueueApplicationOf(service)));
-  caches.deployments.onChange(enqueueVersionOf);
-  caches.pods.onChange(enqueueVersionOf);
+  caches.deployments.onChange((deployment) => enqueueLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
+  caches.pods.onChange((pod) => enqueueLoadBalancerOf(pod) || enqueueVersionOf(pod));
 
   async function stop(): Promise<void> {
     if (stopping) return done;
     stopping = true;
     logger.info('shutting down: finishing reconciles in flight');
-    await Promise.all([applications.stop(), versions.stop()]);
+    await Promise.all(controllers.map((controller) => controller.stop()));
     await Promise.all(informers.map((informer) => informer.stop()));
     await elector?.release();
     await server.close();
@@ -132,8 +161,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     await Promise.all(informers.map((informer) => informer.synced));
     if (stopping) return;
     logger.info('caches synced; starting controllers');
-    applications.start();
-    versions.start();
+    for (const controller of controllers) controller.start();
   })().catch((error: unknown) => rejectDone(error instanceof Error ? error : new Error(String(error))));
 
   return { done, stop };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXTRA_DIRECTIVES } from '../nginx/render.ts';
 import { cel, conditions, dnsLabel, type Resource } from './meta.ts';
 
 /** A DNS-1123 subdomain, as Kubernetes object names (Secrets, Services) are. */
@@ -9,7 +10,7 @@ export const dnsSubdomain = z
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS subdomain: lower-case letters, digits, "-" and "."');
 
 /** An Nginx size such as 1m, 512k or 1048576. */
-const nginxSize = z.string().max(16).regex(/^[0-9]{1,9}[kKmMgG]?$/, 'must be a size such as 512k, 1m or 1g');
+const nginxSize = z.string().max(16).regex(/^(0|[1-9][0-9]{0,8})[kmg]?$/, 'must be a size such as 512k, 1m or 1g (lower-case unit)');
 
 const toleration = z.object({
   key: z.string().max(316).optional(),
@@ -53,6 +54,12 @@ export const nginxSettings = z.object({
     .default(30)
     .describe('How long old workers may drain after a reload before their connections are cut.'),
   sharedDictSize: nginxSize.default('16m').describe('Memory for the backend table shared by the workers.'),
+  extra: cel(z.record(z.string().max(64), z.string().max(64)), {
+    rule: `self.all(k, k in [${Object.keys(EXTRA_DIRECTIVES).map((k) => `'${k}'`).join(', ')}])`,
+    message: `only these directives may be set: ${Object.keys(EXTRA_DIRECTIVES).join(', ')}`,
+  })
+    .optional()
+    .describe('Further buffer, timeout and limit directives by name, e.g. proxy_buffers: "8 16k". Values are numbers, sizes and times only.'),
 });
 export type NginxSettings = z.infer<typeof nginxSettings>;
 

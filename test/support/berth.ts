@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll } from 'vitest';
 import type { Application } from '../../src/api/application.ts';
+import type { LoadBalancer } from '../../src/api/loadbalancer.ts';
 import type { Condition } from '../../src/api/meta.ts';
 import type { Version } from '../../src/api/version.ts';
 import { isNotFound, testKubeConfig } from './kube.ts';
@@ -68,6 +69,41 @@ export function berthClient(kc: KubeConfig = testKubeConfig()) {
       } catch (error) {
         if (!isNotFound(error)) throw error;
       }
+    },
+    async createLoadBalancer(name: string, spec: Record<string, unknown>): Promise<LoadBalancer> {
+      return (await custom.createClusterCustomObject({
+        group,
+        version,
+        plural: 'loadbalancers',
+        body: { apiVersion: `${group}/${version}`, kind: 'LoadBalancer', metadata: { name }, spec },
+      })) as LoadBalancer;
+    },
+    async getLoadBalancer(name: string): Promise<LoadBalancer | undefined> {
+      try {
+        return (await custom.getClusterCustomObject({ group, version, plural: 'loadbalancers', name })) as LoadBalancer;
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    async patchLoadBalancerSpec(name: string, spec: Record<string, unknown>): Promise<void> {
+      await custom.patchClusterCustomObject({ group, version, plural: 'loadbalancers', name, body: [{ op: 'add', path: '/spec', value: spec }] });
+    },
+    async deleteLoadBalancer(name: string): Promise<void> {
+      try {
+        await custom.deleteClusterCustomObject({ group, version, plural: 'loadbalancers', name });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    },
+    async loadBalancerCondition(name: string, type: string, status: string, reason?: string, timeoutMs = 60_000): Promise<Condition> {
+      return waitFor(
+        async () => {
+          const condition = (await client.getLoadBalancer(name))?.status?.conditions?.find((c) => c.type === type);
+          return condition && condition.status === status && (!reason || condition.reason === reason) ? condition : undefined;
+        },
+        { description: `LoadBalancer ${name} to have ${type}=${status}${reason ? ` (${reason})` : ''}`, timeoutMs },
+      );
     },
     /** Waits until the Version has the condition with this status (and reason, if given). */
     async versionCondition(namespace: string, name: string, type: string, status: string, reason?: string, timeoutMs = 60_000): Promise<Condition> {

@@ -1,0 +1,188 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { LoadBalancer } from '../api/loadbalancer.ts';
+import type { OperatorConfig } from '../config.ts';
+import { ownerReference } from '../kit/apply.ts';
+import { LABELS, MANAGED_BY } from '../labels.ts';
+
+/** Name of everything Berth creates for a LoadBalancer: Deployment, Service, ConfigMap, PDB, identity. */
+export function loadBalancerObjectName(name: string): string {
+  return `berth-lb-${name}`;
+}
+
+export function loadBalancerPodLabels(name: string): Record<string, string> {
+  return { [LABELS.loadBalancer]: name };
+}
+
+/** Annotation where each agent reports what its instance serves. */
+export const AGENT_STATUS_ANNOTATION = 'berth.dev/agent-status';
+
+/** Where nginx and the agent share the rendered generations, Lua files and state. */
+const RUNTIME_DIR = '/var/lib/berth';
+const NGINX_UID = 101;
+
+const restrictedContainer = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  runAsUser: NGINX_UID,
+  runAsGroup: NGINX_UID,
+  capabilities: { drop: ['ALL'] },
+};
+
+export interface RenderedConfig {
+  hash: string;
+  files: Record<string, string>;
+}
+
+/**
+ * The Kubernetes objects of one LoadBalancer: the ConfigMap with the rendered config, an
+ * Nginx Deployment whose pods run nginx beside the Berth agent (sharing a process
+ * namespace so the agent can signal nginx), its Service, a PodDisruptionBudget, and the
+ * agent's identity in the pods' namespace. Pure.
+ */
+export function desiredLoadBalancerObjects(lb: LoadBalancer, rendered: RenderedConfig, config: OperatorConfig): KubernetesObject[] {
+  const name = loadBalancerObjectName(lb.metadata.name);
+  const namespace = lb.spec.namespace;
+  const ports = config.loadBalancers;
+  const labels = { [LABELS.managedBy]: MANAGED_BY, ...loadBalancerPodLabels(lb.metadata.name) };
+  const owner = [ownerReference(lb)];
+  const metadata = { name, namespace, labels, ownerReferences: owner };
+
+  const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: rendered.files };
+
+  const serviceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata, automountServiceAccountToken: true };
+  // The agent reads its ConfigMap and reports on its own pod; nothing else in the namespace.
+  const role = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata,
+    rules: [
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: [name], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'patch'] },
+    ],
+  };
+  const roleBinding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata,
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+    subjects: [{ kind: 'ServiceAccount', name, namespace }],
+  };
+  // EndpointSlices live in the applications' namespaces: the shared berth-agent
+  // ClusterRole (config/rbac, the chart) grants reading them, cluster-wide.
+  const endpointReader = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: `${name}-agent`, labels, ownerReferences: owner },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'berth-agent' },
+    subjects: [{ kind: 'ServiceAccount', name, namespace }],
+  };
+
+  const { placement, service } = lb.spec;
+  const runtimeMount = { name: 'runtime', mountPath: RUNTIME_DIR };
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata,
+    spec: {
+      replicas: lb.spec.replicas,
+      selector: { matchLabels: loadBalancerPodLabels(lb.metadata.name) },
+      // Surge first, never below the wanted count: a load balancer must keep serving.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      template: {
+        // No config hash here: config changes reach running pods through the agent,
+        // never by replacing pods.
+        metadata: { labels },
+        spec: {
+          serviceAccountName: name,
+          shareProcessNamespace: true,
+          hostNetwork: placement.hostNetwork,
+          ...(placement.hostNetwork ? { dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
+          ...(placement.nodeSelector ? { nodeSelector: placement.nodeSelector } : {}),
+          ...(placement.tolerations ? { tolerations: placement.tolerations } : {}),
+          terminationGracePeriodSeconds: lb.spec.nginx.workerShutdownTimeoutSeconds + 5,
+          securityContext: { runAsNonRoot: true, fsGroup: NGINX_UID, seccompProfile: { type: 'RuntimeDefault' } },
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: loadBalancerPodLabels(lb.metadata.name) } } },
+              ],
+            },
+          },
+          containers: [
+            {
+              name: 'nginx',
+              image: config.loadBalancers.nginxImage,
+              // nginx starts once the agent has written and tested the first generation.
+              command: ['/bin/sh', '-c', `until [ -e ${RUNTIME_DIR}/current/nginx.conf ]; do sleep 0.2; done; exec nginx -p ${RUNTIME_DIR}/ -c ${RUNTIME_DIR}/current/nginx.conf -g 'daemon off;'`],
+              ports: [
+                { name: 'http', containerPort: ports.httpPort },
+                { name: 'https', containerPort: ports.httpsPort },
+                ...lb.spec.streams.map((stream) => ({ containerPort: stream.port, protocol: stream.protocol })),
+              ],
+              resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
+              securityContext: restrictedContainer,
+              volumeMounts: [runtimeMount, { name: 'tmp', mountPath: '/tmp' }],
+            },
+            {
+              name: 'agent',
+              image: config.loadBalancers.agentImage,
+              args: [
+                'agent',
+                `--loadbalancer=${lb.metadata.name}`,
+                `--prefix=${RUNTIME_DIR}`,
+                `--control-port=${ports.controlPort}`,
+                `--http-port=${ports.agentPort}`,
+              ],
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+              ],
+              ports: [{ name: 'agent', containerPort: ports.agentPort }],
+              // Ready only after the first full push: before that nginx would answer 503.
+              readinessProbe: { httpGet: { path: '/readyz', port: 'agent' }, periodSeconds: 2 },
+              livenessProbe: { httpGet: { path: '/healthz', port: 'agent' }, periodSeconds: 10, failureThreshold: 3 },
+              resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '512Mi' } },
+              securityContext: restrictedContainer,
+              volumeMounts: [runtimeMount, { name: 'tmp', mountPath: '/tmp' }],
+            },
+          ],
+          volumes: [
+            { name: 'runtime', emptyDir: {} },
+            { name: 'tmp', emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+
+  const serviceObject = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata,
+    spec: {
+      type: service.type,
+      selector: loadBalancerPodLabels(lb.metadata.name),
+      ...(service.type === 'ClusterIP' ? {} : { externalTrafficPolicy: 'Local' }),
+      ports: [
+        { name: 'http', port: service.httpPort, targetPort: 'http', protocol: 'TCP' },
+        { name: 'https', port: service.httpsPort, targetPort: 'https', protocol: 'TCP' },
+        ...lb.spec.streams.map((stream) => ({
+          name: `${stream.protocol.toLowerCase()}-${stream.port}`,
+          port: stream.port,
+          targetPort: stream.port,
+          protocol: stream.protocol,
+        })),
+      ],
+    },
+  };
+
+  const disruptionBudget = {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata,
+    spec: { maxUnavailable: 1, selector: { matchLabels: loadBalancerPodLabels(lb.metadata.name) } },
+  };
+
+  return [configMap, serviceAccount, role, roleBinding, endpointReader, deployment, serviceObject, disruptionBudget];
+}

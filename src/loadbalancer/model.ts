@@ -1,0 +1,79 @@
+import type { Application } from '../api/application.ts';
+import type { LoadBalancer } from '../api/loadbalancer.ts';
+import type { OperatorConfig } from '../config.ts';
+import type { NginxModel } from '../nginx/model.ts';
+import { versionServiceName } from '../version/desired.ts';
+import { trafficSplit, type RouteClaim } from './routes.ts';
+
+function backendName(claim: RouteClaim): string {
+  return `${claim.application}.${claim.port}${claim.stickyMaxAgeSeconds !== undefined ? '.sticky' : ''}`;
+}
+
+/**
+ * What one LoadBalancer serves, in the renderer's terms: a server per host with a
+ * location per accepted path, a backend per application port (its groups are the
+ * Versions' headless Services, weighted by spec.traffic), and the stream ports. The
+ * oldest claim on a host decides its TLS certificate. Pure.
+ */
+export function loadBalancerModel(
+  lb: LoadBalancer,
+  claims: readonly RouteClaim[],
+  applications: ReadonlyMap<string, Application>,
+  versionsOf: (namespace: string) => readonly string[],
+  config: OperatorConfig,
+): NginxModel {
+  const mine = claims.filter((claim) => claim.loadBalancer === lb.metadata.name);
+  const servers = new Map<string, NginxModel['servers'][number]>();
+  const backends = new Map<string, NginxModel['backends'][number]>();
+  for (const claim of mine) {
+    const app = applications.get(claim.application);
+    if (!app) continue;
+    const backend = backendName(claim);
+    let server = servers.get(claim.host);
+    if (!server) {
+      server = { host: claim.host, locations: [], ...(claim.tlsSecret ? { tls: { secretName: `${claim.namespace}.${claim.tlsSecret}` } } : {}) };
+      servers.set(claim.host, server);
+    }
+    server.locations.push({ pathPrefix: claim.path, backend });
+    if (backends.has(backend)) continue;
+    backends.set(backend, {
+      name: backend,
+      groups: trafficSplit(app, versionsOf(claim.namespace)).map(({ version, weight }) => ({
+        name: version,
+        service: { namespace: claim.namespace, name: versionServiceName(version), port: claim.port },
+        ...(weight !== undefined ? { weight } : {}),
+      })),
+      ...(claim.stickyMaxAgeSeconds !== undefined ? { sticky: { cookie: `berth_${claim.application.replaceAll('-', '_')}`, maxAgeSeconds: claim.stickyMaxAgeSeconds } } : {}),
+    });
+  }
+
+  const streams: NginxModel['streams'] = [];
+  for (const stream of lb.spec.streams) {
+    const backend = `stream-${stream.protocol.toLowerCase()}-${stream.port}`;
+    streams.push({ port: stream.port, protocol: stream.protocol, backend });
+    backends.set(backend, { name: backend, groups: [{ name: stream.service.name, service: stream.service }] });
+  }
+
+  const { nginx } = lb.spec;
+  return {
+    settings: {
+      workerProcesses: nginx.workerProcesses === 0 ? 'auto' : nginx.workerProcesses,
+      workerConnections: nginx.workerConnections,
+      keepaliveTimeoutSeconds: nginx.keepaliveTimeoutSeconds,
+      keepaliveRequests: nginx.keepaliveRequests,
+      clientMaxBodySize: nginx.clientMaxBodySize,
+      proxyConnectTimeoutSeconds: nginx.proxyConnectTimeoutSeconds,
+      proxyReadTimeoutSeconds: nginx.proxyReadTimeoutSeconds,
+      proxySendTimeoutSeconds: nginx.proxySendTimeoutSeconds,
+      gzip: nginx.gzip,
+      upstreamKeepalive: nginx.upstreamKeepalive,
+      workerShutdownTimeoutSeconds: nginx.workerShutdownTimeoutSeconds,
+      sharedDictSize: nginx.sharedDictSize,
+      extra: nginx.extra ?? {},
+    },
+    ports: { http: config.loadBalancers.httpPort, https: config.loadBalancers.httpsPort, control: config.loadBalancers.controlPort },
+    servers: [...servers.values()],
+    backends: [...backends.values()],
+    streams,
+  };
+}

@@ -1,0 +1,122 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import type { LoadBalancer, LoadBalancerStatus } from '../api/loadbalancer.ts';
+import type { OperatorContext } from '../context.ts';
+import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
+import type { ReconcileResult } from '../kit/controller.ts';
+import { errorMessage } from '../kit/log.ts';
+import { statusChanged } from '../kit/status.ts';
+import { LABELS } from '../labels.ts';
+import { RenderError, renderNginxConfig } from '../nginx/render.ts';
+import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName } from './desired.ts';
+import { loadBalancerModel } from './model.ts';
+import { resolveRoutes } from './routes.ts';
+
+type InstanceStatus = NonNullable<LoadBalancerStatus['instances']>[number];
+
+/** What one agent reports on its pod; a missing or unreadable report means "not yet". */
+function instanceOf(pod: V1Pod): InstanceStatus {
+  const name = pod.metadata!.name!;
+  const raw = pod.metadata?.annotations?.[AGENT_STATUS_ANNOTATION];
+  if (!raw) return { pod: name, ready: false };
+  try {
+    const report = JSON.parse(raw) as Partial<InstanceStatus>;
+    return {
+      pod: name,
+      ready: report.ready === true,
+      ...(typeof report.configHash === 'string' ? { configHash: report.configHash } : {}),
+      ...(typeof report.upstreamGeneration === 'number' ? { upstreamGeneration: report.upstreamGeneration } : {}),
+      ...(typeof report.lastReload === 'string' ? { lastReload: report.lastReload } : {}),
+      ...(typeof report.lastError === 'string' ? { lastError: report.lastError.slice(0, 4096) } : {}),
+    };
+  } catch {
+    return { pod: name, ready: false, lastError: `unreadable ${AGENT_STATUS_ANNOTATION} annotation` };
+  }
+}
+
+/**
+ * Ready when at least one instance serves the config just rendered and none reports
+ * having refused it; a refusal names the Nginx error, since the fix is in the spec.
+ */
+export function loadBalancerConditions(hash: string, instances: readonly InstanceStatus[]): ConditionInput[] {
+  const rejected = instances.find((i) => i.lastError && i.configHash !== hash);
+  const current = instances.filter((i) => i.ready && i.configHash === hash);
+  const applied: ConditionInput = rejected
+    ? { type: 'ConfigApplied', status: 'False', reason: 'NginxRejectedConfig', message: `${rejected.pod} keeps serving its previous config: ${rejected.lastError}` }
+    : current.length === instances.length && instances.length > 0
+      ? { type: 'ConfigApplied', status: 'True', reason: 'Applied', message: `all ${instances.length} instance(s) serve config ${hash}` }
+      : { type: 'ConfigApplied', status: 'False', reason: 'Applying', message: `${current.length} of ${instances.length} instance(s) serve config ${hash}` };
+  const ready: ConditionInput =
+    current.length > 0
+      ? { type: 'Ready', status: 'True', reason: 'Serving', message: `${current.length} instance(s) serving config ${hash}` }
+      : rejected
+        ? { type: 'Ready', status: 'False', reason: 'NginxRejectedConfig', message: applied.message }
+        : { type: 'Ready', status: 'False', reason: 'NoInstanceServing', message: 'no instance serves the current config yet' };
+  return [applied, ready];
+}
+
+export function createLoadBalancerReconciler(ctx: OperatorContext) {
+  const { caches, applier, events, logger, config } = ctx;
+
+  async function writeStatus(lb: LoadBalancer, status: LoadBalancerStatus, conditions: ConditionInput[]): Promise<void> {
+    let merged = lb.status?.conditions;
+    for (const condition of conditions) merged = setCondition(merged, condition, lb.metadata.generation);
+    const next = { ...status, observedGeneration: lb.metadata.generation, conditions: merged };
+    if (statusChanged(lb.status, next)) await applier.applyStatus(lb, next);
+  }
+
+  return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
+    const lb = caches.loadBalancers.get(name);
+    // Everything the LoadBalancer owns goes with it through owner references.
+    if (!lb || lb.metadata.deletionTimestamp) return;
+
+    const applications = new Map(caches.applications.list().map((app) => [app.metadata.name, app]));
+    const table = resolveRoutes(applications.values());
+    const model = loadBalancerModel(
+      lb,
+      table.accepted,
+      applications,
+      (namespace) => caches.versions.list(namespace).filter((v) => !v.metadata.deletionTimestamp).map((v) => v.metadata.name),
+      config,
+    );
+    let rendered;
+    try {
+      rendered = renderNginxConfig(model);
+    } catch (error) {
+      if (!(error instanceof RenderError)) throw error;
+      // Nothing is applied: the pods keep the last config that rendered.
+      const message = `the config cannot be rendered, the previous one stays in place: ${error.message}`;
+      if (findCondition(lb.status?.conditions, 'Ready')?.message !== message) await events.warning(lb, 'InvalidConfig', message);
+      logger.warn({ loadBalancer: name, err: error.message }, 'render failed; keeping the previous config');
+      await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'InvalidConfig', message }]);
+      return;
+    }
+
+    await Promise.all(desiredLoadBalancerObjects(lb, rendered, config).map((object) => applier.apply(object)));
+    if (lb.status?.configHash !== rendered.hash) {
+      logger.info({ loadBalancer: name, hash: rendered.hash, servers: model.servers.length, backends: model.backends.length }, 'rendered config');
+      await events.normal(lb, 'ConfigRendered', `config ${rendered.hash}: ${model.servers.length} host(s), ${model.backends.length} backend(s)`);
+    }
+
+    const pods = caches.pods
+      .list(lb.spec.namespace)
+      .filter((pod) => pod.metadata?.labels?.[LABELS.loadBalancer] === name && !pod.metadata?.deletionTimestamp);
+    const instances = pods.map(instanceOf).sort((a, b) => a.pod.localeCompare(b.pod));
+    const deployment = caches.deployments.get(loadBalancerObjectName(name), lb.spec.namespace);
+    const conditions = loadBalancerConditions(rendered.hash, instances);
+    try {
+      await writeStatus(
+        lb,
+        {
+          readyReplicas: deployment?.status?.readyReplicas ?? 0,
+          domains: model.servers.length,
+          configHash: rendered.hash,
+          instances,
+        },
+        conditions,
+      );
+    } catch (error) {
+      logger.warn({ loadBalancer: name, err: errorMessage(error) }, 'status update failed; retrying');
+      throw error;
+    }
+  };
+}

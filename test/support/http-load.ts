@@ -1,0 +1,87 @@
+import { Agent, request } from 'node:http';
+
+export interface Reply {
+  status: number;
+  body: string;
+}
+
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 16 });
+
+/** One GET with an explicit Host header (fetch may not set Host), over kept-alive connections. */
+export function get(port: number, host: string, path = '/', address = '127.0.0.1'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: address, port, path, headers: { host }, agent: keepAlive, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface LoadResult {
+  ok: number;
+  failed: number;
+  /** Failures by status (or error message), to say what went wrong. */
+  failures: Map<string, number>;
+  /** Successful answers by the `pod` field of the stand-in server's JSON. */
+  byPod: Map<string, number>;
+  byVersion: Map<string, number>;
+}
+
+function count(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+/**
+ * Sends GETs from `concurrency` parallel clients until `stop()` resolves or `maxRequests`
+ * were sent or `maxMs` passed, whichever comes first: every load loop is bounded.
+ */
+export function startLoad(
+  port: number,
+  host: string,
+  { concurrency = 4, maxRequests = 20_000, maxMs = 60_000 }: { concurrency?: number; maxRequests?: number; maxMs?: number } = {},
+): { stop(): Promise<LoadResult>; finished: Promise<LoadResult> } {
+  const result: LoadResult = { ok: 0, failed: 0, failures: new Map(), byPod: new Map(), byVersion: new Map() };
+  const deadline = Date.now() + maxMs;
+  let sent = 0;
+  let stopped = false;
+  const client = async () => {
+    while (!stopped && sent < maxRequests && Date.now() < deadline) {
+      sent += 1;
+      try {
+        const reply = await get(port, host);
+        if (reply.status !== 200) {
+          result.failed += 1;
+          count(result.failures, String(reply.status));
+          continue;
+        }
+        result.ok += 1;
+        const who = JSON.parse(reply.body) as { pod?: string; version?: string };
+        count(result.byPod, who.pod ?? '?');
+        count(result.byVersion, who.version ?? '?');
+      } catch (error) {
+        result.failed += 1;
+        count(result.failures, (error as Error).message);
+      }
+    }
+  };
+  const finished = Promise.all(Array.from({ length: concurrency }, client)).then(() => result);
+  return {
+    finished,
+    stop() {
+      stopped = true;
+      return finished;
+    },
+  };
+}
+
+/** `requests` sequential GETs; the tally of where they went. */
+export async function sample(port: number, host: string, requests: number): Promise<LoadResult> {
+  const load = startLoad(port, host, { concurrency: 1, maxRequests: requests });
+  return load.finished;
+}

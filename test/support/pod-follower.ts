@@ -1,0 +1,62 @@
+import { makeInformer, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { clients } from './kube.ts';
+import { startPodServer, type PodServer } from './pod-server.ts';
+
+export interface PodFollower {
+  /** Stand-in servers by pod name, for the pods that have an IP now. */
+  readonly servers: ReadonlyMap<string, PodServer>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Plays the containers of matching pods: as soon as kwok gives a pod an IP, an HTTP
+ * server answers on that IP and port with the pod's identity; when the pod object is
+ * gone, its server stops. A pod that is merely terminating keeps serving, as a real
+ * one does while its preStop drain runs.
+ */
+export async function followPods(namespace: string, labelSelector: string, port: number, kc?: KubeConfig): Promise<PodFollower> {
+  const { core, kc: config } = clients(kc);
+  const servers = new Map<string, PodServer>();
+  const starting = new Map<string, Promise<void>>();
+  const informer = makeInformer<V1Pod>(
+    config,
+    `/api/v1/namespaces/${namespace}/pods`,
+    () => core.listNamespacedPod({ namespace, labelSelector }),
+    labelSelector,
+  );
+  const serve = (pod: V1Pod) => {
+    const name = pod.metadata!.name!;
+    const ip = pod.status?.podIP;
+    if (!ip || servers.has(name) || starting.has(name)) return;
+    const identity = { pod: name, version: pod.metadata?.labels?.['berth.dev/version'] ?? '' };
+    starting.set(
+      name,
+      startPodServer(ip, port, identity)
+        .then((server) => void servers.set(name, server))
+        // The IP may still be bound by a pod that is going away; the next event retries.
+        .catch(() => undefined)
+        .finally(() => starting.delete(name)),
+    );
+  };
+  const retire = async (pod: V1Pod) => {
+    const name = pod.metadata!.name!;
+    await starting.get(name);
+    const server = servers.get(name);
+    servers.delete(name);
+    await server?.close();
+  };
+  informer.on('add', serve);
+  informer.on('update', serve);
+  informer.on('delete', (pod) => void retire(pod));
+  informer.on('error', () => setTimeout(() => void informer.start(), 500));
+  await informer.start();
+  return {
+    servers,
+    async stop() {
+      await informer.stop();
+      await Promise.all([...starting.values()]);
+      await Promise.all([...servers.values()].map((server) => server.close()));
+      servers.clear();
+    },
+  };
+}
