@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { startAgent } from './agent/agent.ts';
 import { renderCrdFiles } from './api/crd.ts';
 import { ConfigError, loadOperatorConfig } from './config.ts';
 import { createLogger } from './kit/log.ts';
@@ -11,6 +13,11 @@ import { startOperator } from './operator.ts';
 const USAGE = `usage:
   berth operator [--config FILE] [--http-port PORT] [--identity NAME]
       Run the operator against the cluster of KUBECONFIG (or the in-cluster account).
+  berth agent --loadbalancer NAME --control-port PORT [--namespace NS] [--pod-name NAME]
+              [--prefix DIR] [--http-port PORT] [--manage-nginx] [--nginx BINARY]
+              [--lua-dir DIR] [--njs-dir DIR] [--reload-timeout SECONDS]
+      Run beside nginx in a load-balancer pod: apply the ConfigMap berth-lb-NAME, push
+      endpoints to nginx. --namespace and --pod-name default to $POD_NAMESPACE, $POD_NAME.
   berth crds [--output DIR] [--check]
       Write the CustomResourceDefinitions generated from the API schemas (default: crds/);
       --check only reports whether DIR is up to date.`;
@@ -53,6 +60,67 @@ async function operator(args: string[]): Promise<number> {
   }
 }
 
+async function agent(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      loadbalancer: { type: 'string' },
+      namespace: { type: 'string', default: process.env.POD_NAMESPACE },
+      'pod-name': { type: 'string', default: process.env.POD_NAME },
+      prefix: { type: 'string', default: '/var/lib/berth' },
+      'control-port': { type: 'string' },
+      'http-port': { type: 'string', default: '10254' },
+      'manage-nginx': { type: 'boolean', default: false },
+      nginx: { type: 'string', default: 'nginx' },
+      'lua-dir': { type: 'string', default: fileURLToPath(new URL('./nginx/lua', import.meta.url)) },
+      'njs-dir': { type: 'string', default: fileURLToPath(new URL('./nginx/njs', import.meta.url)) },
+      'reload-timeout': { type: 'string', default: '30' },
+    },
+  });
+  const controlPort = Number(values['control-port']);
+  const httpPort = Number(values['http-port']);
+  const reloadTimeout = Number(values['reload-timeout']);
+  const problems = [
+    ...(values.loadbalancer ? [] : ['--loadbalancer is required']),
+    ...(values.namespace ? [] : ['--namespace (or $POD_NAMESPACE) is required']),
+    ...(Number.isInteger(controlPort) && controlPort > 0 && controlPort < 65536 ? [] : ['--control-port must be a port number']),
+    ...(Number.isInteger(httpPort) && httpPort >= 0 && httpPort < 65536 ? [] : ['--http-port must be a port number']),
+    ...(reloadTimeout > 0 ? [] : ['--reload-timeout must be a positive number of seconds']),
+  ];
+  if (problems.length > 0 || !values.loadbalancer || !values.namespace) {
+    process.stderr.write(`berth agent: ${problems.join('; ')}\n`);
+    return 2;
+  }
+  const logger = createLogger('berth-agent');
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  logger.info({ cluster: kc.getCurrentCluster()?.server, loadBalancer: values.loadbalancer, pod: values['pod-name'] }, 'starting');
+  const running = await startAgent({
+    kc,
+    logger,
+    loadBalancer: values.loadbalancer,
+    namespace: values.namespace,
+    ...(values['pod-name'] ? { podName: values['pod-name'] } : {}),
+    prefix: values.prefix,
+    controlPort,
+    http: { host: '0.0.0.0', port: httpPort },
+    manageNginx: values['manage-nginx'],
+    nginxBinary: values.nginx,
+    luaDir: values['lua-dir'],
+    njsDir: values['njs-dir'],
+    reloadTimeoutMs: reloadTimeout * 1000,
+    keepGenerations: 3,
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'signal received');
+      void running.stop();
+    });
+  }
+  await running.done;
+  return 0;
+}
+
 function crds(args: string[]): number {
   const { values } = parseArgs({ args, options: { output: { type: 'string', default: 'crds' }, check: { type: 'boolean', default: false } } });
   const dir = values.output;
@@ -85,6 +153,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'operator':
       return operator(rest);
+    case 'agent':
+      return agent(rest);
     case 'crds':
       return crds(rest);
     default:

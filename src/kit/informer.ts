@@ -1,4 +1,4 @@
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { errorMessage, type Logger } from './log.ts';
 
 export type ChangeHandler<T> = (object: T, event: 'add' | 'update' | 'delete') => void;
@@ -10,6 +10,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
   labelSelector?: string;
+  /** e.g. metadata.name=x: RBAC grants on resourceNames allow list/watch only with it. `list` must apply it too. */
+  fieldSelector?: string;
   logger: Logger;
 }
 
@@ -35,7 +37,7 @@ export class Informer<T extends KubernetesObject> {
 
   constructor(kc: KubeConfig, options: InformerOptions<T>) {
     this.options = options;
-    this.inner = makeInformer<T>(kc, options.path, options.list, options.labelSelector);
+    this.inner = new ListWatch<T>(options.path, new Watch(kc), options.list, false, options.labelSelector, options.fieldSelector);
     this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
     this.inner.on('add', (object) => this.emit(object, 'add'));
     this.inner.on('update', (object) => this.emit(object, 'update'));

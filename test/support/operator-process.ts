@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { waitFor } from './wait.ts';
 
-export interface OperatorProcess {
-  readonly identity: string;
+/** A `berth` subcommand running as a real child process. */
+export interface BerthProcess {
+  /** Where it serves /metrics, /healthz and /readyz. */
   readonly port: number;
   readonly child: ChildProcess;
   /** Everything the process logged so far (JSON lines). */
@@ -21,6 +22,10 @@ export interface OperatorProcess {
   /** SIGKILL: the process dies mid-whatever, as in a node crash. */
   kill(): Promise<void>;
   exited: Promise<number | null>;
+}
+
+export interface OperatorProcess extends BerthProcess {
+  readonly identity: string;
 }
 
 export async function freePort(): Promise<number> {
@@ -42,12 +47,15 @@ export function operatorConfigFile(config: Record<string, unknown>): string {
   return file;
 }
 
-/** Runs `berth operator` as a real child process against the test cluster. */
-export async function startOperatorProcess(options: { identity: string; configFile?: string }): Promise<OperatorProcess> {
+/**
+ * Runs `berth <args> --http-port <free port>` as a real child process against the test
+ * cluster and waits until it serves /healthz. `kubeconfig` runs it under another identity
+ * than the tests' administrator.
+ */
+export async function startBerthProcess(args: string[], description = args[0] ?? 'berth', kubeconfig?: string): Promise<BerthProcess> {
   const port = await freePort();
-  const args = ['src/cli.ts', 'operator', '--http-port', String(port), '--identity', options.identity];
-  if (options.configFile) args.push('--config', options.configFile);
-  const child = spawn(process.execPath, args, { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = kubeconfig ? { ...process.env, KUBECONFIG: kubeconfig } : process.env;
+  const child = spawn(process.execPath, ['src/cli.ts', ...args, '--http-port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -57,8 +65,7 @@ export async function startOperatorProcess(options: { identity: string; configFi
     const response = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) });
     return response.text();
   };
-  const handle: OperatorProcess = {
-    identity: options.identity,
+  const handle: BerthProcess = {
     port,
     child,
     exited,
@@ -87,11 +94,18 @@ export async function startOperatorProcess(options: { identity: string; configFi
   };
   await waitFor(
     async () => {
-      if (child.exitCode !== null) throw new Error(`operator exited with ${child.exitCode}:\n${output}`);
+      if (child.exitCode !== null) throw new Error(`${description} exited with ${child.exitCode}:\n${output}`);
       const response = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1_000) });
       return response.ok;
     },
-    { description: `operator ${options.identity} to serve /healthz`, timeoutMs: 30_000 },
+    { description: `${description} to serve /healthz`, timeoutMs: 30_000 },
   );
   return handle;
+}
+
+/** Runs `berth operator` as a real child process against the test cluster. */
+export async function startOperatorProcess(options: { identity: string; configFile?: string; kubeconfig?: string }): Promise<OperatorProcess> {
+  const args = ['operator', '--identity', options.identity];
+  if (options.configFile) args.push('--config', options.configFile);
+  return { identity: options.identity, ...(await startBerthProcess(args, `operator ${options.identity}`, options.kubeconfig)) };
 }

@@ -1,0 +1,65 @@
+import { request } from 'node:http';
+
+export interface PushResult {
+  changed: number;
+  removed: number;
+  total: number;
+}
+
+/**
+ * The loopback control endpoint the rendered config serves (docs/data-plane.md). Every
+ * request opens its own connection: a kept-alive connection would tie this process to
+ * one worker, and an idle one to an old worker would keep that worker draining after a
+ * reload, which holds back the next reload.
+ */
+export class ControlClient {
+  private readonly port: number;
+
+  constructor(port: number) {
+    this.port = port;
+  }
+
+  /** The config hash of the generation nginx serves. */
+  async generation(timeoutMs = 1_000): Promise<string> {
+    return (await this.send('GET', '/generation', undefined, timeoutMs)).trim();
+  }
+
+  async putBackends(body: string, timeoutMs = 10_000): Promise<PushResult> {
+    return JSON.parse(await this.send('PUT', '/backends', body, timeoutMs)) as PushResult;
+  }
+
+  /** How many backends nginx holds; 0 after a restart wiped the shared dict. */
+  async storedBackends(timeoutMs = 5_000): Promise<number> {
+    const stored = JSON.parse(await this.send('GET', '/backends', undefined, timeoutMs)) as { backends?: unknown[] };
+    return stored.backends?.length ?? 0;
+  }
+
+  private send(method: string, path: string, body: string | undefined, timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: this.port,
+          method,
+          path,
+          agent: false,
+          headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            if (status === 200) resolve(text);
+            else reject(new Error(`${method} ${path}: ${status} ${text.trim()}`));
+          });
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+}

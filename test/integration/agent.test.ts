@@ -1,0 +1,718 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RenderedConfig } from '../../src/nginx/model.ts';
+import { renderNginxConfig } from '../../src/nginx/render.ts';
+import { clients, testNamespace } from '../support/kube.ts';
+import { freePort, startBerthProcess, type BerthProcess } from '../support/operator-process.ts';
+import { startPodServer, type PodServer } from '../support/pod-server.ts';
+import { waitFor } from '../support/wait.ts';
+
+// The agent as it runs in a load-balancer pod, as a real process with a real nginx it
+// manages itself, against the real control plane: kwok runs the pods, and one stand-in
+// server on the pods' port answers for every pod IP (the pod CIDR is local here), naming
+// the pod address it was reached on.
+
+const { core, apps, discovery } = clients();
+const LB = 'agent-test';
+const CONFIG_MAP = `berth-lb-${LB}`;
+const STATUS_ANNOTATION = 'berth.dev/agent-status';
+const WORKERS = 2;
+// How soon after an EndpointSlice drops an endpoint nginx must stop sending it requests:
+// the agent's coalescing window (at most 250 ms) plus the push, with room for a busy machine.
+const PROPAGATION_BUDGET_MS = 400;
+// A request this slow keeps a worker draining after a reload.
+const SLOW_RESPONSE_MS = 4_000;
+// Short, so that the test of an unconfirmed reload does not wait long.
+const RELOAD_TIMEOUT_SECONDS = 5;
+
+interface Ports {
+  http: number;
+  https: number;
+  control: number;
+  tcp: number;
+  app: number;
+}
+
+let namespace: string;
+let ports: Ports;
+let prefix: string;
+let agent: BerthProcess | undefined;
+let pods: PodServer;
+/** Pod IPs that are gone: a connection to one is cut, as to a stopped container. */
+const deadIps = new Set<string>();
+/** When each pod IP last received a request. */
+const lastHit = new Map<string, number>();
+
+interface Site {
+  host: string;
+  /** A Secret in the test namespace holding the host's certificate. */
+  tlsSecret?: string;
+}
+
+/**
+ * What the operator writes into the ConfigMap: the real renderer's output for these
+ * hosts, all routed to backend `web`, and a TCP port forwarded to the same pods.
+ */
+function renderedConfig(
+  sites: Site[],
+  options: { extra?: Record<string, string>; tcpPorts?: number[]; ports?: Ports } = {},
+): RenderedConfig {
+  const service = { namespace, name: 'web-v1', port: 'http' };
+  const { http, https, control, tcp } = options.ports ?? ports;
+  return renderNginxConfig({
+    settings: { workerProcesses: WORKERS, extra: options.extra ?? {} },
+    ports: { http, https, control },
+    servers: sites.map((site) => ({
+      host: site.host,
+      locations: [{ pathPrefix: '/', backend: 'web' }],
+      ...(site.tlsSecret ? { tls: { secretName: `${namespace}.${site.tlsSecret}` } } : {}),
+    })),
+    backends: [
+      { name: 'web', groups: [{ name: 'v1', service }] },
+      { name: 'web-tcp', groups: [{ name: 'v1', service }] },
+    ],
+    streams: (options.tcpPorts ?? [tcp]).map((port) => ({ port, protocol: 'TCP' as const, backend: 'web-tcp' })),
+  });
+}
+
+async function writeTlsSecret(name: string, certificate: Certificate): Promise<void> {
+  const body = {
+    metadata: { name, namespace },
+    type: 'kubernetes.io/tls',
+    data: { 'tls.crt': Buffer.from(certificate.crt).toString('base64'), 'tls.key': Buffer.from(certificate.key).toString('base64') },
+  };
+  try {
+    await core.replaceNamespacedSecret({ name, namespace, body });
+  } catch {
+    await core.createNamespacedSecret({ namespace, body });
+  }
+}
+
+interface Certificate {
+  crt: string;
+  key: string;
+  fingerprint: string;
+}
+
+function selfSigned(host: string): Certificate {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-cert-'));
+  try {
+    const openssl = spawnSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${host}`,
+        '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')],
+      { encoding: 'utf8' },
+    );
+    if (openssl.status !== 0) throw new Error(`openssl: ${openssl.stderr}`);
+    const crt = readFileSync(join(dir, 'tls.crt'), 'utf8');
+    return { crt, key: readFileSync(join(dir, 'tls.key'), 'utf8'), fingerprint: new X509Certificate(crt).fingerprint256 };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function writeConfigMap(rendered: { files: Record<string, string> }, name = CONFIG_MAP): Promise<void> {
+  const body = { metadata: { name, namespace }, data: rendered.files };
+  try {
+    await core.replaceNamespacedConfigMap({ name, namespace, body });
+  } catch {
+    await core.createNamespacedConfigMap({ namespace, body });
+  }
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 16 });
+
+function get(host: string, { port = ports.http, agent = false, path = '/' }: { port?: number; agent?: Agent | false; path?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${host} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A request over TLS to the https port, with the certificate nginx presented. */
+function getTls(host: string): Promise<Reply & { fingerprint: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port: ports.https, servername: host, path: '/', headers: { host }, agent: false, rejectUnauthorized: false, timeout: 5_000 },
+      (res) => {
+        const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, fingerprint }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`GET https://${host} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The pod IP that answered. */
+function servedBy(reply: Reply): string {
+  return (JSON.parse(reply.body) as { ip: string }).ip;
+}
+
+async function control(path: string, port = ports.control): Promise<string> {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2_000) });
+  return response.text();
+}
+
+async function storedEndpoints(backend: string, port = ports.control): Promise<string[]> {
+  const stored = JSON.parse(await control('/backends', port)) as { backends: { name: string; groups: { endpoints: { address: string }[] }[] }[] };
+  return (stored.backends.find((b) => b.name === backend)?.groups ?? []).flatMap((g) => g.endpoints.map((e) => e.address)).sort();
+}
+
+async function podIps(): Promise<Map<string, string>> {
+  const list = await core.listNamespacedPod({ namespace, labelSelector: 'app=web' });
+  return new Map(list.items.filter((pod) => pod.status?.podIP).map((pod) => [pod.metadata!.name!, pod.status!.podIP!]));
+}
+
+/** Addresses the Service's EndpointSlices list as ready (and not terminating). */
+async function readySliceIps(): Promise<Set<string>> {
+  const slices = await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: 'kubernetes.io/service-name=web-v1' });
+  return new Set(
+    slices.items.flatMap((slice) =>
+      (slice.endpoints ?? []).filter((e) => e.conditions?.ready !== false && e.conditions?.terminating !== true).map((e) => e.addresses[0]!),
+    ),
+  );
+}
+
+function isReadyPod(pod: V1Pod): boolean {
+  return !pod.metadata?.deletionTimestamp && (pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false);
+}
+
+async function readyPodIps(count: number): Promise<string[]> {
+  return waitFor(
+    async () => {
+      const list = (await core.listNamespacedPod({ namespace, labelSelector: 'app=web' })).items;
+      const ready = list.filter(isReadyPod);
+      return list.length === count && ready.length === count ? ready.map((pod) => pod.status!.podIP!).sort() : undefined;
+    },
+    { description: `${count} ready pods`, timeoutMs: 60_000 },
+  );
+}
+
+async function scale(replicas: number): Promise<void> {
+  await apps.patchNamespacedDeploymentScale({ name: 'web', namespace, body: [{ op: 'replace', path: '/spec/replicas', value: replicas }] });
+}
+
+async function reloads(result: 'success' | 'failure', of = agent!): Promise<number> {
+  return (await of.metric('berth_agent_reloads_total', { result })) ?? Number.NaN;
+}
+
+async function isReady(of: BerthProcess): Promise<boolean> {
+  return (await fetch(`http://127.0.0.1:${of.port}/readyz`)).ok;
+}
+
+async function newPorts(): Promise<Ports> {
+  return { http: await freePort(), https: await freePort(), control: await freePort(), tcp: await freePort(), app: await freePort() };
+}
+
+/** A prefix nginx can use: its workers run as nobody when nginx is started by root. */
+function newPrefix(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-agent-'));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+interface AgentStatus {
+  ready: boolean;
+  configHash?: string;
+  upstreamGeneration: number;
+  lastReload?: string;
+  lastError?: string;
+}
+
+async function agentStatus(): Promise<AgentStatus | undefined> {
+  const pod = await core.readNamespacedPod({ name: 'lb-0', namespace });
+  const raw = pod.metadata?.annotations?.[STATUS_ANNOTATION];
+  return raw ? (JSON.parse(raw) as AgentStatus) : undefined;
+}
+
+/** The nginx master the agent runs: its child titled "nginx: master process". */
+function nginxMaster(): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== agent?.child.pid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith('nginx: master process')) return Number(entry);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return undefined;
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Concurrent clients on kept-alive connections until stopped, bounded in requests and
+ * time. Every answer that is not a 200 from a pod, and every error, is a failure.
+ */
+function loadLoop(host: string, concurrency = 8, maxRequests = 50_000, maxMs = 90_000) {
+  let stopped = false;
+  let sent = 0;
+  const failures: string[] = [];
+  const seen = new Map<string, number>();
+  const deadline = Date.now() + maxMs;
+  const client = async () => {
+    while (!stopped && sent < maxRequests && Date.now() < deadline) {
+      sent += 1;
+      try {
+        const reply = await get(host, { agent: keepAlive });
+        if (reply.status !== 200) failures.push(`${reply.status} ${reply.body.slice(0, 200)}`);
+        else {
+          const ip = servedBy(reply);
+          seen.set(ip, (seen.get(ip) ?? 0) + 1);
+        }
+      } catch (error) {
+        failures.push((error as Error).message);
+      }
+    }
+  };
+  const running = Promise.all(Array.from({ length: concurrency }, client));
+  return {
+    seen,
+    failures,
+    sent: () => sent,
+    async stop() {
+      stopped = true;
+      await running;
+    },
+  };
+}
+
+beforeAll(async () => {
+  namespace = await testNamespace('agent');
+  ports = await newPorts();
+  prefix = newPrefix();
+
+  pods = await startPodServer('0.0.0.0', ports.app, {}, (req, res) => {
+    const ip = req.socket.localAddress?.replace(/^::ffff:/, '') ?? '';
+    lastHit.set(ip, Date.now());
+    if (deadIps.has(ip)) {
+      req.socket.destroy();
+      return true;
+    }
+    const answer = () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ip }));
+    };
+    if (req.url === '/slow') setTimeout(answer, SLOW_RESPONSE_MS);
+    else answer();
+    return true;
+  });
+
+  await core.createNamespacedService({
+    namespace,
+    body: {
+      metadata: { name: 'web-v1', labels: { 'app.kubernetes.io/managed-by': 'berth' } },
+      spec: { clusterIP: 'None', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: ports.app }] },
+    },
+  });
+  await apps.createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: { name: 'web' },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: 'web' } },
+        template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'registry.invalid/web:1' }] } },
+      },
+    },
+  });
+  // The agent's own pod, which it reports its status on.
+  await core.createNamespacedPod({
+    namespace,
+    body: { metadata: { name: 'lb-0', labels: { app: 'lb' } }, spec: { containers: [{ name: 'agent', image: 'registry.invalid/berth:1' }] } },
+  });
+  await readyPodIps(2);
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  // Should the agent have died without stopping nginx, take nginx down with the test.
+  const master = Number(existsSync(join(prefix, 'logs', 'nginx.pid')) ? readFileSync(join(prefix, 'logs', 'nginx.pid'), 'utf8') : NaN);
+  if (alive(master) && readFileSync(`/proc/${master}/cmdline`, 'utf8').startsWith('nginx: master process')) process.kill(-master, 'SIGKILL');
+  keepAlive.destroy();
+  await pods?.close();
+  rmSync(prefix, { recursive: true, force: true });
+});
+
+describe('berth agent', () => {
+  let first: RenderedConfig;
+
+  it('becomes ready only once the config is applied and the backends are pushed', async () => {
+    agent = await startBerthProcess(
+      [
+        'agent',
+        `--loadbalancer=${LB}`,
+        `--namespace=${namespace}`,
+        '--pod-name=lb-0',
+        `--prefix=${prefix}`,
+        `--control-port=${ports.control}`,
+        `--reload-timeout=${RELOAD_TIMEOUT_SECONDS}`,
+        '--manage-nginx',
+      ],
+      'agent',
+    );
+    // No ConfigMap yet: nothing to serve, not ready.
+    for (let i = 0; i < 10; i += 1) {
+      expect(await isReady(agent)).toBe(false);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    first = renderedConfig([{ host: 'web.example' }]);
+    await writeConfigMap(first);
+    await waitFor(() => isReady(agent!), {
+      description: 'the agent to be ready',
+      timeoutMs: 20_000,
+      intervalMs: 20,
+    });
+    // Ready means pushed: nginx holds both pods at once.
+    expect(await storedEndpoints('web')).toEqual(await readyPodIps(2));
+    expect(await control('/generation')).toBe(first.hash);
+    expect(readFileSync(join(prefix, 'state', 'stream-backends.json'), 'utf8')).toContain('"web-tcp"');
+
+    const status = await waitFor(async () => ((await agentStatus())?.ready ? agentStatus() : undefined), {
+      description: 'the status annotation to report ready',
+      timeoutMs: 10_000,
+    });
+    expect(status).toMatchObject({ ready: true, configHash: first.hash });
+    expect(status?.lastError).toBeUndefined();
+    expect(await agent.metric('berth_agent_config_info', { hash: first.hash })).toBe(1);
+  });
+
+  it('sends requests through nginx to every pod, for HTTP and TCP ports', async () => {
+    const ips = await readyPodIps(2);
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i += 1) {
+      const reply = await get('web.example');
+      expect(reply.status).toBe(200);
+      seen.add(servedBy(reply));
+    }
+    expect([...seen].sort()).toEqual(ips);
+
+    const overTcp = await get('anything', { port: ports.tcp });
+    expect(ips).toContain(servedBy(overTcp));
+    expect(await reloads('success')).toBe(0);
+  });
+
+  it('follows scaling up and down without a reload and without a failed request', async () => {
+    const reloadsBefore = (await reloads('success')) + (await reloads('failure'));
+    const updatesBefore = (await agent!.metric('berth_agent_dynamic_updates_total', { target: 'http' })) ?? 0;
+    const load = loadLoop('web.example');
+    /** When each leaving pod's endpoint stopped being ready in the EndpointSlice. */
+    const leftSlice = new Map<string, number>();
+    try {
+      await scale(4);
+      const four = await readyPodIps(4);
+      await waitFor(() => four.every((ip) => (load.seen.get(ip) ?? 0) > 0), { description: 'all four pods to serve', timeoutMs: 20_000 });
+
+      const before = await podIps();
+      await scale(1);
+      // A leaving pod's address goes dead once kwok removed the pod, 500 ms after it began
+      // terminating (nginx retries elsewhere if one is still picked). The EndpointSlice
+      // controller does not always publish the termination within those 500 ms; what the
+      // agent answers for is how soon requests stop once the slice drops the endpoint.
+      await waitFor(
+        async () => {
+          const ready = await readySliceIps();
+          const now = await podIps();
+          for (const [name, ip] of before) {
+            if (!ready.has(ip) && !leftSlice.has(ip)) leftSlice.set(ip, Date.now());
+            if (!now.has(name)) deadIps.add(ip);
+          }
+          return now.size === 1 && deadIps.size === 3 && leftSlice.size === 3;
+        },
+        { description: 'three pods to be removed', timeoutMs: 30_000, intervalMs: 20 },
+      );
+      const [remaining] = await readyPodIps(1);
+      await waitFor(async () => (await storedEndpoints('web')).join() === remaining, { description: 'nginx to hold one endpoint', timeoutMs: 10_000 });
+      const served = load.sent();
+      await waitFor(() => load.sent() > served + 200, { description: '200 more requests', timeoutMs: 20_000 });
+    } finally {
+      await load.stop();
+    }
+    expect(load.failures).toEqual([]);
+    for (const [ip, at] of leftSlice) {
+      expect(lastHit.get(ip) ?? 0, `requests reached ${ip} ${(lastHit.get(ip) ?? 0) - at} ms after its slice dropped it`).toBeLessThan(at + PROPAGATION_BUDGET_MS);
+    }
+    expect(load.sent()).toBeGreaterThan(500);
+    expect((await reloads('success')) + (await reloads('failure'))).toBe(reloadsBefore);
+    expect(await agent!.metric('berth_agent_dynamic_updates_total', { target: 'http' })).toBeGreaterThanOrEqual(updatesBefore + 2);
+  });
+
+  let second: RenderedConfig;
+
+  it('applies a structural change with exactly one reload', async () => {
+    const before = await reloads('success');
+    second = renderedConfig([{ host: 'web.example' }, { host: 'new.example' }]);
+    expect((await get('new.example')).status).toBe(404);
+    await writeConfigMap(second);
+    await waitFor(async () => (await get('new.example')).status === 200, { description: 'the new host to be served', timeoutMs: 20_000 });
+    expect(await control('/generation')).toBe(second.hash);
+    // Nothing else is pending: no second reload follows.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await reloads('success')).toBe(before + 1);
+    expect(await reloads('failure')).toBe(0);
+    const status = await waitFor(async () => ((await agentStatus())?.configHash === second.hash ? agentStatus() : undefined), {
+      description: 'the status annotation to report the new hash',
+      timeoutMs: 10_000,
+    });
+    expect(status?.lastReload).toBeDefined();
+    expect(readlinkTarget()).toContain(second.hash);
+    // The previous generation stays for rollback.
+    expect(readdirSync(join(prefix, 'generations')).some((dir) => dir.startsWith(first.hash))).toBe(true);
+  });
+
+  let third: RenderedConfig;
+  const secure: Site[] = [{ host: 'web.example' }, { host: 'new.example' }, { host: 'secure.example', tlsSecret: 'secure-tls' }];
+
+  it('serves TLS from a Secret, and reloads once when the Secret is renewed', async () => {
+    const before = await reloads('success');
+    const issued = selfSigned('secure.example');
+    await writeTlsSecret('secure-tls', issued);
+    third = renderedConfig(secure);
+    await writeConfigMap(third);
+    const reply = await waitFor(async () => ((await getTls('secure.example')).status === 200 ? getTls('secure.example') : undefined), {
+      description: 'secure.example to be served over TLS',
+      timeoutMs: 20_000,
+    });
+    expect(reply.fingerprint).toBe(issued.fingerprint);
+    expect(await reloads('success')).toBe(before + 1);
+    const key = join(prefix, 'current', 'tls', `${namespace}.secure-tls.key`);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+
+    // Same nginx.conf, same hash: only the generation directory tells the two apart.
+    const renewed = selfSigned('secure.example');
+    await writeTlsSecret('secure-tls', renewed);
+    await waitFor(async () => (await getTls('secure.example')).fingerprint === renewed.fingerprint, {
+      description: 'the renewed certificate to be served',
+      timeoutMs: 20_000,
+    });
+    expect(await control('/generation')).toBe(third.hash);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await reloads('success')).toBe(before + 2);
+    expect(await reloads('failure')).toBe(0);
+  });
+
+  it('reloads only once old workers have drained, and coalesces the changes made meanwhile', async () => {
+    const before = await reloads('success');
+    const slow = get('web.example', { path: '/slow' });
+    await waitFor(() => [...lastHit.values()].some((at) => at > Date.now() - 1_000), { description: 'the slow request to reach a pod', timeoutMs: 5_000 });
+    const withA = [...secure, { host: 'a.example' }];
+    await writeConfigMap(renderedConfig(withA));
+    await waitFor(async () => (await get('a.example')).status === 200, { description: 'a.example to be served', timeoutMs: 20_000 });
+    // The worker serving the slow request now drains: nothing may reload until it is done.
+    expect(await agent!.metric('berth_agent_draining_workers')).toBeGreaterThanOrEqual(1);
+
+    await writeConfigMap(renderedConfig([...withA, { host: 'b.example' }]));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const withC = renderedConfig([...withA, { host: 'c.example' }]);
+    await writeConfigMap(withC);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await get('c.example')).status).toBe(404);
+    expect(await reloads('success')).toBe(before + 1);
+
+    expect((await slow).status).toBe(200);
+    await waitFor(async () => (await get('c.example')).status === 200, { description: 'c.example to be served', timeoutMs: 20_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await reloads('success')).toBe(before + 2);
+    expect((await get('b.example')).status).toBe(404);
+    expect(agent!.logs()).toContain('reload deferred');
+
+    await writeConfigMap(third);
+    await waitFor(async () => (await control('/generation')) === third.hash, { description: 'the TLS config to be back', timeoutMs: 20_000 });
+  });
+
+  it('keeps serving the old config when nginx -t refuses a new one, and reports why', async () => {
+    const successes = await reloads('success');
+    // Each value has the form the renderer accepts; together nginx refuses them.
+    const broken = renderedConfig([...secure, { host: 'broken.example' }], { extra: { proxy_buffers: '2 4k', proxy_busy_buffers_size: '64k' } });
+    await writeConfigMap(broken);
+    const status = await waitFor(async () => ((await agentStatus())?.lastError ? agentStatus() : undefined), {
+      description: 'the status annotation to report the error',
+      timeoutMs: 10_000,
+    });
+    expect(status?.lastError).toContain('nginx -t');
+    expect(status?.lastError).toContain('proxy_busy_buffers_size');
+    expect(status?.configHash).toBe(third.hash);
+    expect(await reloads('failure')).toBe(1);
+    expect(await control('/generation')).toBe(third.hash);
+    expect((await get('new.example')).status).toBe(200);
+    expect((await get('broken.example')).status).toBe(404);
+    expect(readlinkTarget()).toContain(third.hash);
+    expect(readdirSync(join(prefix, 'generations')).some((dir) => dir.startsWith(broken.hash))).toBe(false);
+
+    // The operator puts the working config back: nothing to reload, the error clears.
+    await writeConfigMap(third);
+    await waitFor(async () => (await agentStatus())?.lastError === undefined, { description: 'the error to clear', timeoutMs: 10_000 });
+    expect(await reloads('success')).toBe(successes);
+  });
+
+  it('rolls back a reload nginx does not confirm, and reports why', async () => {
+    const failures = await reloads('failure');
+    // nginx -t does not bind ports; the reload itself fails on a port in use.
+    const taken = await freePort();
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(taken, '0.0.0.0', resolve));
+    try {
+      const stuck = renderedConfig(secure, { tcpPorts: [ports.tcp, taken] });
+      await writeConfigMap(stuck);
+      const status = await waitFor(async () => ((await agentStatus())?.lastError?.includes('not confirmed') ? agentStatus() : undefined), {
+        description: 'the status annotation to report the failed reload',
+        timeoutMs: RELOAD_TIMEOUT_SECONDS * 3_000,
+      });
+      expect(status?.lastError).toContain('Address already in use');
+      expect(status?.lastError).toContain(`rolled back to ${third.hash}`);
+      expect(status?.configHash).toBe(third.hash);
+      expect(await reloads('failure')).toBe(failures + 1);
+      expect(readlinkTarget()).toContain(third.hash);
+      await waitFor(async () => (await control('/generation')) === third.hash, { description: 'the old config to be served', timeoutMs: 10_000 });
+      expect((await get('web.example')).status).toBe(200);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    await writeConfigMap(third);
+    await waitFor(async () => (await agentStatus())?.lastError === undefined, { description: 'the error to clear', timeoutMs: 10_000 });
+  });
+
+  it('restarts a killed nginx and pushes every backend again', async () => {
+    const master = nginxMaster();
+    expect(master).toBeDefined();
+    const reloadsBefore = await reloads('success');
+    process.kill(master!, 'SIGKILL');
+    const [ip] = await readyPodIps(1);
+    await waitFor(
+      async () => {
+        const now = nginxMaster();
+        return now !== undefined && now !== master && (await storedEndpoints('web')).join() === ip;
+      },
+      { description: 'a new nginx holding the backends', timeoutMs: 20_000 },
+    );
+    await waitFor(async () => (await get('web.example')).status === 200, { description: 'requests to be served again', timeoutMs: 10_000 });
+    expect(servedBy(await get('web.example'))).toBe(ip);
+    expect(await reloads('success')).toBe(reloadsBefore);
+    await waitFor(() => isReady(agent!), { description: 'ready again', timeoutMs: 10_000 });
+  });
+
+  it('stops nginx and exits cleanly on SIGTERM', async () => {
+    const master = nginxMaster();
+    expect(master).toBeDefined();
+    expect(await agent!.stop()).toBe(0);
+    expect(alive(master!)).toBe(false);
+  });
+});
+
+describe('berth agent beside an nginx it does not run', () => {
+  const lb = 'agent-external';
+  let own: Ports;
+  let ownPrefix: string;
+  let external: BerthProcess | undefined;
+  let nginx: ChildProcess | undefined;
+
+  /** nginx as the pod's nginx container runs it: once the agent put a generation in place. */
+  function startNginx(): ChildProcess {
+    const conf = `${ownPrefix}/current/nginx.conf`;
+    const script = `until [ -e ${conf} ]; do sleep 0.1; done; exec nginx -p ${ownPrefix}/ -c ${conf} -g 'daemon off;'`;
+    return spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  }
+
+  async function killNginx(): Promise<void> {
+    const running = nginx;
+    if (!running?.pid || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    process.kill(-running.pid, 'SIGKILL');
+    await exited;
+  }
+
+  function pidFile(): number | undefined {
+    try {
+      return Number(readFileSync(join(ownPrefix, 'logs', 'nginx.pid'), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  afterAll(async () => {
+    await external?.stop();
+    await killNginx();
+    if (ownPrefix) rmSync(ownPrefix, { recursive: true, force: true });
+  });
+
+  it('puts the config in place, waits for nginx, and follows its reloads and restarts through the pid file', async () => {
+    own = await newPorts();
+    ownPrefix = newPrefix();
+    const configMap = `berth-lb-${lb}`;
+    await writeConfigMap(renderedConfig([{ host: 'ext.example' }], { ports: own }), configMap);
+    external = await startBerthProcess(
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`, `--control-port=${own.control}`],
+      'agent without --manage-nginx',
+    );
+    await waitFor(() => existsSync(join(ownPrefix, 'current', 'nginx.conf')), { description: 'a generation in place', timeoutMs: 20_000 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await isReady(external)).toBe(false);
+
+    nginx = startNginx();
+    await waitFor(() => isReady(external!), { description: 'the agent to be ready', timeoutMs: 20_000 });
+    const [ip] = await readyPodIps(1);
+    expect(servedBy(await get('ext.example', { port: own.http }))).toBe(ip);
+
+    await writeConfigMap(renderedConfig([{ host: 'ext.example' }, { host: 'ext2.example' }], { ports: own }), configMap);
+    await waitFor(async () => (await get('ext2.example', { port: own.http })).status === 200, { description: 'the new host to be served', timeoutMs: 20_000 });
+    expect(await reloads('success', external)).toBe(1);
+
+    // A new nginx, as after its container restarted: empty shared dict, new master pid.
+    const master = pidFile();
+    await killNginx();
+    nginx = startNginx();
+    await waitFor(
+      async () => pidFile() !== master && (await storedEndpoints('web', own.control)).join() === ip,
+      { description: 'the backends to be pushed to the new nginx', timeoutMs: 20_000 },
+    );
+    expect(servedBy(await get('ext2.example', { port: own.http }))).toBe(ip);
+    expect(await reloads('success', external)).toBe(1);
+
+    // The agent does not own this nginx: stopping the agent leaves it serving.
+    expect(await external.stop()).toBe(0);
+    expect((await get('ext.example', { port: own.http })).status).toBe(200);
+  });
+});
+
+/** The generation directory `current` points at. */
+function readlinkTarget(): string {
+  return readlinkSync(join(prefix, 'current'));
+}
