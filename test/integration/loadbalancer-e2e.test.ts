@@ -237,7 +237,8 @@ describe('traffic through a LoadBalancer', () => {
           socket.on('error', () => resolve(undefined));
           socket.on('data', (chunk) => (data += chunk.toString()));
           socket.on('close', () => resolve(data.includes('"version":"v2"') ? data : undefined));
-          socket.on('connect', () => socket.end('GET /tcp HTTP/1.0\r\nHost: tcp\r\n\r\n'));
+          // write, not end: nginx's stream proxy closes both sides when the client half-closes.
+          socket.on('connect', () => socket.write('GET /tcp HTTP/1.0\r\nHost: tcp\r\n\r\n'));
         }),
       { description: 'an answer through the TCP stream port', timeoutMs: 30_000, intervalMs: 300 },
     );
