@@ -4,6 +4,8 @@ export const LABELS = {
   application: 'berth.dev/application',
   version: 'berth.dev/version',
   loadBalancer: 'berth.dev/loadbalancer',
+  /** On RBAC objects: what access they hand out, so each kind can be pruned on its own. */
+  grants: 'berth.dev/grants',
   environment: 'berth.dev/environment',
 } as const;
 

@@ -57,13 +57,26 @@ export interface ObjectRef {
   metadata: { name: string; namespace?: string };
 }
 
-function collectionPath(apiVersion: string, kind: string, namespace?: string): string {
+function resourceOf(apiVersion: string, kind: string): { plural: string; namespaced: boolean } {
   const resource = RESOURCES[`${apiVersion}/${kind}`];
   if (!resource) throw new Error(`Berth does not write ${kind} (${apiVersion})`);
-  const group = apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`;
-  if (!resource.namespaced) return `${group}/${resource.plural}`;
+  return resource;
+}
+
+function groupPath(apiVersion: string): string {
+  return apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`;
+}
+
+function collectionPath(apiVersion: string, kind: string, namespace?: string): string {
+  const resource = resourceOf(apiVersion, kind);
+  if (!resource.namespaced) return `${groupPath(apiVersion)}/${resource.plural}`;
   if (!namespace) throw new Error(`${kind} needs a namespace`);
-  return `${group}/namespaces/${namespace}/${resource.plural}`;
+  return `${groupPath(apiVersion)}/namespaces/${namespace}/${resource.plural}`;
+}
+
+/** Objects of a namespaced kind in every namespace. */
+function allNamespacesPath(apiVersion: string, kind: string): string {
+  return `${groupPath(apiVersion)}/${resourceOf(apiVersion, kind).plural}`;
 }
 
 function objectPath(ref: ObjectRef): string {
@@ -119,12 +132,18 @@ export class Applier {
   }
 
   /** Deletes the objects of a kind that carry `labelSelector` but are not in `keep`. */
-  async prune(apiVersion: string, kind: string, namespace: string, labelSelector: string, keep: ReadonlySet<string>): Promise<string[]> {
-    const list = await this.rest.request<{ items: { metadata: { name: string } }[] }>('GET', collectionPath(apiVersion, kind, namespace), {
-      query: { labelSelector },
-    });
-    const stale = list.items.map((item) => item.metadata.name).filter((name) => !keep.has(name));
-    await Promise.all(stale.map((name) => this.delete({ apiVersion, kind, metadata: { name, namespace } })));
-    return stale;
+  /**
+   * Deletes the objects of a kind that carry the label selector but are not in `keep`.
+   * With a namespace, `keep` holds names; with `undefined`, objects of a namespaced kind
+   * are looked for in every namespace and `keep` holds `namespace/name`.
+   */
+  async prune(apiVersion: string, kind: string, namespace: string | undefined, labelSelector: string, keep: ReadonlySet<string>): Promise<string[]> {
+    const path = namespace === undefined ? allNamespacesPath(apiVersion, kind) : collectionPath(apiVersion, kind, namespace);
+    const list = await this.rest.request<{ items: { metadata: { name: string; namespace?: string } }[] }>('GET', path, { query: { labelSelector } });
+    const key = (item: { metadata: { name: string; namespace?: string } }) =>
+      namespace === undefined && item.metadata.namespace ? `${item.metadata.namespace}/${item.metadata.name}` : item.metadata.name;
+    const stale = list.items.filter((item) => !keep.has(key(item)));
+    await Promise.all(stale.map((item) => this.delete({ apiVersion, kind, metadata: { name: item.metadata.name, namespace: item.metadata.namespace ?? namespace } })));
+    return stale.map(key);
   }
 }

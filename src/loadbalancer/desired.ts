@@ -9,6 +9,15 @@ export function loadBalancerObjectName(name: string): string {
   return `berth-lb-${name}`;
 }
 
+/** The RoleBinding that lets a LoadBalancer's agent read TLS Secrets in an application's namespace. */
+export function tlsReaderBindingName(name: string): string {
+  return `${loadBalancerObjectName(name)}-tls`;
+}
+
+export function tlsReaderLabels(name: string): Record<string, string> {
+  return { [LABELS.managedBy]: MANAGED_BY, [LABELS.loadBalancer]: name, [LABELS.grants]: 'tls-secrets' };
+}
+
 export function loadBalancerPodLabels(name: string): Record<string, string> {
   return { [LABELS.loadBalancer]: name };
 }
@@ -40,7 +49,12 @@ export interface RenderedConfig {
  * namespace so the agent can signal nginx), its Service, a PodDisruptionBudget, and the
  * agent's identity in the pods' namespace. Pure.
  */
-export function desiredLoadBalancerObjects(lb: LoadBalancer, rendered: RenderedConfig, config: OperatorConfig): KubernetesObject[] {
+export function desiredLoadBalancerObjects(
+  lb: LoadBalancer,
+  rendered: RenderedConfig,
+  config: OperatorConfig,
+  tlsNamespaces: readonly string[] = [],
+): KubernetesObject[] {
   const name = loadBalancerObjectName(lb.metadata.name);
   const namespace = lb.spec.namespace;
   const ports = config.loadBalancers;
@@ -77,6 +91,16 @@ export function desiredLoadBalancerObjects(lb: LoadBalancer, rendered: RenderedC
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'berth-agent' },
     subjects: [{ kind: 'ServiceAccount', name, namespace }],
   };
+
+  // TLS Secrets are read in the namespaces of the applications whose routes use them,
+  // and nowhere else.
+  const secretReaders = [...new Set(tlsNamespaces)].sort().map((secretNamespace) => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: tlsReaderBindingName(lb.metadata.name), namespace: secretNamespace, labels: tlsReaderLabels(lb.metadata.name), ownerReferences: owner },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'berth-agent-tls' },
+    subjects: [{ kind: 'ServiceAccount', name, namespace }],
+  }));
 
   const { placement, service } = lb.spec;
   const runtimeMount = { name: 'runtime', mountPath: RUNTIME_DIR };
@@ -184,5 +208,5 @@ export function desiredLoadBalancerObjects(lb: LoadBalancer, rendered: RenderedC
     spec: { maxUnavailable: 1, selector: { matchLabels: loadBalancerPodLabels(lb.metadata.name) } },
   };
 
-  return [configMap, serviceAccount, role, roleBinding, endpointReader, deployment, serviceObject, disruptionBudget];
+  return [configMap, serviceAccount, role, roleBinding, endpointReader, ...secretReaders, deployment, serviceObject, disruptionBudget];
 }

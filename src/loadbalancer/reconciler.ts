@@ -7,7 +7,7 @@ import { errorMessage } from '../kit/log.ts';
 import { statusChanged } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
-import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName } from './desired.ts';
+import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
 import { loadBalancerModel } from './model.ts';
 import { resolveRoutes } from './routes.ts';
 
@@ -91,7 +91,11 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       return;
     }
 
-    await Promise.all(desiredLoadBalancerObjects(lb, rendered, config).map((object) => applier.apply(object)));
+    const tlsNamespaces = table.accepted.filter((claim) => claim.loadBalancer === name && claim.tlsSecret).map((claim) => claim.namespace);
+    await Promise.all(desiredLoadBalancerObjects(lb, rendered, config, tlsNamespaces).map((object) => applier.apply(object)));
+    const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
+    const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
+    if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');
     if (lb.status?.configHash !== rendered.hash) {
       logger.info({ loadBalancer: name, hash: rendered.hash, servers: model.servers.length, backends: model.backends.length }, 'rendered config');
       await events.normal(lb, 'ConfigRendered', `config ${rendered.hash}: ${model.servers.length} host(s), ${model.backends.length} backend(s)`);

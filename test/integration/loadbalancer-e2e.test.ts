@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBalancerObjectName } from '../../src/loadbalancer/desired.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
@@ -261,5 +262,21 @@ describe('LoadBalancer objects', () => {
     const configMap = await core.readNamespacedConfigMap({ namespace: lbNamespace, name });
     expect(configMap.data?.['nginx.conf']).toContain(host());
     expect((await berth.getLoadBalancer(lb))?.status?.configHash).toMatch(/^[0-9a-f]+$/);
+  });
+
+  it('lets the agent read Secrets only in namespaces whose routes use TLS, and only while they do', async () => {
+    const rbac = clients().kc.makeApiClient(RbacAuthorizationV1Api);
+    const binding = `${loadBalancerObjectName(lb)}-tls`;
+    const bindings = async () => (await rbac.listNamespacedRoleBinding({ namespace: app })).items.map((b) => b.metadata!.name);
+    expect(await bindings()).not.toContain(binding);
+    const spec = (await berth.getApplication(app))!.spec;
+    await berth.patchApplicationSpec(app, { ...spec, routes: [...spec.routes, { host: `secure.${host()}`, loadBalancer: lb, tls: { secretName: 'web-tls' } }] });
+    await waitFor(async () => (await bindings()).includes(binding), { description: 'the TLS reader binding' });
+    const created = await rbac.readNamespacedRoleBinding({ namespace: app, name: binding });
+    expect(created.roleRef.name).toBe('berth-agent-tls');
+    expect(created.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', name: loadBalancerObjectName(lb), namespace: lbNamespace })]);
+
+    await berth.patchApplicationSpec(app, spec);
+    await waitFor(async () => !(await bindings()).includes(binding), { description: 'the TLS reader binding to be revoked' });
   });
 });
