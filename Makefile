@@ -21,7 +21,7 @@ test: ## Run all tests (unit + integration on the local cluster)
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests only (no cluster)
-	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && hack/ensure-nginx.sh && $(NODE_ENV_PATH) node_modules/.bin/vitest run --project unit
+	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && hack/ensure-debian-packages.sh && $(NODE_ENV_PATH) node_modules/.bin/vitest run --project unit
 
 .PHONY: typecheck
 typecheck: ## Type-check sources and tests
@@ -51,5 +51,22 @@ kind-down: ## Delete the kind cluster
 	kind delete cluster --name $(KIND_CLUSTER)
 
 .PHONY: generate
-generate: ## Regenerate crds/ from the zod schemas in src/api
+generate: ## Regenerate crds/ from the zod schemas in src/api, and what the chart copies
 	$(NODE_ENV_PATH) node src/cli.ts crds
+	$(NODE_ENV_PATH) node hack/generate-chart.ts
+
+# The chart's appVersion: the tag the chart deploys by default.
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/berth/Chart.yaml)
+IMAGE ?= berth/berth
+NGINX_IMAGE ?= berth/nginx
+
+.PHONY: docker-build image-check
+docker-build: ## Build the operator/agent image and the load-balancer nginx image with docker
+	docker build -t $(IMAGE):$(IMAGE_TAG) -f Dockerfile .
+	docker build -t $(NGINX_IMAGE):$(IMAGE_TAG) -f Dockerfile.nginx .
+image-check: ## Without docker: perform the Dockerfile's steps in a temp dir and start the result
+	hack/check-image-build.sh
+
+.PHONY: kind-load
+kind-load: ## Load the images into the kind cluster
+	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE):$(IMAGE_TAG) $(NGINX_IMAGE):$(IMAGE_TAG)

@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PATH="$("$HACK_DIR/ensure-node.sh"):$PATH"
 export PATH
 "$HACK_DIR/ensure-npm-packages.sh"
-"$HACK_DIR/ensure-nginx.sh"
+"$HACK_DIR/ensure-debian-packages.sh"
 "$HACK_DIR/cluster.sh" up >/dev/null
 cd "$REPO_ROOT"
 

@@ -10,7 +10,7 @@ started=$SECONDS
 PATH="$("$HACK_DIR/ensure-node.sh"):$PATH"
 export PATH
 "$HACK_DIR/ensure-npm-packages.sh"
-"$HACK_DIR/ensure-nginx.sh"
+"$HACK_DIR/ensure-debian-packages.sh"
 
 cluster_started_here=false
 if ! "$HACK_DIR/cluster.sh" status >/dev/null 2>&1; then

@@ -92,7 +92,9 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     }
 
     const tlsNamespaces = table.accepted.filter((claim) => claim.loadBalancer === name && claim.tlsSecret).map((claim) => claim.namespace);
-    await Promise.all(desiredLoadBalancerObjects(lb, rendered, config, tlsNamespaces).map((object) => applier.apply(object)));
+    // One by one, in order: a RoleBinding is only accepted once the Role it grants exists
+    // (the operator may grant what it holds, but has no blanket `bind` on Roles).
+    for (const object of desiredLoadBalancerObjects(lb, rendered, config, tlsNamespaces)) await applier.apply(object);
     const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
     const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
     if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   ApiException,
   AppsV1Api,
@@ -66,4 +69,32 @@ export async function deleteNamespace(name: string, kc?: KubeConfig, timeoutMs =
     },
     { description: `namespace ${name} to be deleted`, timeoutMs },
   );
+}
+
+/**
+ * A kubeconfig file that reaches the test cluster as a ServiceAccount, with a token from
+ * the TokenRequest API: a process run with it has exactly that account's rights.
+ */
+export async function serviceAccountKubeconfig(namespace: string, name: string): Promise<string> {
+  const admin = testKubeConfig();
+  const cluster = admin.getCurrentCluster();
+  if (!cluster) throw new Error('KUBECONFIG names no current cluster');
+  const { core } = clients(admin);
+  const { status } = await core.createNamespacedServiceAccountToken({
+    namespace,
+    name,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ ...cluster, name: 'test' }],
+    users: [{ name, token: status!.token }],
+    contexts: [{ name, cluster: 'test', user: name, namespace }],
+    currentContext: name,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'berth-sa-'));
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return file;
 }

@@ -10,14 +10,17 @@ export interface KubectlResult {
   stderr: string;
 }
 
-/** Runs the real kubectl; a manifest given as `input` is sent as YAML on stdin. */
+/**
+ * Runs the real kubectl; a manifest given as `input` is sent on stdin: a string as it is,
+ * anything else as YAML.
+ */
 export async function kubectl(args: string[], input?: unknown): Promise<KubectlResult> {
   return new Promise((resolve) => {
-    const child = execFile('kubectl', args, { timeout: 60_000 }, (error, stdout, stderr) => {
+    const child = execFile('kubectl', args, { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
-    child.stdin!.end(input === undefined ? '' : stringify(input));
+    child.stdin!.end(input === undefined ? '' : typeof input === 'string' ? input : stringify(input));
   });
 }
 
@@ -34,4 +37,14 @@ export async function kubectlApply(...files: string[]): Promise<void> {
 export async function installCrds(dir: string): Promise<void> {
   await kubectlApply(dir);
   await run('kubectl', ['wait', '--for=condition=Established', '--timeout=60s', '-f', dir]);
+}
+
+/** Runs the real helm (built into the same cache as kubectl). */
+export async function helm(args: string[]): Promise<KubectlResult> {
+  return new Promise((resolve) => {
+    execFile('helm', args, { timeout: 180_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs what Berth's data plane runs on, from Debian, when any of it is missing: nginx
-# with the Lua module (plus resty.core and cjson), the stream module with njs, and
-# luacheck for the shipped Lua. Tests start their own nginx on prefixes of their own, so
-# the nginx service the package would start is kept from starting.
+# Installs from Debian, when any of it is missing, what Berth's data plane runs on: nginx
+# with the Lua module (plus resty.core and cjson), the stream module with njs; luacheck for
+# the shipped Lua; and Prometheus, which the tests scrape the operator and agents with.
+# Tests start their own nginx and Prometheus on ports and directories of their own, so the
+# services the packages would start are kept from starting.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core lua-cjson libnginx-mod-stream libnginx-mod-stream-js lua-check)
+PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core lua-cjson libnginx-mod-stream libnginx-mod-stream-js lua-check prometheus)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

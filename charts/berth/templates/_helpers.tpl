@@ -1,0 +1,65 @@
+{{- define "berth.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "berth.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: berth
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "berth.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "berth.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "berth.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "berth.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "berth.nginxImage" -}}
+{{- printf "%s:%s" .Values.nginxImage.repository (default .Chart.AppVersion .Values.nginxImage.tag) -}}
+{{- end -}}
+
+{{/*
+The operator configuration file: .Values.config over what the chart knows (the lease in
+the release namespace, the images of this release). Everything else keeps the defaults
+of src/config.ts, so the operator, not the chart, owns them.
+*/}}
+{{- define "berth.config" -}}
+{{- $chart := dict
+  "leaderElection" (dict "namespace" .Release.Namespace)
+  "http" (dict "host" "0.0.0.0" "port" 8080)
+  "loadBalancers" (dict "agentImage" (include "berth.image" .) "nginxImage" (include "berth.nginxImage" .)) -}}
+{{- toYaml (mergeOverwrite $chart (deepCopy .Values.config)) -}}
+{{- end -}}
+
+{{- define "berth.leaderElection" -}}
+{{- $le := (include "berth.config" . | fromYaml).leaderElection -}}
+{{- toYaml (dict "enabled" (ne $le.enabled false) "namespace" $le.namespace "leaseName" (default "berth-operator" $le.leaseName)) -}}
+{{- end -}}
+
+{{- define "berth.loadBalancerNamespaces" -}}
+{{- toYaml (default (list .Release.Namespace) .Values.loadBalancerNamespaces) -}}
+{{- end -}}
+
+{{/* Objects that outlive a release: helm leaves them in place on uninstall. */}}
+{{- define "berth.keep" -}}
+helm.sh/resource-policy: keep
+{{- end -}}
