@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { readResponse } from '../kit/rest.ts';
 
 export interface PushResult {
   changed: number;
@@ -46,15 +47,10 @@ export class ControlClient {
           headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
         (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', reject);
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            const status = res.statusCode ?? 0;
+          readResponse(res).then(({ status, text }) => {
             if (status === 200) resolve(text);
             else reject(new Error(`${method} ${path}: ${status} ${text.trim()}`));
-          });
+          }, reject);
         },
       );
       req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));

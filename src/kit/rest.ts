@@ -1,6 +1,16 @@
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
+
+/** The whole body of a response, as text, with its status. */
+export function readResponse(res: IncomingMessage): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.on('error', reject);
+    res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+  });
+}
 
 export interface RestRequest {
   body?: unknown;
@@ -41,31 +51,21 @@ export class KubeRest {
     };
     await this.kc.applyToHTTPSOptions(options);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise<T>((resolve, reject) => {
-      const req = send(url, options, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) {
-            resolve((text ? JSON.parse(text) : undefined) as T);
-            return;
-          }
-          let message = text;
-          try {
-            message = (JSON.parse(text) as { message?: string }).message ?? text;
-          } catch {
-            // not a Status object; keep the raw text
-          }
-          reject(new ApiException(status, `${method} ${url.pathname}: ${message}`, text, res.headers as Record<string, string>));
-        });
-      });
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = send(url, options, resolve);
       req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${url.pathname}: no answer within 30s`)));
       req.on('error', reject);
       if (payload !== undefined) req.write(payload);
       req.end();
     });
+    const { status, text } = await readResponse(res);
+    if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
+    let message = text;
+    try {
+      message = (JSON.parse(text) as { message?: string }).message ?? text;
+    } catch {
+      // not a Status object; keep the raw text
+    }
+    throw new ApiException(status, `${method} ${url.pathname}: ${message}`, text, res.headers as Record<string, string>);
   }
 }
