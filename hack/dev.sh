@@ -17,34 +17,70 @@ in_cluster kubectl apply --server-side --field-manager=berth-dev -f crds/ -f con
 in_cluster kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 in_cluster kubectl create namespace berth-system --dry-run=client -o yaml | in_cluster kubectl apply --server-side --field-manager=berth-dev -f - >/dev/null
 
-HTTP_PORT=${BERTH_DEV_HTTP_PORT:-8080}
-log "starting the operator (metrics on http://127.0.0.1:$HTTP_PORT/metrics inside the namespace)"
-in_cluster node src/cli.ts operator --config config/operator/config.yaml --http-port "$HTTP_PORT" --identity dev &
-operator=$!
-trap 'kill -TERM $operator 2>/dev/null; wait $operator' INT TERM EXIT
+HTTP_PORT=${BERTH_DEV_HTTP_PORT:-8081}
+LB_PREFIX="$REPO_ROOT/.cluster/lb-public"
+# Here nginx shares one network namespace with the stand-in pods, which hold port 8080
+# on their pod IPs; a wildcard listen on 8080 would collide, so nginx takes 8000.
+NGINX_PORT=8000
+DEV_CONFIG="$REPO_ROOT/.cluster/operator-config.yaml"
+sed "s/^  httpPort: 8080$/  httpPort: $NGINX_PORT/" config/operator/config.yaml >"$DEV_CONFIG"
+pids=()
+stop_all() {
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop_all INT TERM EXIT
 
+log "starting the operator (metrics on http://127.0.0.1:$HTTP_PORT/metrics inside the namespace)"
+in_cluster node src/cli.ts operator --config "$DEV_CONFIG" --http-port "$HTTP_PORT" --identity dev &
+pids+=($!)
 until in_cluster curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; do
-  kill -0 "$operator" 2>/dev/null || die "the operator exited; see its log above"
+  kill -0 "${pids[0]}" 2>/dev/null || die "the operator exited; see its log above"
   sleep 0.5
 done
 
 log "applying config/samples/"
-in_cluster kubectl apply -f config/samples/application.yaml >/dev/null
+in_cluster kubectl apply -f config/samples/loadbalancer.yaml -f config/samples/application.yaml >/dev/null
 until in_cluster kubectl get namespace shop >/dev/null 2>&1; do sleep 0.5; done
 in_cluster kubectl apply -f config/samples/version.yaml >/dev/null
-in_cluster kubectl wait --for=condition=Ready --timeout=120s -n shop versions.berth.dev/v1 >/dev/null &&
-  in_cluster kubectl get applications.berth.dev,versions.berth.dev -A
+
+# kwok's nodes run no containers: stand-in servers answer on the shop's pod IPs, and
+# the agent of one of the LoadBalancer's pods runs here with a real nginx.
+log "starting stand-ins for the application's pods, and the load balancer's agent with nginx"
+in_cluster node hack/stand-in-pods.ts &
+pids+=($!)
+lb_pod=""
+until [[ -n $lb_pod ]]; do
+  lb_pod=$(in_cluster kubectl get pods -n berth-system -l berth.dev/loadbalancer=public -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
+  sleep 0.5
+done
+mkdir -p "$LB_PREFIX"
+# nginx started as root runs its workers as nobody, who must be able to enter the prefix.
+chmod 755 "$LB_PREFIX"
+in_cluster node src/cli.ts agent --loadbalancer public --namespace berth-system --pod-name "$lb_pod" \
+  --prefix "$LB_PREFIX" --control-port 10246 --http-port 10254 --manage-nginx &
+pids+=($!)
+
+in_cluster kubectl wait --for=condition=Ready --timeout=120s -n shop versions.berth.dev/v1 >/dev/null
+in_cluster kubectl wait --for=condition=Ready --timeout=120s loadbalancers.berth.dev/public >/dev/null
+in_cluster kubectl get applications.berth.dev,versions.berth.dev,loadbalancers.berth.dev -A
+until in_cluster curl -fsS -H 'Host: shop.example.com' http://127.0.0.1:$NGINX_PORT/ >/dev/null 2>&1; do sleep 0.5; done
 
 cat <<EOF2
 
 Berth is running (Ctrl-C stops it; the cluster keeps running until 'make cluster-down').
-Its API server lives in the network namespace '${BERTH_NETNS:-berth}'; run clients
-through hack/cluster.sh exec, for example:
+Its API server and nginx live in the network namespace '${BERTH_NETNS:-berth}'; run
+clients through hack/cluster.sh exec, for example:
 
-  hack/cluster.sh exec kubectl get bapp,bver -A
+  hack/cluster.sh exec curl -H 'Host: shop.example.com' http://127.0.0.1:$NGINX_PORT/
+  hack/cluster.sh exec kubectl get bapp,bver,blb -A
   hack/cluster.sh exec kubectl describe versions.berth.dev -n shop v1
   hack/cluster.sh exec kubectl get events -n shop
   hack/cluster.sh exec bash          # a shell with KUBECONFIG set
 
+Scale the shop and watch nginx follow without a reload:
+
+  hack/cluster.sh exec kubectl patch versions.berth.dev -n shop v1 --type=merge -p '{"spec":{"replicas":5}}'
+
 EOF2
-wait "$operator"
+wait "${pids[0]}"

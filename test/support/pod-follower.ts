@@ -3,7 +3,7 @@ import { clients } from './kube.ts';
 import { startPodServer, type PodServer } from './pod-server.ts';
 
 export interface PodFollower {
-  /** Stand-in servers by pod name, for the pods that have an IP now. */
+  /** Stand-in servers by pod name (namespace/name when following all namespaces), for the pods that have an IP now. */
   readonly servers: ReadonlyMap<string, PodServer>;
   stop(): Promise<void>;
 }
@@ -14,21 +14,22 @@ export interface PodFollower {
  * gone, its server stops. A pod that is merely terminating keeps serving, as a real
  * one does while its preStop drain runs.
  */
-export async function followPods(namespace: string, labelSelector: string, port: number, kc?: KubeConfig): Promise<PodFollower> {
+export async function followPods(namespace: string | undefined, labelSelector: string, port: number, kc?: KubeConfig): Promise<PodFollower> {
   const { core, kc: config } = clients(kc);
   const servers = new Map<string, PodServer>();
+  const podKey = (pod: V1Pod) => (namespace ? pod.metadata!.name! : `${pod.metadata!.namespace}/${pod.metadata!.name}`);
   const starting = new Map<string, Promise<void>>();
   const informer = makeInformer<V1Pod>(
     config,
-    `/api/v1/namespaces/${namespace}/pods`,
-    () => core.listNamespacedPod({ namespace, labelSelector }),
+    namespace ? `/api/v1/namespaces/${namespace}/pods` : '/api/v1/pods',
+    () => (namespace ? core.listNamespacedPod({ namespace, labelSelector }) : core.listPodForAllNamespaces({ labelSelector })),
     labelSelector,
   );
   const serve = (pod: V1Pod) => {
-    const name = pod.metadata!.name!;
+    const name = podKey(pod);
     const ip = pod.status?.podIP;
     if (!ip || servers.has(name) || starting.has(name)) return;
-    const identity = { pod: name, version: pod.metadata?.labels?.['berth.dev/version'] ?? '' };
+    const identity = { pod: pod.metadata!.name!, version: pod.metadata?.labels?.['berth.dev/version'] ?? '' };
     starting.set(
       name,
       startPodServer(ip, port, identity)
@@ -39,7 +40,7 @@ export async function followPods(namespace: string, labelSelector: string, port:
     );
   };
   const retire = async (pod: V1Pod) => {
-    const name = pod.metadata!.name!;
+    const name = podKey(pod);
     await starting.get(name);
     const server = servers.get(name);
     servers.delete(name);
