@@ -19,6 +19,10 @@ dev: ## Bring up the local cluster and run Berth on it
 test: ## Run all tests (unit + integration on the local cluster)
 	hack/test.sh
 
+.PHONY: bench
+bench: ## Run the benchmarks in bench/ on this machine (takes several minutes)
+	hack/bench.sh
+
 .PHONY: test-unit
 test-unit: ## Run the unit tests only (no cluster)
 	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && hack/ensure-debian-packages.sh && $(NODE_ENV_PATH) node_modules/.bin/vitest run --project unit

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { berthClient } from '../test/support/berth.ts';
+import setUpCluster from '../test/support/cluster-setup.ts';
 import { clients } from '../test/support/kube.ts';
 import { operatorConfigFile, startOperatorProcess, type OperatorProcess } from '../test/support/operator-process.ts';
 import { waitFor } from '../test/support/wait.ts';
@@ -125,6 +126,7 @@ async function deploymentSample(namespace: string, i: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  await setUpCluster();
   const operator = await startOperatorProcess({
     identity: `bench-${run}`,
     configFile: operatorConfigFile({ leaderElection: { leaseName: `berth-bench-${run}` } }),

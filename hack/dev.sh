@@ -3,10 +3,7 @@
 # operator in the foreground and applies the samples, so an application comes up.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-PATH="$("$HACK_DIR/ensure-node.sh"):$PATH"
-export PATH
-"$HACK_DIR/ensure-npm-packages.sh"
-"$HACK_DIR/ensure-debian-packages.sh"
+install_prerequisites
 "$HACK_DIR/cluster.sh" up >/dev/null
 cd "$REPO_ROOT"
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs from Debian, when any of it is missing, what Berth's data plane runs on: nginx
 # with the Lua module (plus resty.core and cjson), the stream module with njs; luacheck for
-# the shipped Lua; and Prometheus, which the tests scrape the operator and agents with.
+# the shipped Lua; Prometheus, which the tests scrape the operator and agents with; and wrk,
+# which bench/ drives nginx with.
 # Tests start their own nginx and Prometheus on ports and directories of their own, so the
 # services the packages would start are kept from starting.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core lua-cjson libnginx-mod-stream libnginx-mod-stream-js lua-check prometheus)
+PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core lua-cjson libnginx-mod-stream libnginx-mod-stream-js lua-check prometheus wrk)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

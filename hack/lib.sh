@@ -25,3 +25,19 @@ kube_bin() {
     printf '%s\n' "$KUBE_ASSETS_DIR/$1"
   fi
 }
+
+# What every entry point needs first: Node on the PATH, the npm and the Debian packages.
+install_prerequisites() {
+  PATH="$("$HACK_DIR/ensure-node.sh"):$PATH"
+  export PATH
+  "$HACK_DIR/ensure-npm-packages.sh"
+  "$HACK_DIR/ensure-debian-packages.sh"
+}
+
+# Starts the local cluster unless one is running. A cluster started here is stopped when
+# the script exits, unless BERTH_KEEP_CLUSTER is set.
+use_local_cluster() {
+  "$HACK_DIR/cluster.sh" status >/dev/null 2>&1 && return
+  "$HACK_DIR/cluster.sh" up >/dev/null
+  trap '[[ -n "${BERTH_KEEP_CLUSTER:-}" ]] || "$HACK_DIR/cluster.sh" down >/dev/null 2>&1 || true' EXIT
+}

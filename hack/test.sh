@@ -7,22 +7,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 started=$SECONDS
 
-PATH="$("$HACK_DIR/ensure-node.sh"):$PATH"
-export PATH
-"$HACK_DIR/ensure-npm-packages.sh"
-"$HACK_DIR/ensure-debian-packages.sh"
-
-cluster_started_here=false
-if ! "$HACK_DIR/cluster.sh" status >/dev/null 2>&1; then
-  "$HACK_DIR/cluster.sh" up >/dev/null
-  cluster_started_here=true
-fi
-stop_cluster() {
-  if $cluster_started_here && [[ -z "${BERTH_KEEP_CLUSTER:-}" ]]; then
-    "$HACK_DIR/cluster.sh" down >/dev/null 2>&1 || true
-  fi
-}
-trap stop_cluster EXIT
+install_prerequisites
+use_local_cluster
 
 cd "$REPO_ROOT"
 rc=0

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +47,8 @@ export interface Nginx {
  */
 export async function startNginx(options: NginxOptions): Promise<Nginx> {
   const prefix = mkdtempSync(join(tmpdir(), 'berth-nginx-')) + '/';
+  // nginx started as root runs its workers as nobody, who must reach the Lua files.
+  chmodSync(prefix, 0o755);
   symlinkSync(join(SHIPPED, 'lua'), join(prefix, 'lua'));
   symlinkSync(join(SHIPPED, 'njs'), join(prefix, 'njs'));
   mkdirSync(join(prefix, 'state'));

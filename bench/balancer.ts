@@ -1,0 +1,165 @@
+// Throughput and latency through Berth's Lua balancer, as a ratio of a static upstream
+// served by the same nginx in the same run.
+//
+//   node bench/balancer.ts [--rounds 6] [--seconds 5] [--connections 32]
+//
+// One nginx runs the config the operator renders for a host whose backend has two
+// endpoints, with the backends pushed to its control endpoint as the agent pushes them.
+// The same nginx also serves a second port whose location proxies to a plain `upstream`
+// block listing the same two endpoints, with the same keep-alive and proxy settings: the
+// baseline. The endpoints are a second nginx answering `200 ok`, so the backends cost as
+// little as possible and what differs is the balancer. wrk (one thread, kept-alive
+// connections) drives each side in turn, round after round, so both see the same machine.
+import { spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { renderNginxConfig } from '../src/nginx/render.ts';
+import { startNginx, type Nginx } from '../test/support/nginx.ts';
+import { freePort } from '../test/support/operator-process.ts';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '6' },
+    seconds: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' },
+  },
+});
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+const connections = Number(values.connections);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error('--rounds must be a whole number from 1 to 50');
+if (!Number.isInteger(seconds) || seconds < 1 || seconds > 60) throw new Error('--seconds must be a whole number from 1 to 60');
+if (!Number.isInteger(connections) || connections < 1 || connections > 1000) throw new Error('--connections must be a whole number from 1 to 1000');
+if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is missing: run hack/ensure-debian-packages.sh');
+
+const HOST = 'bench.example';
+const BACKEND = 'bench.http';
+
+interface Sample {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+/** wrk's `--latency` report: Requests/sec, the latency percentiles and any non-2xx or socket errors. */
+function runWrk(port: number): Sample {
+  const result = spawnSync(
+    'wrk',
+    ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`],
+    { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
+  );
+  if (result.status !== 0) throw new Error(`wrk failed: ${result.stderr}${result.error?.message ?? ''}`);
+  const out = result.stdout;
+  const number = (pattern: RegExp) => {
+    const match = pattern.exec(out);
+    if (!match) throw new Error(`unexpected wrk output:\n${out}`);
+    return match;
+  };
+  const milliseconds = (match: RegExpExecArray) => Number(match[1]) * { us: 0.001, ms: 1, s: 1000 }[match[2] as 'us' | 'ms' | 's'];
+  const errors =
+    Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) +
+    (/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).reduce((sum, n) => sum + Number(n), 0) ?? 0);
+  return {
+    requestsPerSecond: Number(number(/Requests\/sec:\s+([\d.]+)/)[1]),
+    p50Ms: milliseconds(number(/\s50%\s+([\d.]+)(us|ms|s)/)),
+    p99Ms: milliseconds(number(/\s99%\s+([\d.]+)(us|ms|s)/)),
+    errors,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+const [endpointA, endpointB, balancedPort, staticPort, controlPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+const started: Nginx[] = [];
+try {
+  const endpoints = await startNginx({
+    controlPort: endpointA,
+    config: `worker_processes 1;
+pid logs/nginx.pid;
+error_log logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:${endpointA};
+        listen 127.0.0.1:${endpointB};
+        location / { return 200 "ok\\n"; }
+    }
+}
+`,
+  });
+  started.push(endpoints);
+
+  const rendered = renderNginxConfig({
+    settings: { workerProcesses: 1 },
+    ports: { http: balancedPort, control: controlPort },
+    servers: [{ host: HOST, locations: [{ pathPrefix: '/', backend: BACKEND }] }],
+    backends: [{ name: BACKEND, groups: [{ name: 'v1', service: { namespace: 'bench', name: 'bench-v1', port: 'http' }, weight: 100 }] }],
+  }).files['nginx.conf'];
+  // The baseline sits in the same http block, so it inherits the same proxy settings and
+  // keeps as many idle connections to the endpoints as the balancer's upstream does.
+  const keepalive = /upstream berth_balancer \{[\s\S]*?\n\s+keepalive (\d+);/.exec(rendered)?.[1];
+  if (!keepalive) throw new Error('the rendered config has no berth_balancer upstream with keepalive');
+  const baseline = `
+    upstream bench_static {
+        server 127.0.0.1:${endpointA};
+        server 127.0.0.1:${endpointB};
+        keepalive ${keepalive};
+    }
+
+    server {
+        listen ${staticPort};
+        server_name "${HOST}";
+        location "/" { proxy_pass http://bench_static; }
+    }
+}
+`;
+  const config = rendered.replace(/\n}\n$/, `\n${baseline}`);
+  if (config === rendered) throw new Error('the rendered config does not end with its http block');
+  const proxy = await startNginx({ config, controlPort });
+  started.push(proxy);
+  const pushed = await proxy.putBackends({
+    backends: [{ name: BACKEND, groups: [{ name: 'v1', endpoints: [endpointA, endpointB].map((port) => ({ address: '127.0.0.1', port })) }] }],
+  });
+  if (pushed.status !== 200) throw new Error(`pushing the backends failed: ${pushed.status} ${pushed.body}`);
+
+  // Warm both sides: connections to the endpoints, Lua code, the shared dict's copy.
+  runWrk(staticPort);
+  runWrk(balancedPort);
+
+  const samples = { static: [] as Sample[], lua: [] as Sample[] };
+  for (let round = 1; round <= rounds; round++) {
+    // Alternate which side goes first, so neither always follows the other.
+    const order = round % 2 ? (['static', 'lua'] as const) : (['lua', 'static'] as const);
+    for (const side of order) samples[side].push(runWrk(side === 'lua' ? balancedPort : staticPort));
+    const last = (side: 'static' | 'lua') => samples[side].at(-1)!;
+    console.error(`round ${round}/${rounds}: static ${last('static').requestsPerSecond.toFixed(0)} req/s, lua ${last('lua').requestsPerSecond.toFixed(0)} req/s`);
+  }
+  const errors = [...samples.static, ...samples.lua].reduce((sum, sample) => sum + sample.errors, 0);
+  if (errors > 0) throw new Error(`${errors} requests failed; the measurement is void`);
+
+  const row = (side: 'static' | 'lua') => ({
+    rps: median(samples[side].map((s) => s.requestsPerSecond)),
+    p50: median(samples[side].map((s) => s.p50Ms)),
+    p99: median(samples[side].map((s) => s.p99Ms)),
+  });
+  const staticRow = row('static');
+  const luaRow = row('lua');
+  console.log(`${rounds} rounds of ${seconds} s per side, ${connections} kept-alive connections, 1 nginx worker, medians of the rounds:\n`);
+  console.log('| upstream | req/s | p50 ms | p99 ms |');
+  console.log('|:---------|------:|-------:|-------:|');
+  for (const [name, r] of [['static `upstream` block', staticRow], ['Berth Lua balancer', luaRow]] as const) {
+    console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`);
+  }
+  const ratios = samples.lua.map((sample, i) => sample.requestsPerSecond / samples.static[i]!.requestsPerSecond);
+  console.log(
+    `\nthroughput, Lua over static: ${(luaRow.rps / staticRow.rps).toFixed(3)} (per round ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`,
+  );
+} finally {
+  for (const nginx of started.reverse()) await nginx.stop();
+}
