@@ -1,12 +1,12 @@
 // Reconcile latency and operator memory, measured against the local cluster.
 //
-//   hack/cluster.sh up && hack/cluster.sh exec node bench/operator.ts [--samples 8] [--apps 100]
+//   hack/cluster.sh up && hack/cluster.sh exec node bench/operator.ts [--samples 8] [--apps 100] [--settle 60]
 //
 // Latency: Application + Version (3 replicas) created → Version Ready with 3 ready pods.
 // Its baseline, sampled alternately in the same run, is a plain Deployment of 3 replicas
 // created directly: the floor that the controller manager, scheduler and kwok set.
 // Memory: the operator's resident set with no applications (baseline) and with N
-// applications of one Version each, all Ready.
+// applications of one Version each, all Ready, each read after --settle seconds idle.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { berthClient } from '../test/support/berth.ts';
@@ -16,10 +16,11 @@ import { operatorConfigFile, startOperatorProcess, type OperatorProcess } from '
 import { waitFor } from '../test/support/wait.ts';
 
 const { values } = parseArgs({
-  options: { samples: { type: 'string', default: '8' }, apps: { type: 'string', default: '100' } },
+  options: { samples: { type: 'string', default: '8' }, apps: { type: 'string', default: '100' }, settle: { type: 'string', default: '60' } },
 });
 const samples = Number(values.samples);
 const appCount = Number(values.apps);
+const settleSeconds = Number(values.settle);
 const REPLICAS = 3;
 
 const { core, apps } = clients();
@@ -48,8 +49,13 @@ interface Memory {
   externalMiB: number;
 }
 
-/** Medians of several readings a second apart: the heap breathes between collections. */
+/**
+ * Medians of several readings a second apart (the heap breathes between collections),
+ * taken after the operator has been idle for `settleSeconds`: memory read right after a
+ * burst of work is mostly the burst's garbage, which V8 collects once allocation calms.
+ */
 async function settledMemory(operator: OperatorProcess): Promise<Memory> {
+  await new Promise((resolve) => setTimeout(resolve, settleSeconds * 1000));
   const readings: Memory[] = [];
   const mebibytes = async (metric: string) => ((await operator.metric(metric)) ?? Number.NaN) / 2 ** 20;
   for (let i = 0; i < 7; i++) {

@@ -3,10 +3,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { startAgent } from './agent/agent.ts';
 import { renderCrdFiles } from './api/crd.ts';
 import { ConfigError, loadOperatorConfig } from './config.ts';
+import { loadKubeConfig } from './kit/kubeconfig.ts';
 import { createLogger } from './kit/log.ts';
 import { startOperator } from './operator.ts';
 
@@ -39,8 +39,7 @@ async function operator(args: string[]): Promise<number> {
     throw error;
   }
   if (values['http-port'] !== undefined) config.http.port = Number(values['http-port']);
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
+  const kc = loadKubeConfig();
   logger.info({ cluster: kc.getCurrentCluster()?.server, policy: config.environments }, 'starting');
   const running = await startOperator({ kc, config, logger, ...(values.identity ? { identity: values.identity } : {}) });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -92,8 +91,7 @@ async function agent(args: string[]): Promise<number> {
     return 2;
   }
   const logger = createLogger('berth-agent');
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
+  const kc = loadKubeConfig();
   logger.info({ cluster: kc.getCurrentCluster()?.server, loadBalancer: values.loadbalancer, pod: values['pod-name'] }, 'starting');
   const running = await startAgent({
     kc,

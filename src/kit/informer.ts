@@ -15,6 +15,16 @@ export interface InformerOptions<T extends KubernetesObject> {
   logger: Logger;
 }
 
+/**
+ * Drops metadata.managedFields from an object the cache has just stored (the cache keeps
+ * this very object): server-side apply's field ownership, often the largest part of an
+ * object, is read by nothing here and would otherwise stay in memory for every object.
+ */
+function withoutManagedFields<T extends KubernetesObject>(object: T): T {
+  if (object.metadata?.managedFields) delete object.metadata.managedFields;
+  return object;
+}
+
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
 
@@ -39,8 +49,8 @@ export class Informer<T extends KubernetesObject> {
     this.options = options;
     this.inner = new ListWatch<T>(options.path, new Watch(kc), options.list, false, options.labelSelector, options.fieldSelector);
     this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
-    this.inner.on('add', (object) => this.emit(object, 'add'));
-    this.inner.on('update', (object) => this.emit(object, 'update'));
+    this.inner.on('add', (object) => this.emit(withoutManagedFields(object), 'add'));
+    this.inner.on('update', (object) => this.emit(withoutManagedFields(object), 'update'));
     this.inner.on('delete', (object) => this.emit(object, 'delete'));
     this.inner.on('connect', () => {
       this.restartDelayMs = RESTART_BASE_MS;

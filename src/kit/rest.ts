@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
+import { tlsIdentity } from './kubeconfig.ts';
 
 /** The whole body of a response, as text, with its status. */
 export function readResponse(res: IncomingMessage): Promise<{ status: number; text: string }> {
@@ -28,6 +29,7 @@ export interface RestRequest {
 export class KubeRest {
   private readonly kc: KubeConfig;
   private readonly server: URL;
+  private pool: { identity: string; agent: HttpsAgent } | undefined;
 
   constructor(kc: KubeConfig) {
     this.kc = kc;
@@ -50,6 +52,7 @@ export class KubeRest {
       },
     };
     await this.kc.applyToHTTPSOptions(options);
+    if (url.protocol === 'https:') options.agent = this.keptAliveAgent(options);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(url, options, resolve);
@@ -67,5 +70,18 @@ export class KubeRest {
       // not a Status object; keep the raw text
     }
     throw new ApiException(status, `${method} ${url.pathname}: ${message}`, text, res.headers as Record<string, string>);
+  }
+
+  /**
+   * client-node's agent for these options closes every connection after one request;
+   * this one keeps them for the next, and is replaced when the TLS material changes.
+   */
+  private keptAliveAgent(options: RequestOptions): HttpsAgent {
+    const identity = tlsIdentity(options);
+    if (this.pool?.identity !== identity) {
+      const { ca, cert, key, pfx, passphrase, servername, rejectUnauthorized } = options;
+      this.pool = { identity, agent: new HttpsAgent({ ca, cert, key, pfx, passphrase, servername, rejectUnauthorized, keepAlive: true }) };
+    }
+    return this.pool.agent;
   }
 }

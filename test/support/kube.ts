@@ -11,13 +11,12 @@ import {
   VersionApi,
 } from '@kubernetes/client-node';
 import { afterAll } from 'vitest';
+import { loadKubeConfig } from '../../src/kit/kubeconfig.ts';
 import { waitFor } from './wait.ts';
 
 /** The cluster the integration tests talk to: KUBECONFIG, set by hack/cluster.sh exec. */
 export function testKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
+  return loadKubeConfig();
 }
 
 export function clients(kc: KubeConfig = testKubeConfig()) {
