@@ -13,7 +13,7 @@
 // - the first request through nginx that the new pod answers.
 // The difference is Berth's share: the agent's watch, its push, and nginx picking it up.
 // Then the Version is scaled back to one pod, and the next sample starts.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -197,6 +197,7 @@ async function main(): Promise<void> {
       console.error(`probe: ${requests} requests, ${failed} failed`);
     }
     const reloads = ((await agent.metric('berth_agent_reloads_total', { result: 'success' })) ?? 0) - reloadsBefore;
+    const agentResidentKiB = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'))?.[1]);
 
     const row = (label: string, values: number[], baseline: number[]) =>
       console.log(
@@ -208,6 +209,7 @@ async function main(): Promise<void> {
     row('endpoint ready in its EndpointSlice (baseline)', toEndpoint, toEndpoint);
     row('first request served by the pod through nginx', toServed, toEndpoint);
     console.log(`\nBerth's share, EndpointSlice → first request served: p50 ${percentile(endpointToServed, 50).toFixed(0)} ms, p99 ${percentile(endpointToServed, 99).toFixed(0)} ms`);
+    console.log(`agent resident set at the end: ${(agentResidentKiB / 1024).toFixed(0)} MiB`);
   } finally {
     await agent?.stop();
     await follower?.stop();
