@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { renderNginxConfig } from '../src/nginx/render.ts';
 import { startNginx, type Nginx } from '../test/support/nginx.ts';
 import { freePort } from '../test/support/operator-process.ts';
+import { percentile } from './stats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -65,12 +66,6 @@ function runWrk(port: number): Sample {
     p99Ms: milliseconds(number(/\s99%\s+([\d.]+)(us|ms|s)/)),
     errors,
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 const [endpointA, endpointB, balancedPort, staticPort, controlPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
@@ -144,13 +139,13 @@ http {
   if (errors > 0) throw new Error(`${errors} requests failed; the measurement is void`);
 
   const row = (side: 'static' | 'lua') => ({
-    rps: median(samples[side].map((s) => s.requestsPerSecond)),
-    p50: median(samples[side].map((s) => s.p50Ms)),
-    p99: median(samples[side].map((s) => s.p99Ms)),
+    rps: percentile(samples[side].map((s) => s.requestsPerSecond), 50),
+    p50: percentile(samples[side].map((s) => s.p50Ms), 50),
+    p99: percentile(samples[side].map((s) => s.p99Ms), 50),
   });
   const staticRow = row('static');
   const luaRow = row('lua');
-  console.log(`${rounds} rounds of ${seconds} s per side, ${connections} kept-alive connections, 1 nginx worker, medians of the rounds:\n`);
+  console.log(`${rounds} rounds of ${seconds} s per side, ${connections} kept-alive connections, 1 nginx worker, medians of the rounds (nearest rank):\n`);
   console.log('| upstream | req/s | p50 ms | p99 ms |');
   console.log('|:---------|------:|-------:|-------:|');
   for (const [name, r] of [['static `upstream` block', staticRow], ['Berth Lua balancer', luaRow]] as const) {

@@ -7,13 +7,13 @@
 // created directly: the floor that the controller manager, scheduler and kwok set.
 // Memory: the operator's resident set with no applications (baseline) and with N
 // applications of one Version each, all Ready, each read after --settle seconds idle.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { berthClient } from '../test/support/berth.ts';
 import setUpCluster from '../test/support/cluster-setup.ts';
 import { clients } from '../test/support/kube.ts';
 import { operatorConfigFile, startOperatorProcess, type OperatorProcess } from '../test/support/operator-process.ts';
 import { waitFor } from '../test/support/wait.ts';
+import { percentile, residentMiB } from './stats.ts';
 
 const { values } = parseArgs({
   options: { samples: { type: 'string', default: '8' }, apps: { type: 'string', default: '100' }, settle: { type: 'string', default: '60' } },
@@ -27,19 +27,8 @@ const { core, apps } = clients();
 const berth = berthClient();
 const run = Date.now().toString(36);
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function summary(values: number[]): { p50: number; p95: number; max: number } {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), max: sorted.at(-1)! };
-}
-
-function residentMegabytes(operator: OperatorProcess): number {
-  const status = readFileSync(`/proc/${operator.child.pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
-  return kb / 1024;
+function summary(values: number[]): { p50: number; p95: number } {
+  return { p50: percentile(values, 50), p95: percentile(values, 95) };
 }
 
 interface Memory {
@@ -60,7 +49,7 @@ async function settledMemory(operator: OperatorProcess): Promise<Memory> {
   const mebibytes = async (metric: string) => ((await operator.metric(metric)) ?? Number.NaN) / 2 ** 20;
   for (let i = 0; i < 7; i++) {
     readings.push({
-      residentMiB: residentMegabytes(operator),
+      residentMiB: residentMiB(operator.child.pid!),
       heapUsedMiB: await mebibytes('nodejs_heap_size_used_bytes'),
       heapTotalMiB: await mebibytes('nodejs_heap_size_total_bytes'),
       externalMiB: await mebibytes('nodejs_external_memory_bytes'),

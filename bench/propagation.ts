@@ -13,7 +13,7 @@
 // - the first request through nginx that the new pod answers.
 // The difference is Berth's share: the agent's watch, its push, and nginx picking it up.
 // Then the Version is scaled back to one pod, and the next sample starts.
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,6 +25,7 @@ import { clients, deleteNamespace } from '../test/support/kube.ts';
 import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess } from '../test/support/operator-process.ts';
 import { followPods, type PodFollower } from '../test/support/pod-follower.ts';
 import { waitFor } from '../test/support/wait.ts';
+import { percentile, residentMiB } from './stats.ts';
 
 const { values } = parseArgs({ options: { samples: { type: 'string', default: '30' } } });
 const samples = Number(values.samples);
@@ -47,11 +48,6 @@ const host = `${app}.bench.test`;
 const readyAt = new Map<string, number>();
 const endpointReadyAt = new Map<string, number>();
 const firstServedAt = new Map<string, number>();
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 function watchReadiness(): { start(): Promise<void>; stop(): Promise<void> } {
   const pods = makeInformer<V1Pod>(kc, `/api/v1/namespaces/${app}/pods`, () => core.listNamespacedPod({ namespace: app }));
@@ -197,7 +193,7 @@ async function main(): Promise<void> {
       console.error(`probe: ${requests} requests, ${failed} failed`);
     }
     const reloads = ((await agent.metric('berth_agent_reloads_total', { result: 'success' })) ?? 0) - reloadsBefore;
-    const agentResidentKiB = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'))?.[1]);
+    const agentResident = residentMiB(agent.child.pid!);
 
     const row = (label: string, values: number[], baseline: number[]) =>
       console.log(
@@ -209,7 +205,7 @@ async function main(): Promise<void> {
     row('endpoint ready in its EndpointSlice (baseline)', toEndpoint, toEndpoint);
     row('first request served by the pod through nginx', toServed, toEndpoint);
     console.log(`\nBerth's share, EndpointSlice → first request served: p50 ${percentile(endpointToServed, 50).toFixed(0)} ms, p99 ${percentile(endpointToServed, 99).toFixed(0)} ms`);
-    console.log(`agent resident set at the end: ${(agentResidentKiB / 1024).toFixed(0)} MiB`);
+    console.log(`agent resident set at the end: ${agentResident.toFixed(0)} MiB`);
   } finally {
     await agent?.stop();
     await follower?.stop();

@@ -14,6 +14,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { NginxModel } from '../src/nginx/model.ts';
 import { renderNginxConfig } from '../src/nginx/render.ts';
+import { percentile } from './stats.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '20' } } });
 const rounds = Number(values.rounds);
@@ -64,10 +65,6 @@ function plainJoin(m: NginxModel): string {
   return parts.join('') + JSON.stringify({ backends: m.backends }, null, 2);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 function timed(run: () => unknown): number {
   const started = performance.now();
   run();
@@ -89,19 +86,18 @@ for (let round = 0; round < WARMUP_ROUNDS + rounds; round++) {
   }
 }
 
-const median = (samples: number[]) => percentile([...samples].sort((a, b) => a - b), 50);
+const median = (samples: number[]) => percentile(samples, 50);
 const perDomain = (size: number) => median(renders.get(size)!) / size;
 console.log(`nginx config render, ${rounds} rounds after ${WARMUP_ROUNDS} warm-up; node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}`);
 console.log('');
 const rows = SIZES.map((size) => {
-  const sorted = [...renders.get(size)!].sort((a, b) => a - b);
   const output = renderNginxConfig(models.get(size)!).files;
   return {
     domains: size.toLocaleString('en-US'),
     'nginx.conf': `${Math.round(output['nginx.conf'].length / 1024)} KiB`,
     'backends.json': `${Math.round(output['backends.json'].length / 1024)} KiB`,
-    'median ms': percentile(sorted, 50).toFixed(2),
-    'p95 ms': percentile(sorted, 95).toFixed(2),
+    'median ms': median(renders.get(size)!).toFixed(2),
+    'p95 ms': percentile(renders.get(size)!, 95).toFixed(2),
     'µs/domain': (perDomain(size) * 1000).toFixed(2),
     [`per domain vs ${BASELINE}`]: (perDomain(size) / perDomain(BASELINE)).toFixed(2),
     'plain join ms': median(joins.get(size)!).toFixed(2),
