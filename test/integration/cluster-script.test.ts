@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait.ts';
 
 // hack/cluster.sh itself, exercised on a second, throw-away cluster in a network
 // namespace of its own (the suite's own cluster keeps running beside it).
@@ -61,6 +62,8 @@ describe('hack/cluster.sh', () => {
 
     const apiServerPid = Number(readFileSync(join(clusterDir, 'run', 'kube-apiserver.pid'), 'utf8'));
     process.kill(apiServerPid, 'SIGKILL');
+    // The signal is delivered when the process next runs, which on a busy machine is not at once.
+    await waitFor(() => !isRunning(apiServerPid), { description: 'the killed kube-apiserver to be gone', timeoutMs: 10_000, intervalMs: 50 });
     const degraded = await cluster('status');
     expect(degraded.code).not.toBe(0);
     expect(degraded.output).toMatch(/kube-apiserver\s+stopped/);
