@@ -6,6 +6,7 @@ import { Coalescer } from '../kit/coalescer.ts';
 import { errorMessage, type Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
 import { loadBalancerObjectName } from '../loadbalancer/desired.ts';
+import { createPlaceholderCertificate, tlsMaterialProblem } from './certificates.ts';
 import { ControlClient } from './control.ts';
 import {
   backendSet,
@@ -116,6 +117,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let failed: { id: string; attempts: number; retryAt?: number } | undefined;
   let deferredFor: number | undefined;
   let secretsAwaitedSince: number | undefined;
+  let placeholder: TlsMaterial | undefined;
+  /** The TLS Secrets the wanted generation serves the placeholder for, with why. */
+  let placeholderFor: string[] = [];
   let lastReload: string | undefined;
   let masterSeen: number | undefined;
   let up = false;
@@ -139,6 +143,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       upstreamGeneration,
       ...(lastReload ? { lastReload } : {}),
       ...(configError || structureError || pushError ? { lastError: configError ?? structureError ?? pushError } : {}),
+      ...(placeholderFor.length > 0 ? { placeholderCertificates: placeholderFor } : {}),
     });
 
   const pushes = new Coalescer(push, {
@@ -212,13 +217,30 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     sources.follow(streamServices(current), config.tlsSecrets);
   }
 
-  /** The generation the config asks for, or why it cannot be built yet. */
-  function desiredGeneration(current: LoadBalancerConfig): Generation | string {
+  /**
+   * The generation the config asks for. A TLS Secret that is missing, unreadable or
+   * unusable gets the placeholder certificate in its place, and is reported: it must not
+   * hold back the other routes, nor make the whole config fail `nginx -t`.
+   */
+  function desiredGeneration(current: LoadBalancerConfig): Generation {
     const tls = new Map<string, TlsMaterial>();
+    const problems: string[] = [];
     for (const ref of current.tlsSecrets) {
       const material = sources.tls(ref);
-      if (typeof material === 'string') return material;
-      tls.set(objectKey(ref), material);
+      const problem = typeof material === 'string' ? material : tlsMaterialProblem(material);
+      if (typeof material !== 'string' && problem === undefined) {
+        tls.set(objectKey(ref), material);
+        continue;
+      }
+      problems.push(`TLS Secret ${objectKey(ref)}: ${problem}`);
+      placeholder ??= createPlaceholderCertificate();
+      tls.set(objectKey(ref), placeholder);
+    }
+    if (problems.join('\n') !== placeholderFor.join('\n')) {
+      if (problems.length > 0) logger.warn({ secrets: problems }, 'serving a placeholder certificate for TLS Secrets that cannot be used');
+      else logger.info('every TLS Secret is usable again');
+      placeholderFor = problems;
+      publish();
     }
     return buildGeneration(current, tls);
   }
@@ -226,26 +248,19 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   async function reconcileStructure(): Promise<void> {
     if (stopping || !config) return;
     const wanted = config;
-    const unread = sources.unreadSecrets();
-    if (unread.length > 0) {
-      // Read within milliseconds normally; much later, the agent is probably not allowed to.
+    // Secrets are read within milliseconds normally, and the config waits for them rather
+    // than reload twice. Much later the agent is probably not allowed to read them (yet):
+    // the config goes ahead with the placeholder, and a Secret read later reloads again.
+    if (sources.unreadSecrets().length > 0) {
       secretsAwaitedSince ??= Date.now();
-      if (Date.now() - secretsAwaitedSince > SECRETS_PATIENCE_MS && !structureError?.startsWith('cannot read')) {
-        structureError = `cannot read TLS Secrets ${unread.join(', ')} yet; the config waits for them`;
-        logger.warn({ secrets: unread }, structureError);
-        publish();
+      if (Date.now() - secretsAwaitedSince < SECRETS_PATIENCE_MS) {
+        structure.retryAfter(200);
+        return;
       }
-      structure.retryAfter(200);
-      return;
+    } else {
+      secretsAwaitedSince = undefined;
     }
-    secretsAwaitedSince = undefined;
     const desired = desiredGeneration(wanted);
-    if (typeof desired === 'string') {
-      if (structureError !== desired) logger.error({ err: desired }, 'cannot apply the config');
-      structureError = desired;
-      publish();
-      return;
-    }
     if (serving?.id === desired.id) {
       if (structureError) logger.info({ hash: desired.hash }, 'nginx serves the wanted config; clearing the last error');
       structureError = undefined;

@@ -162,11 +162,13 @@ export class ClusterSources {
 
   /** A TLS Secret's certificate and key, or why they cannot be used. */
   tls(ref: TlsSecretRef): TlsMaterial | string {
-    const secret = this.secrets.get(objectKey(ref))?.get(ref.name, ref.namespace);
-    if (!secret) return `TLS Secret ${objectKey(ref)} not found`;
+    const informer = this.secrets.get(objectKey(ref));
+    if (!informer?.isSynced) return 'cannot be read yet (the agent may not be allowed to read Secrets in its namespace)';
+    const secret = informer.get(ref.name, ref.namespace);
+    if (!secret) return 'not found';
     const certificate = secret.data?.['tls.crt'];
     const key = secret.data?.['tls.key'];
-    if (!certificate || !key) return `TLS Secret ${objectKey(ref)} has no tls.crt and tls.key`;
+    if (!certificate || !key) return 'has no tls.crt and tls.key';
     return { certificate: Buffer.from(certificate, 'base64').toString('utf8'), key: Buffer.from(key, 'base64').toString('utf8') };
   }
 

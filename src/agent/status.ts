@@ -11,10 +11,15 @@ export interface AgentStatus {
   upstreamGeneration: number;
   lastReload?: string;
   lastError?: string;
+  /** TLS Secrets served with the placeholder certificate, each with why. */
+  placeholderCertificates?: string[];
 }
 
-// The LoadBalancer status field it ends up in takes at most 4096 characters.
+// The LoadBalancer status fields they end up in take at most 4096 characters, and 64
+// entries of 512.
 const MAX_ERROR = 4_000;
+const MAX_PLACEHOLDERS = 64;
+const MAX_PLACEHOLDER_TEXT = 500;
 // A change the operator acts on goes out at once; only the push counter is held back,
 // or every endpoint change would also update the Pod.
 const PROMPT_DELAY_MS = 200;
@@ -44,7 +49,8 @@ export class StatusReporter {
 
   update(status: AgentStatus): void {
     const lastError = status.lastError && status.lastError.length > MAX_ERROR ? `${status.lastError.slice(0, MAX_ERROR)}…` : status.lastError;
-    this.latest = { ...status, ...(lastError !== undefined ? { lastError } : {}) };
+    const placeholderCertificates = status.placeholderCertificates?.slice(0, MAX_PLACEHOLDERS).map((problem) => problem.slice(0, MAX_PLACEHOLDER_TEXT));
+    this.latest = { ...status, ...(lastError !== undefined ? { lastError } : {}), ...(placeholderCertificates ? { placeholderCertificates } : {}) };
     this.schedule();
   }
 

@@ -101,6 +101,11 @@ export const loadBalancerInstanceStatus = z.object({
   upstreamGeneration: z.int().min(0).optional().describe('Backend pushes so far.'),
   lastReload: z.string().optional(),
   lastError: z.string().max(4096).optional(),
+  placeholderCertificates: z
+    .array(z.string().max(512))
+    .max(64)
+    .optional()
+    .describe('TLS Secrets this instance cannot use, each with why; their hosts are served with a placeholder certificate.'),
 });
 
 export const loadBalancerStatus = z.object({

@@ -27,6 +27,9 @@ function instanceOf(pod: V1Pod): InstanceStatus {
       ...(typeof report.upstreamGeneration === 'number' ? { upstreamGeneration: report.upstreamGeneration } : {}),
       ...(typeof report.lastReload === 'string' ? { lastReload: report.lastReload } : {}),
       ...(typeof report.lastError === 'string' ? { lastError: report.lastError.slice(0, 4096) } : {}),
+      ...(Array.isArray(report.placeholderCertificates)
+        ? { placeholderCertificates: report.placeholderCertificates.slice(0, 64).map((problem) => String(problem).slice(0, 512)) }
+        : {}),
     };
   } catch {
     return { pod: name, ready: false, lastError: `unreadable ${AGENT_STATUS_ANNOTATION} annotation` };
@@ -36,6 +39,7 @@ function instanceOf(pod: V1Pod): InstanceStatus {
 /**
  * Ready when at least one instance serves the config just rendered and none reports
  * having refused it; a refusal names the Nginx error, since the fix is in the spec.
+ * TLSSecretsUsable says which TLS Secrets the instances serve a placeholder for, and why.
  */
 export function loadBalancerConditions(hash: string, instances: readonly InstanceStatus[]): ConditionInput[] {
   const rejected = instances.find((i) => i.lastError && i.configHash !== hash);
@@ -51,7 +55,12 @@ export function loadBalancerConditions(hash: string, instances: readonly Instanc
       : rejected
         ? { type: 'Ready', status: 'False', reason: 'NginxRejectedConfig', message: applied.message }
         : { type: 'Ready', status: 'False', reason: 'NoInstanceServing', message: 'no instance serves the current config yet' };
-  return [applied, ready];
+  const unusable = [...new Set(instances.flatMap((i) => i.placeholderCertificates ?? []))].sort();
+  const certificates: ConditionInput =
+    unusable.length > 0
+      ? { type: 'TLSSecretsUsable', status: 'False', reason: 'PlaceholderCertificateServed', message: `hosts are served with a placeholder certificate instead of ${unusable.join('; ')}` }
+      : { type: 'TLSSecretsUsable', status: 'True', reason: 'AllUsable', message: 'every TLS Secret the routes name is served' };
+  return [applied, ready, certificates];
 }
 
 export function createLoadBalancerReconciler(ctx: OperatorContext) {

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PLACEHOLDER_COMMON_NAME } from '../../src/agent/certificates.ts';
+import type { AgentStatus } from '../../src/agent/status.ts';
 import type { RenderedConfig } from '../../src/nginx/model.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
 import { clients, testNamespace } from '../support/kube.ts';
@@ -151,16 +153,18 @@ function get(host: string, { port = ports.http, agent = false, path = '/' }: { p
 }
 
 /** A request over TLS to the https port, with the certificate nginx presented. */
-function getTls(host: string): Promise<Reply & { fingerprint: string }> {
+function getTls(host: string): Promise<Reply & { fingerprint: string; subject: string }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       { host: '127.0.0.1', port: ports.https, servername: host, path: '/', headers: { host }, agent: false, rejectUnauthorized: false, timeout: 5_000 },
       (res) => {
-        const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+        const presented = (res.socket as TLSSocket).getPeerCertificate();
+        const fingerprint = presented.fingerprint256;
+        const subject = String(presented.subject?.CN ?? '');
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, fingerprint }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, fingerprint, subject }));
       },
     );
     req.on('timeout', () => req.destroy(new Error(`GET https://${host} timed out`)));
@@ -235,14 +239,6 @@ function newPrefix(): string {
   const dir = mkdtempSync(join(tmpdir(), 'berth-agent-'));
   chmodSync(dir, 0o755);
   return dir;
-}
-
-interface AgentStatus {
-  ready: boolean;
-  configHash?: string;
-  upstreamGeneration: number;
-  lastReload?: string;
-  lastError?: string;
 }
 
 async function agentStatus(): Promise<AgentStatus | undefined> {
@@ -527,6 +523,39 @@ describe('berth agent', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(await reloads('success')).toBe(before + 2);
     expect(await reloads('failure')).toBe(0);
+  });
+
+  it('serves a placeholder certificate for a TLS Secret it cannot use, without holding back the other routes', async () => {
+    const before = await reloads('success');
+    const realCertificate = (await getTls('secure.example')).fingerprint;
+    const withMissing = renderedConfig([...secure, { host: 'missing.example', tlsSecret: 'missing-tls' }, { host: 'other.example' }]);
+    await writeConfigMap(withMissing);
+    await waitFor(async () => (await get('other.example')).status === 200, { description: 'the route added beside the missing Secret', timeoutMs: 20_000 });
+    expect(await control('/generation')).toBe(withMissing.hash);
+    const placeholder = await getTls('missing.example');
+    expect(placeholder).toMatchObject({ status: 200, subject: PLACEHOLDER_COMMON_NAME });
+    expect((await getTls('secure.example')).fingerprint).toBe(realCertificate);
+    const missingReport = `TLS Secret ${namespace}/missing-tls: not found`;
+    await waitFor(async () => (await agentStatus())?.placeholderCertificates?.join() === missingReport, { description: 'the agent to report the missing Secret' });
+    expect(await reloads('success')).toBe(before + 1);
+
+    // A Secret that nginx could not load changes what is reported, not what is served.
+    await writeTlsSecret('missing-tls', { ...selfSigned('missing.example'), crt: 'not a certificate' });
+    await waitFor(async () => (await agentStatus())?.placeholderCertificates?.join() === `TLS Secret ${namespace}/missing-tls: tls.crt is not a PEM certificate`, {
+      description: 'the agent to report the unusable Secret',
+    });
+    expect((await getTls('missing.example')).fingerprint).toBe(placeholder.fingerprint);
+    expect(await reloads('success')).toBe(before + 1);
+
+    const issued = selfSigned('missing.example');
+    await writeTlsSecret('missing-tls', issued);
+    await waitFor(async () => (await getTls('missing.example')).fingerprint === issued.fingerprint, { description: 'the issued certificate', timeoutMs: 20_000 });
+    await waitFor(async () => (await agentStatus())?.placeholderCertificates === undefined, { description: 'the report to clear' });
+    expect(await reloads('success')).toBe(before + 2);
+    expect(await reloads('failure')).toBe(0);
+
+    await writeConfigMap(third);
+    await waitFor(async () => (await control('/generation')) === third.hash, { description: 'the previous config back', timeoutMs: 20_000 });
   });
 
   it('reloads only once old workers have drained, and coalesces the changes made meanwhile', async () => {

@@ -29,6 +29,7 @@ const APP_PORT = 8080;
 
 let operator: OperatorProcess;
 let agent: BerthProcess;
+let agentPod: string;
 let follower: PodFollower;
 let lbNamespace: string;
 let prefix: string;
@@ -78,7 +79,10 @@ beforeAll(async () => {
   const lbPod = await waitFor(
     async () => (await core.listNamespacedPod({ namespace: lbNamespace, labelSelector: `berth.dev/loadbalancer=${lb}` })).items[0]?.metadata?.name,
     { description: 'the LoadBalancer pod' },
-  );
+  ).catch(async (error: Error) => {
+    const status = JSON.stringify((await berth.getLoadBalancer(lb))?.status);
+    throw new Error(`${error.message}\nLoadBalancer status: ${status}\noperator log:\n${operator.logs().slice(-6000)}`);
+  });
 
   await berth.createApplication(app, { environment: 'testing', ports: [{ name: 'http', port: APP_PORT }], routes: [{ host: host(), loadBalancer: lb }] });
   await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${app}` })).items.length === 1, { description: `namespace ${app}` });
@@ -90,14 +94,37 @@ beforeAll(async () => {
   prefix = mkdtempSync(join(tmpdir(), 'berth-lb-'));
   // nginx started as root runs its workers as nobody, who must be able to enter the prefix.
   chmodSync(prefix, 0o755);
+  await startAgent(lbPod);
+}, 180_000);
+
+async function startAgent(pod: string): Promise<void> {
   agent = await startBerthProcess(
-    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', lbPod, '--prefix', prefix, '--control-port', String(ports.control), '--manage-nginx'],
+    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', pod, '--prefix', prefix, '--control-port', String(ports.control), '--manage-nginx'],
     'agent',
   );
+  agentPod = pod;
   await waitFor(async () => (await fetch(`http://127.0.0.1:${agent.port}/readyz`)).ok, { description: 'the agent to be ready' }).catch((error: Error) => {
     throw new Error(`${error.message}\nagent log:\n${agent.logs().slice(-4000)}`);
   });
-}, 180_000);
+}
+
+/**
+ * The agent plays the agent container of one pod. A change to the LoadBalancer's pod
+ * template (a new stream port) rolls out a new pod, whose agent is a new process: so here.
+ */
+async function agentForCurrentPod(): Promise<void> {
+  const pod = await waitFor(
+    async () => {
+      const pods = (await core.listNamespacedPod({ namespace: lbNamespace, labelSelector: `berth.dev/loadbalancer=${lb}` })).items;
+      const current = pods.filter((p) => !p.metadata?.deletionTimestamp);
+      return pods.length === 1 && current.length === 1 ? current[0]!.metadata!.name! : undefined;
+    },
+    { description: 'the LoadBalancer rollout to leave one pod' },
+  );
+  if (pod === agentPod) return;
+  await agent.stop();
+  await startAgent(pod);
+}
 
 afterAll(async () => {
   await agent?.stop();
@@ -264,8 +291,9 @@ describe('LoadBalancer objects', () => {
     expect((await berth.getLoadBalancer(lb))?.status?.configHash).toMatch(/^[0-9a-f]+$/);
   });
 
-  it('lets the agent read Secrets only in namespaces whose routes use TLS, and only while they do', async () => {
+  it('lets the agent read Secrets only in namespaces whose routes use TLS, and serves a placeholder for a missing one', async () => {
     const rbac = clients().kc.makeApiClient(RbacAuthorizationV1Api);
+    await agentForCurrentPod();
     const binding = `${loadBalancerObjectName(lb)}-tls`;
     const bindings = async () => (await rbac.listNamespacedRoleBinding({ namespace: app })).items.map((b) => b.metadata!.name);
     expect(await bindings()).not.toContain(binding);
@@ -276,7 +304,14 @@ describe('LoadBalancer objects', () => {
     expect(created.roleRef.name).toBe('berth-agent-tls');
     expect(created.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', name: loadBalancerObjectName(lb), namespace: lbNamespace })]);
 
+    // No such Secret: its host gets the placeholder certificate, the rest serves on.
+    const unusable = await berth.loadBalancerCondition(lb, 'TLSSecretsUsable', 'False', 'PlaceholderCertificateServed');
+    expect(unusable.message).toContain(`TLS Secret ${app}/web-tls: not found`);
+    expect((await berth.getLoadBalancer(lb))?.status?.instances?.[0]?.placeholderCertificates).toEqual([`TLS Secret ${app}/web-tls: not found`]);
+    expect((await sample(ports.http, host(), 10)).failed).toBe(0);
+
     await berth.patchApplicationSpec(app, spec);
     await waitFor(async () => !(await bindings()).includes(binding), { description: 'the TLS reader binding to be revoked' });
+    await berth.loadBalancerCondition(lb, 'TLSSecretsUsable', 'True', 'AllUsable');
   });
 });

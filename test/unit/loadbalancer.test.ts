@@ -95,4 +95,17 @@ describe('loadBalancerConditions', () => {
     expect(applied!.message).toContain('nginx -t: bad value');
     expect(ready).toMatchObject({ status: 'False', reason: 'NginxRejectedConfig' });
   });
+
+  it('lists the TLS Secrets any instance serves a placeholder for, once each', () => {
+    const missing = 'TLS Secret shop/shop-tls: not found';
+    const broken = 'TLS Secret blog/blog-tls: tls.crt is not a PEM certificate';
+    const [, ready, certificates] = loadBalancerConditions('h2', [
+      { pod: 'a', ready: true, configHash: 'h2', placeholderCertificates: [missing, broken] },
+      { pod: 'b', ready: true, configHash: 'h2', placeholderCertificates: [missing] },
+    ]);
+    expect(ready).toMatchObject({ status: 'True', reason: 'Serving' });
+    expect(certificates).toMatchObject({ type: 'TLSSecretsUsable', status: 'False', reason: 'PlaceholderCertificateServed' });
+    expect(certificates!.message).toBe(`hosts are served with a placeholder certificate instead of ${broken}; ${missing}`);
+    expect(loadBalancerConditions('h2', [{ pod: 'a', ready: true, configHash: 'h2' }])[2]).toMatchObject({ status: 'True', reason: 'AllUsable' });
+  });
 });
