@@ -269,13 +269,20 @@ cmd_down() {
       done
       # shellcheck disable=SC2086
       [[ -n "$pids" ]] && kill -KILL $pids 2>/dev/null || true
+      # KILL is asynchronous: wait until they are gone, so that none outlives `down`.
+      for _ in $(seq 100); do
+        [[ -z "$(ip netns pids "$NETNS" 2>/dev/null || true)" ]] && break
+        sleep 0.1
+      done
     fi
     ip netns delete "$NETNS"
   fi
   if [[ -d "$RUN" ]]; then
-    local f
-    for f in "$RUN"/*.pid; do
-      [[ -f "$f" ]] && kill -KILL "$(cat "$f")" 2>/dev/null || true
+    local name
+    for name in "${COMPONENTS[@]}"; do
+      pid_alive "$name" || continue
+      kill -KILL "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+      for _ in $(seq 100); do pid_alive "$name" || break; sleep 0.1; done
     done
   fi
   # Logs of the last run stay for a post-mortem; state, keys and credentials do not.
