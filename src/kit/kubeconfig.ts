@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RequestOptions } from 'node:https';
 import { KubeConfig, type RequestContext } from '@kubernetes/client-node';
-
-type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+import { Agent, type Dispatcher } from 'undici';
 
 /** The TLS material a connection to the API server is made with, as a short digest. */
 export function tlsIdentity(options: RequestOptions): string {
@@ -32,8 +31,19 @@ export class PooledKubeConfig extends KubeConfig {
     await this.applyToHTTPSOptions(tls);
     const identity = tlsIdentity(tls);
     // Requests under way on a replaced pool finish there; its connections then close.
-    if (this.pool?.identity !== identity) this.pool = { identity, dispatcher: created };
+    if (this.pool?.identity !== identity) this.pool = { identity, dispatcher: this.newPool(tls, created) };
     context.setDispatcher(this.pool.dispatcher);
+  }
+
+  /**
+   * HTTP/1.1 connections, as client-node had before undici: undici 8 would otherwise put
+   * every watch and request on one HTTP/2 connection, where one stalled stream can hold up
+   * the flow-control window of all the others. Through a proxy, client-node's own choice.
+   */
+  private newPool(tls: RequestOptions, created: Dispatcher): Dispatcher {
+    const { ca, cert, key, pfx, passphrase, servername, rejectUnauthorized } = tls;
+    const options = this.createDispatcherOptions(this.getCurrentCluster(), { ca, cert, key, pfx, passphrase, servername, rejectUnauthorized });
+    return options.type === 'agent' ? new Agent({ connect: options.connect, allowH2: false }) : created;
   }
 }
 
