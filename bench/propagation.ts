@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { makeInformer, type V1EndpointSlice, type V1Pod } from '@kubernetes/client-node';
 import { berthClient } from '../test/support/berth.ts';
 import setUpCluster from '../test/support/cluster-setup.ts';
-import { get } from '../test/support/http-load.ts';
+import { get, startLoad } from '../test/support/http-load.ts';
 import { clients, deleteNamespace } from '../test/support/kube.ts';
 import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess } from '../test/support/operator-process.ts';
 import { followPods, type PodFollower } from '../test/support/pod-follower.ts';
@@ -79,39 +79,6 @@ function watchReadiness(): { start(): Promise<void>; stop(): Promise<void> } {
   };
 }
 
-/** Requests the host until stopped or its bounds are reached; notes when each pod first answered. */
-function startProbe(maxMs: number): { stop(): Promise<{ requests: number; failed: number }> } {
-  const deadline = Date.now() + maxMs;
-  const maxRequests = 5_000_000;
-  let requests = 0;
-  let failed = 0;
-  let stopped = false;
-  const client = async () => {
-    while (!stopped && requests < maxRequests && Date.now() < deadline) {
-      requests += 1;
-      try {
-        const reply = await get(ports.http, host);
-        if (reply.status !== 200) {
-          failed += 1;
-          continue;
-        }
-        const { pod } = JSON.parse(reply.body) as { pod: string };
-        if (!firstServedAt.has(pod)) firstServedAt.set(pod, performance.now());
-      } catch {
-        failed += 1;
-      }
-    }
-  };
-  const running = Promise.all(Array.from({ length: PROBE_CLIENTS }, client));
-  return {
-    async stop() {
-      stopped = true;
-      await running;
-      return { requests, failed };
-    },
-  };
-}
-
 async function podNames(): Promise<string[]> {
   return (await core.listNamespacedPod({ namespace: app, labelSelector: 'berth.dev/version=v1' })).items.map((pod) => pod.metadata!.name!);
 }
@@ -163,7 +130,12 @@ async function main(): Promise<void> {
     await waitFor(async () => (await get(ports.http, host)).status === 200, { description: 'the application to answer through nginx' });
     const reloadsBefore = (await agent.metric('berth_agent_reloads_total', { result: 'success' })) ?? 0;
 
-    const probe = startProbe(samples * SAMPLE_TIMEOUT_MS);
+    const probe = startLoad(ports.http, host, {
+      concurrency: PROBE_CLIENTS,
+      maxRequests: 5_000_000,
+      maxMs: samples * SAMPLE_TIMEOUT_MS,
+      onAnswer: (pod) => void (firstServedAt.has(pod) || firstServedAt.set(pod, performance.now())),
+    });
     const toEndpoint: number[] = [];
     const toServed: number[] = [];
     const endpointToServed: number[] = [];
@@ -189,8 +161,8 @@ async function main(): Promise<void> {
         await waitFor(async () => (await podNames()).length === 1, { description: 'v1 back at one pod', timeoutMs: SAMPLE_TIMEOUT_MS });
       }
     } finally {
-      const { requests, failed } = await probe.stop();
-      console.error(`probe: ${requests} requests, ${failed} failed`);
+      const { ok, failed } = await probe.stop();
+      console.error(`probe: ${ok + failed} requests, ${failed} failed`);
     }
     const reloads = ((await agent.metric('berth_agent_reloads_total', { result: 'success' })) ?? 0) - reloadsBefore;
     const agentResident = residentMiB(agent.child.pid!);

@@ -6,7 +6,7 @@ import { Coalescer } from '../kit/coalescer.ts';
 import { errorMessage, type Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
 import { loadBalancerObjectName } from '../loadbalancer/desired.ts';
-import { createPlaceholderCertificate, tlsMaterialProblem } from './certificates.ts';
+import { createPlaceholderCertificate } from './certificates.ts';
 import { ControlClient } from './control.ts';
 import {
   backendSet,
@@ -227,12 +227,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const problems: string[] = [];
     for (const ref of current.tlsSecrets) {
       const material = sources.tls(ref);
-      const problem = typeof material === 'string' ? material : tlsMaterialProblem(material);
-      if (typeof material !== 'string' && problem === undefined) {
+      if (typeof material !== 'string') {
         tls.set(objectKey(ref), material);
         continue;
       }
-      problems.push(`TLS Secret ${objectKey(ref)}: ${problem}`);
+      problems.push(`TLS Secret ${objectKey(ref)}: ${material}`);
       placeholder ??= createPlaceholderCertificate();
       tls.set(objectKey(ref), placeholder);
     }

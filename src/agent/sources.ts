@@ -2,6 +2,7 @@ import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1ConfigMap, type V1En
 import { Informer } from '../kit/informer.ts';
 import type { Logger } from '../kit/log.ts';
 import { LABELS, MANAGED_BY } from '../labels.ts';
+import { tlsMaterialProblem } from './certificates.ts';
 import { objectKey, SERVICE_NAME_LABEL, type ServiceRef, type TlsMaterial, type TlsSecretRef } from './desired.ts';
 
 export interface SourceEvents {
@@ -34,6 +35,8 @@ export class ClusterSources {
   private readonly managedSlices: Informer<V1EndpointSlice>;
   private readonly serviceSlices = new Map<string, Informer<V1EndpointSlice>>();
   private readonly secrets = new Map<string, Informer<V1Secret>>();
+  /** Each Secret's certificate and key, checked once per version of the Secret. */
+  private readonly checkedTls = new Map<string, { secret: V1Secret; result: TlsMaterial | string }>();
   private readonly configMapName: string;
   private readonly namespace: string;
 
@@ -112,6 +115,7 @@ export class ClusterSources {
     for (const [key, informer] of this.secrets) {
       if (wantedSecrets.has(key)) continue;
       this.secrets.delete(key);
+      this.checkedTls.delete(key);
       void informer.stop();
     }
     for (const [key, ref] of wantedSecrets) {
@@ -160,22 +164,31 @@ export class ClusterSources {
     };
   }
 
-  /** A TLS Secret's certificate and key, or why they cannot be used. */
+  /** A TLS Secret's certificate and key, or why nginx could not use them. */
   tls(ref: TlsSecretRef): TlsMaterial | string {
     const informer = this.secrets.get(objectKey(ref));
     if (!informer?.isSynced) return 'cannot be read yet (the agent may not be allowed to read Secrets in its namespace)';
     const secret = informer.get(ref.name, ref.namespace);
     if (!secret) return 'not found';
-    const certificate = secret.data?.['tls.crt'];
-    const key = secret.data?.['tls.key'];
-    if (!certificate || !key) return 'has no tls.crt and tls.key';
-    return { certificate: Buffer.from(certificate, 'base64').toString('utf8'), key: Buffer.from(key, 'base64').toString('utf8') };
+    const checked = this.checkedTls.get(objectKey(ref));
+    if (checked?.secret === secret) return checked.result;
+    const result = tlsMaterialOf(secret);
+    this.checkedTls.set(objectKey(ref), { secret, result });
+    return result;
   }
 
   private sliceChanged(slice: V1EndpointSlice): void {
     const service = serviceOf(slice);
     if (service) this.events.endpoints(service);
   }
+}
+
+function tlsMaterialOf(secret: V1Secret): TlsMaterial | string {
+  const certificate = secret.data?.['tls.crt'];
+  const key = secret.data?.['tls.key'];
+  if (!certificate || !key) return 'has no tls.crt and tls.key';
+  const material = { certificate: Buffer.from(certificate, 'base64').toString('utf8'), key: Buffer.from(key, 'base64').toString('utf8') };
+  return tlsMaterialProblem(material) ?? material;
 }
 
 /** namespace/name of the Service a slice belongs to. */

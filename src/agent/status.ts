@@ -2,6 +2,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, type Logger } from '../kit/log.ts';
 import { KubeRest } from '../kit/rest.ts';
 import { canonicalJson } from '../kit/status.ts';
+import { INSTANCE_REPORT_LIMITS } from '../api/loadbalancer.ts';
 import { AGENT_STATUS_ANNOTATION } from '../loadbalancer/desired.ts';
 
 /** What one instance reports on its Pod; the operator copies it into the LoadBalancer's status.instances. */
@@ -15,11 +16,8 @@ export interface AgentStatus {
   placeholderCertificates?: string[];
 }
 
-// The LoadBalancer status fields they end up in take at most 4096 characters, and 64
-// entries of 512.
+// Within what the LoadBalancer status takes, with room for the ellipsis.
 const MAX_ERROR = 4_000;
-const MAX_PLACEHOLDERS = 64;
-const MAX_PLACEHOLDER_TEXT = 500;
 // A change the operator acts on goes out at once; only the push counter is held back,
 // or every endpoint change would also update the Pod.
 const PROMPT_DELAY_MS = 200;
@@ -49,7 +47,9 @@ export class StatusReporter {
 
   update(status: AgentStatus): void {
     const lastError = status.lastError && status.lastError.length > MAX_ERROR ? `${status.lastError.slice(0, MAX_ERROR)}…` : status.lastError;
-    const placeholderCertificates = status.placeholderCertificates?.slice(0, MAX_PLACEHOLDERS).map((problem) => problem.slice(0, MAX_PLACEHOLDER_TEXT));
+    const placeholderCertificates = status.placeholderCertificates
+      ?.slice(0, INSTANCE_REPORT_LIMITS.placeholderCertificates)
+      .map((problem) => problem.slice(0, INSTANCE_REPORT_LIMITS.placeholderText));
     this.latest = { ...status, ...(lastError !== undefined ? { lastError } : {}), ...(placeholderCertificates ? { placeholderCertificates } : {}) };
     this.schedule();
   }

@@ -94,16 +94,19 @@ export const loadBalancerSpec = z.object({
 });
 export type LoadBalancerSpec = z.infer<typeof loadBalancerSpec>;
 
+/** How much one instance may report, so that the status stays small whatever an agent says. */
+export const INSTANCE_REPORT_LIMITS = Object.freeze({ lastError: 4096, placeholderCertificates: 64, placeholderText: 512 });
+
 export const loadBalancerInstanceStatus = z.object({
   pod: z.string(),
   ready: z.boolean(),
   configHash: z.string().optional().describe('Hash of the config this instance serves.'),
   upstreamGeneration: z.int().min(0).optional().describe('Backend pushes so far.'),
   lastReload: z.string().optional(),
-  lastError: z.string().max(4096).optional(),
+  lastError: z.string().max(INSTANCE_REPORT_LIMITS.lastError).optional(),
   placeholderCertificates: z
-    .array(z.string().max(512))
-    .max(64)
+    .array(z.string().max(INSTANCE_REPORT_LIMITS.placeholderText))
+    .max(INSTANCE_REPORT_LIMITS.placeholderCertificates)
     .optional()
     .describe('TLS Secrets this instance cannot use, each with why; their hosts are served with a placeholder certificate.'),
 });

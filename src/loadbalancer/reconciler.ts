@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import type { LoadBalancer, LoadBalancerStatus } from '../api/loadbalancer.ts';
+import { INSTANCE_REPORT_LIMITS, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
@@ -26,9 +26,13 @@ function instanceOf(pod: V1Pod): InstanceStatus {
       ...(typeof report.configHash === 'string' ? { configHash: report.configHash } : {}),
       ...(typeof report.upstreamGeneration === 'number' ? { upstreamGeneration: report.upstreamGeneration } : {}),
       ...(typeof report.lastReload === 'string' ? { lastReload: report.lastReload } : {}),
-      ...(typeof report.lastError === 'string' ? { lastError: report.lastError.slice(0, 4096) } : {}),
+      ...(typeof report.lastError === 'string' ? { lastError: report.lastError.slice(0, INSTANCE_REPORT_LIMITS.lastError) } : {}),
       ...(Array.isArray(report.placeholderCertificates)
-        ? { placeholderCertificates: report.placeholderCertificates.slice(0, 64).map((problem) => String(problem).slice(0, 512)) }
+        ? {
+            placeholderCertificates: report.placeholderCertificates
+              .slice(0, INSTANCE_REPORT_LIMITS.placeholderCertificates)
+              .map((problem) => String(problem).slice(0, INSTANCE_REPORT_LIMITS.placeholderText)),
+          }
         : {}),
     };
   } catch {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NginxModel } from '../../src/nginx/model.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
+import { freePort } from '../support/operator-process.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Debian's nginx judges what the renderer writes, in a prefix laid out as in a
@@ -63,14 +64,6 @@ function nginxArgs(prefix: string, config = join(prefix, 'current', 'nginx.conf'
 function nginxTest(prefix: string, config?: string): { status: number | null; output: string } {
   const result = spawnSync('nginx', ['-t', ...nginxArgs(prefix, config)], { encoding: 'utf8' });
   return { status: result.status, output: result.stdout + result.stderr };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A GET with the Host header given, which fetch() does not allow to set. */

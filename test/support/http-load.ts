@@ -37,6 +37,14 @@ function count(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
+export interface LoadOptions {
+  concurrency?: number;
+  maxRequests?: number;
+  maxMs?: number;
+  /** Called with the `pod` of every successful answer, as it arrives. */
+  onAnswer?: (pod: string) => void;
+}
+
 /**
  * Sends GETs from `concurrency` parallel clients until `stop()` resolves or `maxRequests`
  * were sent or `maxMs` passed, whichever comes first: every load loop is bounded.
@@ -44,7 +52,7 @@ function count(map: Map<string, number>, key: string): void {
 export function startLoad(
   port: number,
   host: string,
-  { concurrency = 4, maxRequests = 20_000, maxMs = 60_000 }: { concurrency?: number; maxRequests?: number; maxMs?: number } = {},
+  { concurrency = 4, maxRequests = 20_000, maxMs = 60_000, onAnswer }: LoadOptions = {},
 ): { stop(): Promise<LoadResult>; finished: Promise<LoadResult> } {
   const result: LoadResult = { ok: 0, failed: 0, failures: new Map(), byPod: new Map(), byVersion: new Map() };
   const deadline = Date.now() + maxMs;
@@ -63,6 +71,7 @@ export function startLoad(
         result.ok += 1;
         const who = JSON.parse(reply.body) as { pod?: string; version?: string };
         count(result.byPod, who.pod ?? '?');
+        onAnswer?.(who.pod ?? '?');
         count(result.byVersion, who.version ?? '?');
       } catch (error) {
         result.failed += 1;
