@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { dnsLabel } from '../api/meta.ts';
+import { BACKEND_NAME, BACKEND_RANGES, COOKIE_NAME, integer, SERVICE_PORT_NAME, text } from '../api/rules.ts';
 
 /** Label the EndpointSlice controller puts on every slice: the name of its Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -9,32 +10,28 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 /** Key names inside the LoadBalancer's ConfigMap. */
 const CONFIG_KEYS = { nginxConf: 'nginx.conf', backends: 'backends.json' } as const;
 
-// The names the Lua control endpoint accepts for backends and groups.
-const backendName = z
-  .string()
-  .max(253)
-  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+const backendName = text(BACKEND_NAME);
 
 const serviceRef = z.object({
   namespace: dnsLabel,
   name: dnsLabel,
   // A name matches the EndpointSlice port of that name ("" for a Service's one unnamed
   // port); a number is taken as the endpoints' port number itself.
-  port: z.union([z.string().max(63), z.int().min(1).max(65535)]),
+  port: z.union([text(SERVICE_PORT_NAME), integer(BACKEND_RANGES.port)]),
 });
 
 const backend = z.object({
   name: backendName,
   sticky: z
     .object({
-      cookie: z.string().regex(/^[A-Za-z0-9_]{1,64}$/),
-      maxAgeSeconds: z.int().min(1).max(2_147_483_647).optional(),
+      cookie: text(COOKIE_NAME),
+      maxAgeSeconds: integer(BACKEND_RANGES.stickyMaxAgeSeconds).optional(),
     })
     .optional(),
   groups: z.array(
     z.object({
       name: backendName,
-      weight: z.int().min(0).max(1_000_000).optional(),
+      weight: integer(BACKEND_RANGES.weight).optional(),
       service: serviceRef,
     }),
   ),
@@ -45,7 +42,7 @@ const backend = z.object({
 const backendsFile = z.object({
   backends: z.array(backend).default([]),
   streams: z
-    .array(z.object({ port: z.int().min(1).max(65535), protocol: z.enum(['TCP', 'UDP']), backend: backendName }))
+    .array(z.object({ port: integer(BACKEND_RANGES.port), protocol: z.enum(['TCP', 'UDP']), backend: backendName }))
     .default([]),
 });
 

@@ -2,7 +2,8 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { applicationSpec, applicationStatus } from './application.ts';
 import { loadBalancerSpec, loadBalancerStatus } from './loadbalancer.ts';
-import { GROUP, nameRule, type CelRule } from './meta.ts';
+import { GROUP } from './meta.ts';
+import { nameRule, type CelRule } from './rules.ts';
 import { versionSpec, versionStatus } from './version.ts';
 
 /** What a CRD needs beyond its zod schemas. */
@@ -90,14 +91,18 @@ const SAFE_INTEGER_BOUNDS = new Set([Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_IN
 /**
  * zod's OpenAPI 3.0 output is close to a Kubernetes structural schema; this removes
  * what the API server rejects or what only adds noise: `additionalProperties: false`
- * (objects are closed by pruning already) and zod's implicit safe-integer bounds.
+ * (objects are closed by pruning already) and zod's implicit safe-integer bounds. A
+ * `pattern` goes where CEL rules check the value: the API server would report its
+ * failure as the raw regex, the CEL rule says it in words.
  */
 function structural(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(structural);
   if (node === null || typeof node !== 'object') return node;
   const out: JsonSchema = {};
+  const checkedByCel = 'x-kubernetes-validations' in node;
   for (const [key, value] of Object.entries(node as JsonSchema)) {
     if (key === '$schema') continue;
+    if (key === 'pattern' && checkedByCel) continue;
     if (key === 'additionalProperties' && value === false) continue;
     if ((key === 'minimum' || key === 'maximum') && SAFE_INTEGER_BOUNDS.has(value as number)) continue;
     out[key] = structural(value);

@@ -1,16 +1,15 @@
 import { z } from 'zod';
-import { EXTRA_DIRECTIVES } from '../nginx/render.ts';
-import { cel, conditions, dnsLabel, type Resource } from './meta.ts';
-
-/** A DNS-1123 subdomain, as Kubernetes object names (Secrets, Services) are. */
-export const dnsSubdomain = z
-  .string()
-  .min(1)
-  .max(253)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS subdomain: lower-case letters, digits, "-" and "."');
-
-/** An Nginx size such as 1m, 512k or 1048576. */
-const nginxSize = z.string().max(16).regex(/^(0|[1-9][0-9]{0,8})[kmg]?$/, 'must be a size such as 512k, 1m or 1g (lower-case unit)');
+import { conditions, dnsLabel, type Resource } from './meta.ts';
+import {
+  cel,
+  extraDirectiveRules,
+  integer,
+  NGINX_SETTING_RANGES as RANGES,
+  NGINX_SIZE,
+  SERVICE_PORT_NAME,
+  SHARED_DICT_SIZE,
+  text,
+} from './rules.ts';
 
 const toleration = z.object({
   key: z.string().max(316).optional(),
@@ -26,10 +25,7 @@ const streamPort = z.object({
     .object({
       namespace: dnsLabel,
       name: dnsLabel,
-      port: z
-        .string()
-        .max(15)
-        .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$/, 'must be a Service port name')
+      port: text(SERVICE_PORT_NAME)
         .default('')
         .describe('Name of the Service port to forward to; empty for a Service with one unnamed port.'),
     })
@@ -37,27 +33,21 @@ const streamPort = z.object({
 });
 
 export const nginxSettings = z.object({
-  workerProcesses: z.int().min(0).max(64).default(0).describe('Worker processes; 0 means one per CPU (auto).'),
-  workerConnections: z.int().min(64).max(65536).default(4096),
-  keepaliveTimeoutSeconds: z.int().min(0).max(3600).default(60),
-  keepaliveRequests: z.int().min(1).max(1_000_000).default(1000),
-  clientMaxBodySize: nginxSize.default('1m'),
-  proxyConnectTimeoutSeconds: z.int().min(1).max(600).default(5),
-  proxyReadTimeoutSeconds: z.int().min(1).max(3600).default(60),
-  proxySendTimeoutSeconds: z.int().min(1).max(3600).default(60),
+  workerProcesses: integer(RANGES.workerProcesses).default(0).describe('Worker processes; 0 means one per CPU (auto).'),
+  workerConnections: integer(RANGES.workerConnections).default(4096),
+  keepaliveTimeoutSeconds: integer(RANGES.keepaliveTimeoutSeconds).default(60),
+  keepaliveRequests: integer(RANGES.keepaliveRequests).default(1000),
+  clientMaxBodySize: text(NGINX_SIZE).default('1m').describe('Largest request body; 0 for no limit.'),
+  proxyConnectTimeoutSeconds: integer(RANGES.proxyConnectTimeoutSeconds).default(5),
+  proxyReadTimeoutSeconds: integer(RANGES.proxyReadTimeoutSeconds).default(60),
+  proxySendTimeoutSeconds: integer(RANGES.proxySendTimeoutSeconds).default(60),
   gzip: z.boolean().default(true),
-  upstreamKeepalive: z.int().min(0).max(10_000).default(64).describe('Idle keep-alive connections to backends per worker.'),
-  workerShutdownTimeoutSeconds: z
-    .int()
-    .min(1)
-    .max(3600)
+  upstreamKeepalive: integer(RANGES.upstreamKeepalive).default(64).describe('Idle keep-alive connections to backends per worker.'),
+  workerShutdownTimeoutSeconds: integer(RANGES.workerShutdownTimeoutSeconds)
     .default(30)
     .describe('How long old workers may drain after a reload before their connections are cut.'),
-  sharedDictSize: nginxSize.default('16m').describe('Memory for the backend table shared by the workers.'),
-  extra: cel(z.record(z.string().max(64), z.string().max(64)), {
-    rule: `self.all(k, k in [${Object.keys(EXTRA_DIRECTIVES).map((k) => `'${k}'`).join(', ')}])`,
-    message: `only these directives may be set: ${Object.keys(EXTRA_DIRECTIVES).join(', ')}`,
-  })
+  sharedDictSize: text(SHARED_DICT_SIZE).default('16m').describe('Memory for the backend table shared by the workers, 1m to 1g.'),
+  extra: cel(z.record(z.string().max(64), z.string().max(64)), ...extraDirectiveRules())
     .optional()
     .describe('Further buffer, timeout and limit directives by name, e.g. proxy_buffers: "8 16k". Values are numbers, sizes and times only.'),
 });
@@ -76,12 +66,14 @@ export const loadBalancerSpec = z.object({
     })
     .prefault({})
     .describe('Where the Nginx pods run.'),
-  service: z
-    .object({
+  service: cel(
+    z.object({
       type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).default('ClusterIP'),
       httpPort: z.int().min(1).max(65535).default(80),
       httpsPort: z.int().min(1).max(65535).default(443),
-    })
+    }),
+    { rule: 'self.httpPort != self.httpsPort', message: 'httpPort and httpsPort must differ' },
+  )
     .prefault({})
     .describe('How the Nginx pods are exposed.'),
   nginx: nginxSettings.prefault({}).describe('Global Nginx settings, set by the platform team.'),
