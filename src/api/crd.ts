@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { applicationSpec, applicationStatus } from './application.ts';
 import { loadBalancerSpec, loadBalancerStatus } from './loadbalancer.ts';
 import { GROUP } from './meta.ts';
-import { nameRule, type CelRule } from './rules.ts';
+import { nameRule } from './rules.ts';
 import { versionSpec, versionStatus } from './version.ts';
 
 /** What a CRD needs beyond its zod schemas. */
@@ -16,7 +16,8 @@ export interface ResourceDefinition {
   spec: z.ZodType;
   status: z.ZodType;
   printerColumns: { name: string; type: string; jsonPath: string; description?: string; priority?: number }[];
-  rules?: CelRule[];
+  /** Objects become Services named after them, with suffixes: names are DNS-1035 labels this long at most. */
+  nameMaxLength: number;
 }
 
 const readyColumns = [
@@ -41,7 +42,7 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ...readyColumns,
       ageColumn,
     ],
-    rules: [nameRule(63)],
+    nameMaxLength: 63,
   },
   {
     kind: 'Version',
@@ -60,7 +61,7 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ageColumn,
     ],
     // The per-version Service is named <version>-pods.
-    rules: [nameRule(58)],
+    nameMaxLength: 58,
   },
   {
     kind: 'LoadBalancer',
@@ -80,7 +81,7 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ageColumn,
     ],
     // Objects are named berth-lb-<name>; the Service name limit is 63.
-    rules: [nameRule(54)],
+    nameMaxLength: 54,
   },
 ];
 
@@ -144,11 +145,12 @@ export function customResourceDefinition(def: ResourceDefinition) {
               properties: {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },
-                metadata: { type: 'object' },
+                // A type for metadata.name only so that the name rule can report that field.
+                metadata: { type: 'object', properties: { name: { type: 'string' } } },
                 spec: openApiSchema(def.spec),
                 status: openApiSchema(def.status),
               },
-              ...(def.rules ? { 'x-kubernetes-validations': def.rules } : {}),
+              'x-kubernetes-validations': [nameRule(def.nameMaxLength)],
             },
           },
         },

@@ -72,7 +72,8 @@ export const loadBalancerSpec = z.object({
       httpPort: z.int().min(1).max(65535).default(80),
       httpsPort: z.int().min(1).max(65535).default(443),
     }),
-    { rule: 'self.httpPort != self.httpsPort', message: 'httpPort and httpsPort must differ' },
+    // The ports are defaulted, except in the default of `service` itself, which the API server checks too.
+    { rule: '!has(self.httpPort) || !has(self.httpsPort) || self.httpPort != self.httpsPort', message: 'httpPort and httpsPort must differ' },
   )
     .prefault({})
     .describe('How the Nginx pods are exposed.'),
