@@ -3,6 +3,7 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import type { Environment } from './api/application.ts';
 import { quantity } from './api/meta.ts';
+import { POD_PORTS } from './api/rules.ts';
 import type { Tier } from './api/version.ts';
 
 interface EnvironmentPolicy {
@@ -106,10 +107,10 @@ export const operatorConfig = z.strictObject({
     .strictObject({
       nginxImage: z.string().min(1).default('berth/nginx:0.1.0').describe('Image of the nginx container: Debian nginx with Lua, stream and njs modules and Berth\'s Lua files.'),
       agentImage: z.string().min(1).default('berth/berth:0.1.0').describe('Image of the agent container (the operator\'s own image).'),
-      httpPort: z.int().min(1024).max(65535).default(8080).describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023).'),
-      httpsPort: z.int().min(1024).max(65535).default(8443),
-      controlPort: z.int().min(1024).max(65535).default(10246).describe('Loopback port of the Lua control endpoint.'),
-      agentPort: z.int().min(1024).max(65535).default(10254).describe('Port of the agent\'s /metrics, /healthz and /readyz.'),
+      httpPort: z.int().min(1024).max(65535).default(POD_PORTS.http).describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023).'),
+      httpsPort: z.int().min(1024).max(65535).default(POD_PORTS.https),
+      controlPort: z.int().min(1024).max(65535).default(POD_PORTS.control).describe('Loopback port of the Lua control endpoint.'),
+      agentPort: z.int().min(1024).max(65535).default(POD_PORTS.agent).describe('Port of the agent\'s /metrics, /healthz and /readyz.'),
     })
     .prefault({})
     .describe('How load-balancer pods are built.'),

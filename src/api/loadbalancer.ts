@@ -8,6 +8,7 @@ import {
   NGINX_SIZE,
   SERVICE_PORT_NAME,
   SHARED_DICT_SIZE,
+  streamPortRule,
   text,
 } from './rules.ts';
 
@@ -19,7 +20,7 @@ const toleration = z.object({
 });
 
 const streamPort = z.object({
-  port: z.int().min(1).max(65535).describe('Port Nginx listens on.'),
+  port: cel(z.int().min(1).max(65535), streamPortRule()).describe('Port Nginx listens on.'),
   protocol: z.enum(['TCP', 'UDP']).default('TCP'),
   service: z
     .object({
@@ -53,7 +54,7 @@ export const nginxSettings = z.object({
 });
 export type NginxSettings = z.infer<typeof nginxSettings>;
 
-export const loadBalancerSpec = z.object({
+const loadBalancerFields = z.object({
   namespace: cel(dnsLabel, { rule: 'self == oldSelf', message: 'namespace cannot change; create a new LoadBalancer' })
     .default('berth-system')
     .describe('Namespace the Nginx pods run in. Cannot change.'),
@@ -85,6 +86,16 @@ export const loadBalancerSpec = z.object({
     .default([])
     .describe('TCP/UDP ports forwarded to a Service, e.g. DNS on 53.'),
 });
+
+export const loadBalancerSpec = cel(
+  loadBalancerFields,
+  {
+    // The Service carries the HTTP, HTTPS and stream ports side by side.
+    rule: "self.streams.all(s, s.protocol != 'TCP' || (s.port != self.service.httpPort && s.port != self.service.httpsPort))",
+    message: 'a TCP stream port must differ from service.httpPort and service.httpsPort',
+    fieldPath: '.streams',
+  },
+);
 export type LoadBalancerSpec = z.infer<typeof loadBalancerSpec>;
 
 /** How much one instance may report, so that the status stays small whatever an agent says. */

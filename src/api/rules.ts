@@ -202,6 +202,21 @@ export function stickyCookieName(application: string): string {
   return `${whole.slice(0, COOKIE_NAME.maxLength - COOKIE_DIGEST - 1)}_${digest}`;
 }
 
+/**
+ * The ports a load-balancer pod uses itself, unless the operator's configuration moves
+ * them: stream ports must leave them free.
+ */
+export const POD_PORTS = Object.freeze({ http: 8080, https: 8443, control: 10246, agent: 10254 });
+
+/** CEL refusing a stream port the pod itself uses. */
+export function streamPortRule(): CelRule {
+  const ports = Object.entries(POD_PORTS);
+  return {
+    rule: `!(self in [${ports.map(([, port]) => port).join(', ')}])`,
+    message: `must not be a port the load balancer pod uses itself: ${ports.map(([use, port]) => `${port} (${use})`).join(', ')}`,
+  };
+}
+
 /** Numbers of the data plane's backend set, as the renderer, the agent and the Lua control endpoint take them. */
 export const BACKEND_RANGES = Object.freeze({
   weight: { min: 0, max: 1_000_000 },

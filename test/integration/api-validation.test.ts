@@ -73,6 +73,8 @@ function crossFieldRules(): typeof invalid {
     { what: 'negative CPU quota', manifest: application('shop', { environment: 'testing', quota: { cpu: '-1' } }), message: /spec\.quota\.cpu: Invalid value: .*must be a quantity that is not negative/ },
     { what: 'negative default memory request', manifest: application('shop', { environment: 'testing', defaults: { requests: { memory: '-1Gi' } } }), message: /spec\.defaults\.requests\.memory: Invalid value: .*not negative/ },
     { what: 'port name without a letter', manifest: application('shop', { environment: 'testing', ports: [{ name: '8080', port: 8080 }] }), message: /spec\.ports\[0\]\.name: Invalid value: .*with at least one letter/ },
+    { what: 'stream on the port of the Service\'s HTTP', manifest: loadBalancer({ streams: [{ port: 80, service: { namespace: 'db', name: 'postgres' } }] }), message: /spec\.streams: Invalid value: .*a TCP stream port must differ from service\.httpPort and service\.httpsPort/ },
+    { what: 'stream on a port the pod uses itself', manifest: loadBalancer({ streams: [{ port: 10246, protocol: 'UDP', service: { namespace: 'db', name: 'postgres' } }] }), message: /spec\.streams\[0\]\.port: Invalid value: .*must not be a port the load balancer pod uses itself: 8080 \(http\)/ },
     { what: 'the same port for HTTP and HTTPS', manifest: loadBalancer({ service: { httpPort: 8443, httpsPort: 8443 } }), message: /spec\.service: Invalid value: .*httpPort and httpsPort must differ/ },
   ];
 }
