@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { conditions, dnsLabel, quantity, type Resource } from './meta.ts';
-import { cel, HOST, PATH_PREFIX, PORT_NAME, text, TLS_SECRET_NAME } from './rules.ts';
+import { cel, HOST, NAME_LIMITS, objectName, PATH_PREFIX, PORT_NAME, text, TLS_SECRET_NAME } from './rules.ts';
 
 export const ENVIRONMENTS = ['production', 'staging', 'testing', 'development'] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
@@ -35,7 +35,7 @@ const route = cel(
     )
       .default(['/'])
       .describe('Path prefixes served; the longest matching prefix wins.'),
-    loadBalancer: dnsLabel.describe('Name of the LoadBalancer (Nginx cluster) that serves the route.'),
+    loadBalancer: text(objectName(NAME_LIMITS.LoadBalancer)).describe('Name of the LoadBalancer (Nginx cluster) that serves the route.'),
     port: portName.optional().describe('Name of the Application port to send traffic to; defaults to the first one.'),
     tls: z
       .object({
@@ -54,7 +54,7 @@ const route = cel(
 );
 
 const trafficShare = z.object({
-  version: dnsLabel.describe('Version name.'),
+  version: text(objectName(NAME_LIMITS.Version)).describe('Version name.'),
   weight: z.int().min(0).max(1000).describe('Relative share of requests.'),
 });
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { applicationSpec, applicationStatus } from './application.ts';
 import { loadBalancerSpec, loadBalancerStatus } from './loadbalancer.ts';
 import { GROUP } from './meta.ts';
-import { nameRule } from './rules.ts';
+import { NAME_LIMITS, nameRule } from './rules.ts';
 import { versionSpec, versionStatus } from './version.ts';
 
 /** What a CRD needs beyond its zod schemas. */
@@ -16,7 +16,7 @@ export interface ResourceDefinition {
   spec: z.ZodType;
   status: z.ZodType;
   printerColumns: { name: string; type: string; jsonPath: string; description?: string; priority?: number }[];
-  /** Objects become Services named after them, with suffixes: names are DNS-1035 labels this long at most. */
+  /** Names are DNS-1035 labels this long at most (see NAME_LIMITS). */
   nameMaxLength: number;
 }
 
@@ -42,7 +42,7 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ...readyColumns,
       ageColumn,
     ],
-    nameMaxLength: 63,
+    nameMaxLength: NAME_LIMITS.Application,
   },
   {
     kind: 'Version',
@@ -60,8 +60,7 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ...readyColumns,
       ageColumn,
     ],
-    // The per-version Service is named <version>-pods.
-    nameMaxLength: 58,
+    nameMaxLength: NAME_LIMITS.Version,
   },
   {
     kind: 'LoadBalancer',
@@ -80,8 +79,7 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ...readyColumns,
       ageColumn,
     ],
-    // Objects are named berth-lb-<name>; the Service name limit is 63.
-    nameMaxLength: 54,
+    nameMaxLength: NAME_LIMITS.LoadBalancer,
   },
 ];
 

@@ -108,6 +108,12 @@ export function objectName(maxLength: number): TextRule {
   };
 }
 
+/**
+ * The longest name of each kind: objects become Services named after them with suffixes
+ * (`<version>-pods`, `berth-lb-<name>`), and a Service name has at most 63 characters.
+ */
+export const NAME_LIMITS = Object.freeze({ Application: 63, Version: 58, LoadBalancer: 54 });
+
 /** CEL for a root-level rule on metadata.name, which the schema itself cannot describe. */
 export function nameRule(maxLength: number): CelRule {
   const rule = objectName(maxLength);
