@@ -4,6 +4,9 @@ import {
   cel,
   extraDirectiveRules,
   integer,
+  keysRule,
+  LABEL_KEY,
+  LABEL_VALUE,
   NGINX_SETTING_RANGES as RANGES,
   NGINX_SIZE,
   SERVICE_PORT_NAME,
@@ -13,9 +16,9 @@ import {
 } from './rules.ts';
 
 const toleration = z.object({
-  key: z.string().max(316).optional(),
+  key: text(LABEL_KEY).optional().describe('Taint key to tolerate; omitted with operator Exists: every taint.'),
   operator: z.enum(['Exists', 'Equal']).default('Equal'),
-  value: z.string().max(63).optional(),
+  value: text(LABEL_VALUE).optional(),
   effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
 });
 
@@ -61,7 +64,7 @@ const loadBalancerFields = z.object({
   replicas: z.int().min(0).max(100).default(2).describe('Nginx pods.'),
   placement: z
     .object({
-      nodeSelector: z.record(z.string().max(317), z.string().max(63)).optional(),
+      nodeSelector: cel(z.record(z.string().max(LABEL_KEY.maxLength), text(LABEL_VALUE)).meta({ maxProperties: 32 }), keysRule(LABEL_KEY)).optional(),
       tolerations: z.array(toleration).max(32).optional(),
       hostNetwork: z.boolean().default(false).describe('Listen on the nodes\' own addresses (one pod per node).'),
     })

@@ -89,6 +89,7 @@ export function integer(range: Range): z.ZodInt {
 }
 
 const LABEL = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
+const SUBDOMAIN = `${LABEL}(\\.${LABEL})*`;
 
 /** Namespaces, Service names, Version and LoadBalancer references. */
 export const DNS_LABEL: TextRule = {
@@ -135,7 +136,7 @@ export const TLS_SECRET_NAME: TextRule = {
   is: `a Secret name: at most ${TLS_FILE_MAX - DNS_LABEL.maxLength - 1} characters of DNS labels joined by "." (the certificate's file name <namespace>.<secret>.crt must fit in 255 characters)`,
   minLength: 1,
   maxLength: TLS_FILE_MAX - DNS_LABEL.maxLength - 1,
-  matches: [new RegExp(`^${LABEL}(\\.${LABEL})*$`)],
+  matches: [new RegExp(`^${SUBDOMAIN}$`)],
 };
 
 /** `<namespace>.<secret>`: the name of a route's certificate files in a generation. */
@@ -352,6 +353,27 @@ export const QUANTITY: TextRule = {
   maxLength: 64,
   matches: [new RegExp(`^\\+?${QUANTITY_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?${QUANTITY_NUMBER}))?$`)],
 };
+
+/** A label key, as node selectors and tolerations use: an optional DNS subdomain and "/", then a name. */
+export const LABEL_KEY: TextRule = {
+  is: 'a label key: an optional DNS subdomain of at most 253 characters and "/", then at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit',
+  minLength: 1,
+  maxLength: 317,
+  matches: [new RegExp(`^(${SUBDOMAIN}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)],
+  excludes: [/^[^/]{254,}\//],
+};
+
+export const LABEL_VALUE: TextRule = {
+  is: 'a label value: at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit, or empty',
+  minLength: 0,
+  maxLength: 63,
+  matches: [/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/],
+};
+
+/** CEL holding a rule for every key of a map. */
+export function keysRule(rule: TextRule): CelRule {
+  return { rule: `self.all(k, k.size() <= ${rule.maxLength} && ${celRule(rule, 'k').rule})`, message: `each key must be ${rule.is}` };
+}
 
 export const ENV_VAR_NAME: TextRule = {
   is: 'an environment variable name: at most 128 letters, digits, "_", "." and "-", not starting with a digit, "." or "-"',

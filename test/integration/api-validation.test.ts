@@ -75,6 +75,8 @@ function crossFieldRules(): typeof invalid {
     { what: 'port name without a letter', manifest: application('shop', { environment: 'testing', ports: [{ name: '8080', port: 8080 }] }), message: /spec\.ports\[0\]\.name: Invalid value: .*with at least one letter/ },
     { what: 'stream on the port of the Service\'s HTTP', manifest: loadBalancer({ streams: [{ port: 80, service: { namespace: 'db', name: 'postgres' } }] }), message: /spec\.streams: Invalid value: .*a TCP stream port must differ from service\.httpPort and service\.httpsPort/ },
     { what: 'stream on a port the pod uses itself', manifest: loadBalancer({ streams: [{ port: 10246, protocol: 'UDP', service: { namespace: 'db', name: 'postgres' } }] }), message: /spec\.streams\[0\]\.port: Invalid value: .*must not be a port the load balancer pod uses itself: 8080 \(http\)/ },
+    { what: 'node selector key that is not a label key', manifest: loadBalancer({ placement: { nodeSelector: { 'edge node': 'true' } } }), message: /spec\.placement\.nodeSelector: Invalid value: .*each key must be a label key/ },
+    { what: 'toleration key that is not a label key', manifest: loadBalancer({ placement: { tolerations: [{ key: 'dedicated/', operator: 'Exists' }] } }), message: /spec\.placement\.tolerations\[0\]\.key: Invalid value: .*must be a label key/ },
     { what: 'the same port for HTTP and HTTPS', manifest: loadBalancer({ service: { httpPort: 8443, httpsPort: 8443 } }), message: /spec\.service: Invalid value: .*httpPort and httpsPort must differ/ },
   ];
 }

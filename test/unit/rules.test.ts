@@ -6,6 +6,8 @@ import {
   DNS_LABEL,
   HOST,
   holds,
+  LABEL_KEY,
+  LABEL_VALUE,
   integer,
   nameRule,
   PATH_PREFIX,
@@ -51,6 +53,13 @@ const cases: Array<[string, TextRule, string[], unknown[]]> = [
     ['shop-tls', 'shop.example.com', `${'s'.repeat(63)}.${'s'.repeat(63)}.${'s'.repeat(59)}`],
     ['Shop', 'shop..tls', `${'s'.repeat(63)}.${'s'.repeat(63)}.${'s'.repeat(60)}`],
   ],
+  [
+    'label key',
+    LABEL_KEY,
+    ['edge', 'node-role.kubernetes.io/edge', 'A_b.c', `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}/${'n'.repeat(63)}`],
+    ['', 'edge node', 'example.com/', '/edge', 'Example.com/edge', 'a/b/c', 'n'.repeat(64), `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}/n`],
+  ],
+  ['label value', LABEL_VALUE, ['', 'true', 'A-b_c.d', 'v'.repeat(63)], ['-x', 'x.', 'a b', 'v'.repeat(64)]],
   ['shared dict size', SHARED_DICT_SIZE, ['1m', '1024k', '16m', '1048576', '1g', '1024m'], ['0', '512k', '1048575', '2g', '1025m', '16M', '16mb', '016m']],
   ['proxy_buffers', extraValue('proxy_buffers')!, ['8 16k', '1 0'], ['8', '8  16k', '0 16k', '8 16kb', ' 8 16k']],
 ];
