@@ -336,8 +336,11 @@ EOF
 
 cmd_exec() {
   [[ $# -gt 0 ]] || die "usage: hack/cluster.sh exec CMD [ARGS...]"
-  local assets
+  local assets node_dir
   assets=$(dirname "$(kube_bin kubectl)")
+  # The project's Node first, so `exec node ...` never picks a system Node that is too old.
+  node_dir=$("$HACK_DIR/ensure-node.sh")
+  assets="$assets:$node_dir"
   if in_netns; then
     KUBECONFIG=$KUBECONFIG_PATH PATH="$assets:$PATH" exec "$@"
   else
