@@ -100,4 +100,4 @@ Scale the shop and watch nginx follow without a reload:
 EOF2
 # The stand-ins and the agent are not restarted: when one of them stops, so does the rest.
 wait -n "${pids[@]}" || true
-log "a part of make dev stopped (see its log above); stopping the others"
+die "a part of make dev stopped (see its log above); stopping the others"
