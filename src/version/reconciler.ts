@@ -71,6 +71,8 @@ export function createVersionReconciler(ctx: OperatorContext) {
     const [namespace, name] = key.split('/') as [string, string];
     const version = caches.versions.get(name, namespace);
     if (!version || version.metadata.deletionTimestamp) return;
+    // The namespace controller deletes everything in it; an apply would only be refused.
+    if (caches.namespaces.get(namespace)?.metadata?.deletionTimestamp) return;
 
     const app = applicationOf(namespace);
     if (!app) {
