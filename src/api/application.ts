@@ -50,7 +50,7 @@ const delegation = cel(
       .optional()
       .describe('Hosts under this route\'s wildcard host it may claim as its own, e.g. admin.example.com under *.example.com.'),
   }),
-  { rule: 'has(self.paths) != has(self.hosts)', message: 'a delegation gives either paths or hosts, not both' },
+  { rule: 'has(self.paths) != has(self.hosts)', message: 'a delegation gives either paths or hosts (exactly one of the two)' },
 );
 
 const route = cel(

@@ -108,7 +108,8 @@ describe('host ownership', () => {
   });
 
   it('keeps a host with its owner while the owner\'s own claim is broken, so a mistake never hands it over', () => {
-    const shop = app('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com', sticky: { maxAgeSeconds: 0 } }]);
+    const shop = app('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com' }]);
+    shop.spec.routes[0]!.sticky = { maxAgeSeconds: 0 };
     const rival = app('rival', '2030-01-02T00:00:00Z', [{ host: 'shop.example.com' }]);
     expect(refused(decide([shop, rival]))).toEqual(['rival:shop.example.com/:HostOwnedByOther', 'shop:shop.example.com/:InvalidRoute']);
   });

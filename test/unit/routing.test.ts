@@ -68,10 +68,10 @@ describe('failures stay with their owner', () => {
   const healthy = app('healthy', '2030-01-01T00:00:00Z', [{ host: 'healthy.example.com' }]);
 
   it('refuses a claim the renderer refuses, with the renderer\'s words and the spec field, and serves the rest', () => {
-    const broken = app('broken', '2030-01-02T00:00:00Z', [
-      { host: 'broken.example.com', paths: ['/', '/a//b'] },
-      { host: 'sticky.example.com', sticky: { maxAgeSeconds: 0 } },
-    ]);
+    // Set after the schema: these are what the CRD may still let through, not what it should.
+    const broken = app('broken', '2030-01-02T00:00:00Z', [{ host: 'broken.example.com' }, { host: 'sticky.example.com' }]);
+    broken.spec.routes[0]!.paths = ['/', '/a//b'];
+    broken.spec.routes[1]!.sticky = { maxAgeSeconds: 0 };
     const decision = decide([healthy, broken]);
     expect(decision.accepted.map((c) => `${c.application}:${c.host}${c.path}`)).toEqual(['healthy:healthy.example.com/', 'broken:broken.example.com/']);
     expect(refusals(decision)).toEqual([
