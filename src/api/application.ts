@@ -40,13 +40,13 @@ const delegation = cel(
     paths: z
       .array(routePath)
       .min(1)
-      .max(32)
+      .max(16)
       .optional()
       .describe('Path prefixes of this host it may serve, and everything beneath them (as nginx matches prefixes).'),
     hosts: z
       .array(routeHost)
       .min(1)
-      .max(32)
+      .max(16)
       .optional()
       .describe('Hosts under this route\'s wildcard host it may claim as its own, e.g. admin.example.com under *.example.com.'),
   }),
@@ -85,7 +85,7 @@ const route = cel(
       .describe('Keep a client on one pod with a cookie.'),
     delegate: z
       .array(delegation)
-      .max(32)
+      .max(16)
       .optional()
       .describe('Other Applications this route\'s owner lets serve a path of its host, or a host under its wildcard. Without it, the host and all its paths stay with the Application that claimed it first.'),
   }),

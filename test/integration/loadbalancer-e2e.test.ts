@@ -284,6 +284,8 @@ describe('one Application\'s mistakes stay with it', () => {
   }
 
   it('keeps serving and converging for the others while one Application is broken, and says why on that Application', async () => {
+    // The stream port rolled out a new pod: its agent is the one whose report counts.
+    await agentForCurrentPod();
     await berth.createApplication(intruder, {
       environment: 'testing',
       // A takeover of the other team's /login, and a traffic split naming a Version that does not exist.
