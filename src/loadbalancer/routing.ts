@@ -162,7 +162,24 @@ export function liveVersionsOf(caches: Caches): (namespace: string) => string[] 
   return (namespace) => caches.versions.list(namespace).filter((v) => !v.metadata.deletionTimestamp).map((v) => v.metadata.name);
 }
 
-/** The decision for what the operator's caches hold now. */
+let lastRouting: { inputs: string; config: OperatorConfig; decision: RoutingDecision } | undefined;
+
+/**
+ * The decision for what the operator's caches hold now. One change fans out to every
+ * Application with routes and every LoadBalancer, and each asks for the decision: it is
+ * made once per state of what it reads (specs by generation, Application labels,
+ * deletions, the Versions that exist), not once per reconcile.
+ */
 export function currentRouting(caches: Caches, config: OperatorConfig): RoutingDecision {
-  return decideRouting({ applications: caches.applications.list(), loadBalancers: caches.loadBalancers.list(), versionsOf: liveVersionsOf(caches), config });
+  const applications = caches.applications.list();
+  const loadBalancers = caches.loadBalancers.list();
+  const inputs = [
+    ...applications.map((a) => `a ${a.metadata.uid} ${a.metadata.generation} ${a.metadata.deletionTimestamp ? 'deleting' : ''} ${JSON.stringify(a.metadata.labels ?? {})}`),
+    ...loadBalancers.map((lb) => `l ${lb.metadata.uid} ${lb.metadata.generation}`),
+    ...caches.versions.list().filter((v) => !v.metadata.deletionTimestamp).map((v) => `v ${v.metadata.namespace}/${v.metadata.name}`),
+  ].join('\n');
+  if (lastRouting?.inputs !== inputs || lastRouting.config !== config) {
+    lastRouting = { inputs, config, decision: decideRouting({ applications, loadBalancers, versionsOf: liveVersionsOf(caches), config }) };
+  }
+  return lastRouting.decision;
 }

@@ -3,7 +3,8 @@ import type { Application } from '../../src/api/application.ts';
 import { placeholderCertificateEntry, type LoadBalancer } from '../../src/api/loadbalancer.ts';
 import { matchesLabelSelector } from '../../src/kit/selector.ts';
 import { applicationRouteReport } from '../../src/loadbalancer/report.ts';
-import { admits, decideRouting, type RoutingDecision } from '../../src/loadbalancer/routing.ts';
+import type { Caches } from '../../src/caches.ts';
+import { admits, currentRouting, decideRouting, type RoutingDecision } from '../../src/loadbalancer/routing.ts';
 import { makeConfig, makeLoadBalancer, makeRoutedApplication as app } from './fixtures.ts';
 
 function decide(applications: Application[], loadBalancers: LoadBalancer[] = [makeLoadBalancer()]): RoutingDecision {
@@ -132,5 +133,30 @@ describe('applicationRouteReport', () => {
         'TLS Secret shop-tls (spec.routes[0].tls.secretName): not found; LoadBalancer public serves shop.example.com with a placeholder certificate until the Secret in namespace shop holds a valid tls.crt and tls.key',
     });
     expect(report.conditions[0]).toMatchObject({ type: 'RoutesAccepted', status: 'True' });
+  });
+});
+
+describe('currentRouting', () => {
+  function cachesHolding(applications: Application[], loadBalancers: LoadBalancer[]): Caches {
+    return {
+      applications: { list: () => applications },
+      loadBalancers: { list: () => loadBalancers },
+      versions: { list: () => [] },
+    } as unknown as Caches;
+  }
+  const config = makeConfig();
+  const lb = makeLoadBalancer({ allowedApplications: { selector: { matchLabels: { exposure: 'public' } } } });
+
+  it('decides once per state of its inputs, and again when a spec or an Application\'s labels change', () => {
+    const shop = app('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com' }]);
+    const first = currentRouting(cachesHolding([shop], [lb]), config);
+    expect(first.refused.map((c) => c.reason)).toEqual(['NotAllowedOnLoadBalancer']);
+    expect(currentRouting(cachesHolding([{ ...shop }], [lb]), config)).toBe(first);
+
+    const labelled = { ...shop, metadata: { ...shop.metadata, labels: { exposure: 'public' } } };
+    expect(currentRouting(cachesHolding([labelled], [lb]), config).accepted.map((c) => c.application)).toEqual(['shop']);
+
+    const moved = { ...labelled, metadata: { ...labelled.metadata, generation: 2 }, spec: { ...labelled.spec, routes: [{ ...labelled.spec.routes[0]!, loadBalancer: 'gone' }] } };
+    expect(currentRouting(cachesHolding([moved], [lb]), config).refused.map((c) => c.reason)).toEqual(['LoadBalancerNotFound']);
   });
 });
