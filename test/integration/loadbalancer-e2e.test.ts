@@ -340,6 +340,25 @@ describe('one Application\'s mistakes stay with it', () => {
     await berth.patchApplicationSpec(app, appSpec);
   });
 
+  it('keeps the last good config when the LoadBalancer\'s own settings do not render, and blames no Application', async () => {
+    const lbSpec = (await berth.getLoadBalancer(lb))!.spec;
+    const rejectedAtApply = await berth.patchLoadBalancerSpec(lb, { ...lbSpec, nginx: { ...lbSpec.nginx, upstreamKeepalive: 0 } }).then(
+      () => undefined,
+      (error: { body?: unknown }) => String(error.body ?? error),
+    );
+    if (rejectedAtApply) {
+      expect(rejectedAtApply).toContain('upstreamKeepalive');
+      return;
+    }
+    const invalid = await berth.loadBalancerCondition(lb, 'Ready', 'False', 'InvalidConfig');
+    expect(invalid.message).toContain('the previous one stays in place: settings.upstreamKeepalive');
+    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    const routes = await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
+    expect(routes.message).toContain(host());
+    await berth.patchLoadBalancerSpec(lb, lbSpec);
+    await berth.loadBalancerCondition(lb, 'Ready', 'True', 'Serving');
+  });
+
   it('lets a LoadBalancer admit only Applications whose labels match, and re-evaluates when labels change', async () => {
     const custom = clients().kc.makeApiClient(CustomObjectsApi);
     const lbSpec = (await berth.getLoadBalancer(lb))!.spec;
