@@ -101,11 +101,12 @@ function settingsProblem(lb: LoadBalancer, input: RoutingInput): string | undefi
 /**
  * Decides, for every LoadBalancer at once, which claims are served and why the others
  * are not. Claims are taken oldest Application first; a claim is refused when its
- * LoadBalancer does not exist or does not admit the Application, when its host belongs
- * to another Application that did not delegate it, when its port is not one of the
- * Application's, when the renderer refuses it on its own, or when an older claim serves
- * the same host + path. A refused claim never changes what others get; one the owner
- * got wrong keeps its host with the owner. Applications being deleted claim nothing.
+ * LoadBalancer does not admit the Application, when its host belongs to another
+ * Application that did not delegate it, when its LoadBalancer does not exist, when its
+ * port is not one of the Application's, when the renderer refuses it on its own, or when
+ * an older claim serves the same host + path. A refused claim never changes what others
+ * get; one the owner got wrong (from the LoadBalancer's name on) keeps its host with the
+ * owner, so a mistake never hands a host over. Applications being deleted claim nothing.
  * Both the LoadBalancer and the Application reconcilers act on this one decision. Pure.
  */
 export function decideRouting(input: RoutingInput): RoutingDecision {
@@ -122,17 +123,18 @@ export function decideRouting(input: RoutingInput): RoutingDecision {
     for (const claim of claimsOf(app)) {
       const refuse = (reason: RefusalReason, message: string) => decision.refused.push({ ...claim, reason, message: `${claimField(claim)}: ${message}` });
       const lb = loadBalancers.get(claim.loadBalancer);
-      if (!lb) {
-        refuse('LoadBalancerNotFound', `LoadBalancer ${claim.loadBalancer} does not exist; fix spec.routes[${claim.route}].loadBalancer`);
-        continue;
-      }
-      if (!admits(lb, app)) {
+      // A LoadBalancer that turns the Application away leaves it no claim to any host.
+      if (lb && !admits(lb, app)) {
         refuse('NotAllowedOnLoadBalancer', `LoadBalancer ${lb.metadata.name} only serves Applications with ${allowedDescription(lb)}; use another LoadBalancer or ask the platform team`);
         continue;
       }
       const owned = ownership.claim(app, claim);
       if (!owned.owned) {
         refuse('HostOwnedByOther', owned.message);
+        continue;
+      }
+      if (!lb) {
+        refuse('LoadBalancerNotFound', `LoadBalancer ${claim.loadBalancer} does not exist; fix spec.routes[${claim.route}].loadBalancer`);
         continue;
       }
       if (!app.spec.ports.some((port) => port.name === claim.port)) {

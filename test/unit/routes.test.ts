@@ -112,6 +112,8 @@ describe('host ownership', () => {
     shop.spec.routes[0]!.sticky = { maxAgeSeconds: 0 };
     const rival = app('rival', '2030-01-02T00:00:00Z', [{ host: 'shop.example.com' }]);
     expect(refused(decide([shop, rival]))).toEqual(['rival:shop.example.com/:HostOwnedByOther', 'shop:shop.example.com/:InvalidRoute']);
+    const typo = app('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com', loadBalancer: 'pubilc' }]);
+    expect(refused(decide([typo, rival]))).toEqual(['rival:shop.example.com/:HostOwnedByOther', 'shop:shop.example.com/:LoadBalancerNotFound']);
   });
 
   it('knows which hosts a wildcard covers', () => {

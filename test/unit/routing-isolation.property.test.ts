@@ -8,10 +8,10 @@ import { makeConfig, makeLoadBalancer, makeRoutedApplication } from './fixtures.
 
 // Property: whatever a set of broken Applications asks for (takeovers of other teams'
 // hosts, paths and sub-hosts, claims the renderer refuses, missing Versions, a
-// LoadBalancer that does not admit them), every healthy Application gets exactly the
-// same server blocks and backends as when the broken ones do not exist, and every
-// LoadBalancer still renders. Broken Applications are newer than the healthy ones: an
-// older one would rightly own what it claimed first.
+// LoadBalancer that does not admit them or does not exist), every healthy Application
+// gets exactly the same server blocks and backends as when the broken ones do not exist,
+// and every LoadBalancer still renders. Broken Applications are newer than the healthy
+// ones: an older one would rightly own what it claimed first.
 
 const RUNS = 300;
 
@@ -35,6 +35,7 @@ const BREAKAGES = [
   'longSecret',
   'missingVersion',
   'notAllowed',
+  'missingLoadBalancer',
 ] as const;
 type Breakage = (typeof BREAKAGES)[number];
 
@@ -114,6 +115,7 @@ function brokenApplication(spec: BrokenSpec, j: number, healthyCount: number): A
     longSecret: () => add(`t.${own}`, { tls: { secretName: 's'.repeat(253) } }),
     missingVersion: () => (app.spec.traffic = [{ version: 'v9', weight: 10 }]),
     notAllowed: () => add(`i.${own}`, { loadBalancer: 'internal' }),
+    missingLoadBalancer: () => add(`m.${own}`, { loadBalancer: 'nowhere' }),
   };
   for (const breakage of spec.breakages) breakers[breakage]();
   return app;
