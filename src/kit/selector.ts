@@ -23,3 +23,23 @@ export function matchesLabelSelector(selector: LabelSelector, labels: Readonly<R
     }
   });
 }
+
+/** A selector in kubectl's `-l` syntax, e.g. `team=payments,tier in (public),!legacy`. */
+export function describeLabelSelector(selector: LabelSelector): string {
+  const requirements = [
+    ...Object.entries(selector.matchLabels ?? {}).map(([key, value]) => `${key}=${value}`),
+    ...(selector.matchExpressions ?? []).map(({ key, operator, values = [] }) => {
+      switch (operator) {
+        case 'In':
+          return `${key} in (${values.join(',')})`;
+        case 'NotIn':
+          return `${key} notin (${values.join(',')})`;
+        case 'Exists':
+          return key;
+        case 'DoesNotExist':
+          return `!${key}`;
+      }
+    }),
+  ];
+  return requirements.join(',');
+}

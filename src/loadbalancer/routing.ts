@@ -2,7 +2,7 @@ import type { Application } from '../api/application.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
 import type { Caches } from '../caches.ts';
 import type { OperatorConfig } from '../config.ts';
-import { matchesLabelSelector } from '../kit/selector.ts';
+import { describeLabelSelector, matchesLabelSelector } from '../kit/selector.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
 import { loadBalancerModel } from './model.ts';
 import { byAge, claimField, claimsOf, HostOwnership, type RouteClaim } from './routes.ts';
@@ -45,7 +45,7 @@ function allowedDescription(lb: LoadBalancer): string {
   const { environments, selector } = lb.spec.allowedApplications ?? {};
   const parts = [
     ...(environments ? [`environment ${environments.join(' or ')}`] : []),
-    ...(selector ? [`labels matching ${JSON.stringify(selector)}`] : []),
+    ...(selector ? [`labels matching ${describeLabelSelector(selector)}`] : []),
   ];
   return parts.join(' and ');
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Application } from '../../src/api/application.ts';
 import { placeholderCertificateEntry, type LoadBalancer } from '../../src/api/loadbalancer.ts';
-import { matchesLabelSelector } from '../../src/kit/selector.ts';
+import { describeLabelSelector, matchesLabelSelector } from '../../src/kit/selector.ts';
 import { applicationRouteReport } from '../../src/loadbalancer/report.ts';
 import type { Caches } from '../../src/caches.ts';
 import { admits, currentRouting, decideRouting, type RoutingDecision } from '../../src/loadbalancer/routing.ts';
@@ -36,6 +36,19 @@ describe('matchesLabelSelector', () => {
   it('matches everything when empty', () => {
     expect(matchesLabelSelector({}, {})).toBe(true);
   });
+
+  it('reads as kubectl\'s -l syntax', () => {
+    const selector = {
+      matchLabels: { team: 'payments' },
+      matchExpressions: [
+        { key: 'tier', operator: 'In' as const, values: ['public', 'edge'] },
+        { key: 'env', operator: 'NotIn' as const, values: ['dev'] },
+        { key: 'owner', operator: 'Exists' as const },
+        { key: 'legacy', operator: 'DoesNotExist' as const },
+      ],
+    };
+    expect(describeLabelSelector(selector)).toBe('team=payments,tier in (public,edge),env notin (dev),owner,!legacy');
+  });
 });
 
 describe('attach restrictions', () => {
@@ -60,7 +73,7 @@ describe('attach restrictions', () => {
     const decision = decide([squatter, shop], [restricted]);
     expect(decision.accepted.map((c) => c.application)).toEqual(['shop']);
     expect(refusals(decision)).toEqual([
-      'squatter:NotAllowedOnLoadBalancer: spec.routes[0] (www.example.com/): LoadBalancer public only serves Applications with environment production and labels matching {"matchExpressions":[{"key":"exposure","operator":"In","values":["public"]}]}; use another LoadBalancer or ask the platform team',
+      'squatter:NotAllowedOnLoadBalancer: spec.routes[0] (www.example.com/): LoadBalancer public only serves Applications with environment production and labels matching exposure in (public); use another LoadBalancer or ask the platform team',
     ]);
   });
 });
