@@ -2,6 +2,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { placeholderCertificateEntry } from '../api/loadbalancer.ts';
 import { Coalescer } from '../kit/coalescer.ts';
 import { errorMessage, type Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
@@ -231,7 +232,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         tls.set(objectKey(ref), material);
         continue;
       }
-      problems.push(`TLS Secret ${objectKey(ref)}: ${material}`);
+      problems.push(placeholderCertificateEntry(ref, material));
       placeholder ??= createPlaceholderCertificate();
       tls.set(objectKey(ref), placeholder);
     }

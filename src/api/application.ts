@@ -23,12 +23,34 @@ const port = z.object({
   protocol: z.enum(['TCP', 'UDP']).default('TCP'),
 });
 
+const routeHost = text(HOST);
+const routePath = text(PATH_PREFIX);
+
+const delegation = cel(
+  z.object({
+    application: text(objectName(NAME_LIMITS.Application)).describe('The Application that may serve part of this route.'),
+    paths: z
+      .array(routePath)
+      .min(1)
+      .max(16)
+      .optional()
+      .describe('Path prefixes of this host it may serve, and everything beneath them (as nginx matches prefixes).'),
+    hosts: z
+      .array(routeHost)
+      .min(1)
+      .max(16)
+      .optional()
+      .describe('Hosts under this route\'s wildcard host it may claim as its own, e.g. admin.example.com under *.example.com.'),
+  }),
+  { rule: 'has(self.paths) != has(self.hosts)', message: 'a delegation gives either paths or hosts (exactly one of the two)' },
+);
+
 const route = cel(
   z.object({
-    host: text(HOST).describe('Host name served, e.g. shop.example.com or *.shop.example.com.'),
+    host: routeHost.describe('Host name served, e.g. shop.example.com or *.shop.example.com.'),
     paths: cel(
       z
-        .array(text(PATH_PREFIX))
+        .array(routePath)
         .min(1)
         .max(32),
       { rule: 'self.all(p, self.exists_one(q, q == p))', message: 'paths must be unique' },
@@ -49,8 +71,18 @@ const route = cel(
       })
       .optional()
       .describe('Keep a client on one pod with a cookie.'),
+    delegate: z
+      .array(delegation)
+      .max(16)
+      .optional()
+      .describe('Other Applications this route\'s owner lets serve a path of its host, or a host under its wildcard. Without it, the host and all its paths stay with the Application that claimed it first.'),
   }),
   { rule: "!self.host.startsWith('*.') || !has(self.tls)", message: 'wildcard hosts cannot have TLS here; use an exact host for HTTPS' },
+  {
+    rule: "!has(self.delegate) || self.delegate.all(d, !has(d.hosts) || (self.host.startsWith('*.') && d.hosts.all(h, h != self.host && h.endsWith(self.host.substring(1)))))",
+    message: 'delegate[].hosts must be hosts under this route\'s wildcard host, e.g. admin.example.com under *.example.com',
+    fieldPath: '.delegate',
+  },
 );
 
 const trafficShare = z.object({

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { conditions, dnsLabel, type Resource } from './meta.ts';
+import { ENVIRONMENTS } from './application.ts';
+import { conditions, dnsLabel, labelSelector, type Resource } from './meta.ts';
 import {
   cel,
   extraDirectiveRules,
@@ -88,6 +89,13 @@ const loadBalancerFields = z.object({
   })
     .default([])
     .describe('TCP/UDP ports forwarded to a Service, e.g. DNS on 53.'),
+  allowedApplications: z
+    .object({
+      environments: z.array(z.enum(ENVIRONMENTS)).min(1).max(4).optional().describe('Only Applications of these environments.'),
+      selector: labelSelector.optional().describe('Only Applications whose labels match.'),
+    })
+    .optional()
+    .describe('Which Applications may route through this LoadBalancer; both parts must match. Absent: every Application.'),
 });
 
 export const loadBalancerSpec = cel(
@@ -100,6 +108,20 @@ export const loadBalancerSpec = cel(
   },
 );
 export type LoadBalancerSpec = z.infer<typeof loadBalancerSpec>;
+
+/**
+ * How an instance reports a TLS Secret it serves a placeholder for, in
+ * status.instances[].placeholderCertificates; the operator reads it back per Application.
+ */
+export function placeholderCertificateEntry(secret: { namespace: string; name: string }, why: string): string {
+  return `TLS Secret ${secret.namespace}/${secret.name}: ${why}`;
+}
+
+/** Why the instances serve a placeholder instead of this Secret, or undefined when they do not. */
+export function placeholderCertificateReason(entries: readonly string[], secret: { namespace: string; name: string }): string | undefined {
+  const prefix = placeholderCertificateEntry(secret, '');
+  return entries.find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
+}
 
 /** How much one instance may report, so that the status stays small whatever an agent says. */
 export const INSTANCE_REPORT_LIMITS = Object.freeze({ lastError: 4096, placeholderCertificates: 64, placeholderText: 512 });

@@ -1,6 +1,6 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { DNS_LABEL, QUANTITY, text } from './rules.ts';
+import { cel, DNS_LABEL, keysRule, LABEL_KEY, LABEL_VALUE, QUANTITY, text } from './rules.ts';
 
 export const GROUP = 'berth.dev';
 export const API_VERSION = `${GROUP}/v1alpha1`;
@@ -37,3 +37,25 @@ export interface Resource<Spec, Status> {
   spec: Spec;
   status?: Status;
 }
+
+/** A Kubernetes label selector (metav1.LabelSelector); an empty one selects everything. */
+export const labelSelector = z.object({
+  matchLabels: cel(z.record(z.string().max(LABEL_KEY.maxLength), text(LABEL_VALUE)).meta({ maxProperties: 32 }), keysRule(LABEL_KEY)).optional(),
+  matchExpressions: z
+    .array(
+      cel(
+        z.object({
+          key: text(LABEL_KEY),
+          operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+          values: z.array(text(LABEL_VALUE)).max(64).optional(),
+        }),
+        {
+          rule: "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
+          message: 'In and NotIn need values; Exists and DoesNotExist take none',
+        },
+      ),
+    )
+    .max(32)
+    .optional(),
+});
+export type LabelSelector = z.infer<typeof labelSelector>;

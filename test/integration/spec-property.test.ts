@@ -6,7 +6,8 @@ import { loadBalancerSpec, type LoadBalancer } from '../../src/api/loadbalancer.
 import { API_VERSION, GROUP } from '../../src/api/meta.ts';
 import { EXTRA_DIRECTIVES, NGINX_SETTING_RANGES, type Range } from '../../src/api/rules.ts';
 import { loadBalancerModel } from '../../src/loadbalancer/model.ts';
-import { resolveRoutes } from '../../src/loadbalancer/routes.ts';
+import { decideRouting } from '../../src/loadbalancer/routing.ts';
+import { claimsOf } from '../../src/loadbalancer/routes.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
 import { operatorConfig } from '../../src/config.ts';
 import { testKubeConfig } from '../support/kube.ts';
@@ -189,8 +190,13 @@ describe('every spec the API server accepts renders', () => {
           ? (lbVerdict.object as LoadBalancer)
           : { apiVersion: API_VERSION, kind: 'LoadBalancer', metadata: { name: LOAD_BALANCER }, spec: loadBalancerSpec.parse({}) };
         const apps = appVerdict.accepted ? [appVerdict.object as Application] : [];
-        const model = loadBalancerModel(served, resolveRoutes(apps).accepted, new Map(apps.map((a) => [a.metadata.name, a])), () => ['v1', 'v2'], config);
-        renderNginxConfig(model);
+        const versionsOf = () => ['v1', 'v2'];
+        // Every claim of the Application, none left out, in one model with the LoadBalancer's settings.
+        renderNginxConfig(loadBalancerModel(served, apps.flatMap(claimsOf), new Map(apps.map((a) => [a.metadata.name, a])), versionsOf, config));
+        // Nor does the routing decision find anything it would have to leave out as unrenderable.
+        const decision = decideRouting({ applications: apps, loadBalancers: [served], versionsOf, config });
+        expect(decision.refused.filter((claim) => claim.reason === 'InvalidRoute')).toEqual([]);
+        expect([...decision.unrenderable]).toEqual([]);
       }),
       { numRuns: RUNS, ...(seed !== undefined ? { seed } : {}) },
     );

@@ -25,7 +25,7 @@ import {
   type TextRule,
 } from '../../src/api/rules.ts';
 import { loadBalancerModel } from '../../src/loadbalancer/model.ts';
-import { resolveRoutes } from '../../src/loadbalancer/routes.ts';
+import { claimsOf } from '../../src/loadbalancer/routes.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
 import { CONTROL_CASES, isTextRule } from '../support/control-cases.ts';
 import { makeApplication, makeConfig } from './fixtures.ts';
@@ -155,7 +155,7 @@ function makeLoadBalancer(spec: object = {}): LoadBalancer {
 /** nginx.conf and backends.json of one application on the LoadBalancer `public`. */
 function rendered(name: string, routes: object[], namespace?: string) {
   const app = makeApplication({ routes: routes as never, ...(namespace ? { namespace } : {}) }, { name });
-  const model = loadBalancerModel(makeLoadBalancer(), resolveRoutes([app]).accepted, new Map([[name, app]]), () => ['v1'], makeConfig());
+  const model = loadBalancerModel(makeLoadBalancer(), claimsOf(app), new Map([[name, app]]), () => ['v1'], makeConfig());
   const { files } = renderNginxConfig(model);
   return { conf: files['nginx.conf'], backends: JSON.parse(files['backends.json']) as { backends: Array<{ name: string; sticky?: object }> } };
 }
