@@ -32,13 +32,13 @@ const delegation = cel(
     paths: z
       .array(routePath)
       .min(1)
-      .max(16)
+      .max(8)
       .optional()
       .describe('Path prefixes of this host it may serve, and everything beneath them (as nginx matches prefixes).'),
     hosts: z
       .array(routeHost)
       .min(1)
-      .max(16)
+      .max(8)
       .optional()
       .describe('Hosts under this route\'s wildcard host it may claim as its own, e.g. admin.example.com under *.example.com.'),
   }),
@@ -71,9 +71,10 @@ const route = cel(
       })
       .optional()
       .describe('Keep a client on one pod with a cookie.'),
+    // 64 routes x 8 delegations x 8 hosts or paths, each checked by its CEL rule, is what the API server's cost budget allows.
     delegate: z
       .array(delegation)
-      .max(16)
+      .max(8)
       .optional()
       .describe('Other Applications this route\'s owner lets serve a path of its host, or a host under its wildcard. Without it, the host and all its paths stay with the Application that claimed it first.'),
   }),
