@@ -210,6 +210,14 @@ export function stickyCookieName(application: string): string {
 }
 
 /**
+ * The sticky cookie of a route: `maxAgeSeconds` 0, or none, means a session cookie,
+ * which the data plane expresses by leaving the lifetime out.
+ */
+export function stickyCookie(application: string, maxAgeSeconds: number | undefined): { cookie: string; maxAgeSeconds?: number } {
+  return { cookie: stickyCookieName(application), ...(maxAgeSeconds ? { maxAgeSeconds } : {}) };
+}
+
+/**
  * The ports a load-balancer pod uses itself, unless the operator's configuration moves
  * them: stream ports must leave them free.
  */
@@ -230,14 +238,6 @@ export const BACKEND_RANGES = Object.freeze({
   stickyMaxAgeSeconds: { min: 1, max: 2_147_483_647 },
   port: { min: 1, max: 65_535 },
 });
-
-/**
- * The sticky cookie of a route: `maxAgeSeconds` 0, or none, means a session cookie,
- * which the data plane expresses by leaving the lifetime out.
- */
-export function stickyCookie(application: string, maxAgeSeconds: number | undefined): { cookie: string; maxAgeSeconds?: number } {
-  return { cookie: stickyCookieName(application), ...(maxAgeSeconds ? { maxAgeSeconds } : {}) };
-}
 
 const SIZE_PATTERN = /^(0|[1-9][0-9]{0,8})[kmg]?$/;
 const SIZE_UNITS: Readonly<Record<string, number>> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
@@ -286,10 +286,10 @@ export const NGINX_SETTING_RANGES = Object.freeze({
   workerShutdownTimeoutSeconds: { min: 1, max: 3600 },
 });
 
-export type TokenKind = 'count' | 'size' | 'time';
+type TokenKind = 'count' | 'size' | 'time';
 
 /** The forms an `extra` directive's space-separated values take. */
-export const TOKENS: Readonly<Record<TokenKind, { pattern: string; form: string }>> = Object.freeze({
+const TOKENS: Readonly<Record<TokenKind, { pattern: string; form: string }>> = Object.freeze({
   count: { pattern: '[1-9][0-9]{0,6}', form: 'a whole number from 1 to 9999999' },
   size: { pattern: '(0|[1-9][0-9]{0,8})[kmg]?', form: 'a size such as 8k, 16m or 1g' },
   time: { pattern: '[1-9][0-9]{0,5}(ms|s|m|h|d)?', form: 'a time such as 500ms, 30s or 5m' },
