@@ -64,6 +64,8 @@ const STRUCTURE_QUIET_MS = 100;
 const STRUCTURE_MAX_DELAY_MS = 1_000;
 const DRAIN_POLL_MS = 500;
 const SECRETS_PATIENCE_MS = 10_000;
+// How long the first push waits for the slices of stream Services, which the agent may not be allowed to read.
+const STREAM_SLICES_PATIENCE_MS = 10_000;
 const RELOAD_RETRY_BASE_MS = 10_000;
 const RELOAD_RETRY_MAX_MS = 300_000;
 const HEALTH_INTERVAL_MS = 1_000;
@@ -117,6 +119,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let failed: { id: string; attempts: number; retryAt?: number } | undefined;
   let deferredFor: number | undefined;
   let secretsAwaitedSince: number | undefined;
+  let streamSlicesAwaitedSince: number | undefined;
   let placeholder: TlsMaterial | undefined;
   /** The TLS Secrets the wanted generation serves the placeholder for, with why. */
   let placeholderFor: string[] = [];
@@ -426,10 +429,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   async function push(): Promise<void> {
     const current = definitions();
     if (stopping || !current || !up) return;
-    // The first push waits for every informer, or it would empty backends not read yet.
-    // Later, an informer that cannot list (a stream Service the agent may not read) must
-    // not hold back every other backend.
-    if (!firstPushDone && !sources.endpointsSynced) {
+    if (!firstPushDone && !sourcesReadForFirstPush()) {
       pushes.retryAfter(100);
       return;
     }
@@ -479,6 +479,19 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       logger.debug({ streams: current.streams.length }, 'wrote the stream backends');
     }
     publish();
+  }
+
+  /**
+   * The first push waits for the ConfigMap and the slices every route uses to be listed,
+   * or it would empty backends not read yet (an API server refusing a restarted agent).
+   * It waits a while for the slices of stream Services too, but a Service the agent may
+   * not read must not hold back every other backend for good.
+   */
+  function sourcesReadForFirstPush(): boolean {
+    if (!sources.synced) return false;
+    if (sources.unreadStreamServices().length === 0) return true;
+    streamSlicesAwaitedSince ??= Date.now();
+    return Date.now() - streamSlicesAwaitedSince >= STREAM_SLICES_PATIENCE_MS;
   }
 
   let healthTimer: NodeJS.Timeout | undefined;
