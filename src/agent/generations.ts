@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { placeholderCertificateEntry } from '../api/loadbalancer.ts';
 import { Coalescer } from '../kit/coalescer.ts';
 import { errorMessage, type Logger } from '../kit/log.ts';
 import { createPlaceholderCertificate } from './certificates.ts';
@@ -140,7 +141,7 @@ export class Generations {
         tls.set(objectKey(ref), material);
         continue;
       }
-      problems.push(`TLS Secret ${objectKey(ref)}: ${material}`);
+      problems.push(placeholderCertificateEntry(ref, material));
       this.placeholder ??= createPlaceholderCertificate();
       tls.set(objectKey(ref), this.placeholder);
     }

@@ -28,21 +28,37 @@ const port = z.object({
 const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$/;
 const PATH_PREFIX = /^\/[A-Za-z0-9._~\/-]*$/;
 
+const routeHost = z
+  .string()
+  .max(253)
+  .regex(HOST, 'must be a lower-case DNS name with at least one dot, optionally starting with "*."');
+const routePath = z.string().max(256).regex(PATH_PREFIX, 'must be a path prefix starting with "/" made of letters, digits and . _ ~ / -');
+
+const delegation = cel(
+  z.object({
+    application: dnsLabel.describe('The Application that may serve part of this route.'),
+    paths: z
+      .array(routePath)
+      .min(1)
+      .max(16)
+      .optional()
+      .describe('Path prefixes of this host it may serve, and everything beneath them (as nginx matches prefixes).'),
+    hosts: z
+      .array(routeHost)
+      .min(1)
+      .max(16)
+      .optional()
+      .describe('Hosts under this route\'s wildcard host it may claim as its own, e.g. admin.example.com under *.example.com.'),
+  }),
+  { rule: 'has(self.paths) != has(self.hosts)', message: 'a delegation gives either paths or hosts (exactly one of the two)' },
+);
+
 const route = cel(
   z.object({
-    host: z
-      .string()
-      .max(253)
-      .regex(HOST, 'must be a lower-case DNS name with at least one dot, optionally starting with "*."')
-      .describe('Host name served, e.g. shop.example.com or *.shop.example.com.'),
+    host: routeHost.describe('Host name served, e.g. shop.example.com or *.shop.example.com.'),
     paths: cel(
       z
-        .array(
-          z
-            .string()
-            .max(256)
-            .regex(PATH_PREFIX, 'must be a path prefix starting with "/" made of letters, digits and . _ ~ / -'),
-        )
+        .array(routePath)
         .min(1)
         .max(32),
       { rule: 'self.all(p, self.exists_one(q, q == p))', message: 'paths must be unique' },
@@ -67,8 +83,18 @@ const route = cel(
       })
       .optional()
       .describe('Keep a client on one pod with a cookie.'),
+    delegate: z
+      .array(delegation)
+      .max(16)
+      .optional()
+      .describe('Other Applications this route\'s owner lets serve a path of its host, or a host under its wildcard. Without it, the host and all its paths stay with the Application that claimed it first.'),
   }),
   { rule: "!self.host.startsWith('*.') || !has(self.tls)", message: 'wildcard hosts cannot have TLS here; use an exact host for HTTPS' },
+  {
+    rule: "!has(self.delegate) || self.delegate.all(d, !has(d.hosts) || (self.host.startsWith('*.') && d.hosts.all(h, h != self.host && h.endsWith(self.host.substring(1)))))",
+    message: 'delegate[].hosts must be hosts under this route\'s wildcard host, e.g. admin.example.com under *.example.com',
+    fieldPath: '.delegate',
+  },
 );
 
 const trafficShare = z.object({

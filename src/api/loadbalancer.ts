@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { EXTRA_DIRECTIVES } from '../nginx/render.ts';
-import { cel, conditions, dnsLabel, type Resource } from './meta.ts';
+import { ENVIRONMENTS } from './application.ts';
+import { cel, conditions, dnsLabel, labelSelector, type Resource } from './meta.ts';
 
 /** A DNS-1123 subdomain, as Kubernetes object names (Secrets, Services) are. */
 export const dnsSubdomain = z
@@ -91,8 +92,29 @@ export const loadBalancerSpec = z.object({
   })
     .default([])
     .describe('TCP/UDP ports forwarded to a Service, e.g. DNS on 53.'),
+  allowedApplications: z
+    .object({
+      environments: z.array(z.enum(ENVIRONMENTS)).min(1).max(4).optional().describe('Only Applications of these environments.'),
+      selector: labelSelector.optional().describe('Only Applications whose labels match.'),
+    })
+    .optional()
+    .describe('Which Applications may route through this LoadBalancer; both parts must match. Absent: every Application.'),
 });
 export type LoadBalancerSpec = z.infer<typeof loadBalancerSpec>;
+
+/**
+ * How an instance reports a TLS Secret it serves a placeholder for, in
+ * status.instances[].placeholderCertificates; the operator reads it back per Application.
+ */
+export function placeholderCertificateEntry(secret: { namespace: string; name: string }, why: string): string {
+  return `TLS Secret ${secret.namespace}/${secret.name}: ${why}`;
+}
+
+/** Why the instances serve a placeholder instead of this Secret, or undefined when they do not. */
+export function placeholderCertificateReason(entries: readonly string[], secret: { namespace: string; name: string }): string | undefined {
+  const prefix = placeholderCertificateEntry(secret, '');
+  return entries.find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
+}
 
 /** How much one instance may report, so that the status stays small whatever an agent says. */
 export const INSTANCE_REPORT_LIMITS = Object.freeze({ lastError: 4096, placeholderCertificates: 64, placeholderText: 512 });

@@ -71,3 +71,25 @@ export interface Resource<Spec, Status> {
   spec: Spec;
   status?: Status;
 }
+
+/** A Kubernetes label selector (metav1.LabelSelector); an empty one selects everything. */
+export const labelSelector = z.object({
+  matchLabels: z.record(z.string().max(317), z.string().max(63)).optional(),
+  matchExpressions: z
+    .array(
+      cel(
+        z.object({
+          key: z.string().min(1).max(317),
+          operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+          values: z.array(z.string().max(63)).max(64).optional(),
+        }),
+        {
+          rule: "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
+          message: 'In and NotIn need values; Exists and DoesNotExist take none',
+        },
+      ),
+    )
+    .max(32)
+    .optional(),
+});
+export type LabelSelector = z.infer<typeof labelSelector>;

@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBalancerObjectName } from '../../src/loadbalancer/desired.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
@@ -239,8 +239,8 @@ describe('traffic through a LoadBalancer', () => {
     const rival = `rival-${Date.now().toString(36)}`;
     try {
       await berth.createApplication(rival, { environment: 'testing', routes: [{ host: host(), loadBalancer: lb }] });
-      const condition = await berth.applicationCondition(rival, 'RoutesAccepted', 'False', 'RouteNotServed');
-      expect(condition.message).toContain(`already served by application ${app}`);
+      const condition = await berth.applicationCondition(rival, 'RoutesAccepted', 'False', 'HostOwnedByOther');
+      expect(condition.message).toContain(`${host()} belongs to Application ${app} (claimed first)`);
       const result = await sample(ports.http, host(), 20);
       expect(result.ok).toBe(20);
       expect([...result.byVersion.keys()]).toEqual(['v2']);
@@ -271,6 +271,112 @@ describe('traffic through a LoadBalancer', () => {
       { description: 'an answer through the TCP stream port', timeoutMs: 30_000, intervalMs: 300 },
     );
     expect(answer).toContain('"path":"/tcp"');
+  });
+});
+
+describe('one Application\'s mistakes stay with it', () => {
+  const intruder = testApplicationName('intruder');
+  const intruderHost = () => `${intruder}.example.test`;
+
+  async function warnings(name: string): Promise<string[]> {
+    const events = await core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${name},type=Warning` });
+    return events.items.map((event) => `${event.reason}: ${event.message}`);
+  }
+
+  it('keeps serving and converging for the others while one Application is broken, and says why on that Application', async () => {
+    // The stream port rolled out a new pod: its agent is the one whose report counts.
+    await agentForCurrentPod();
+    await berth.createApplication(intruder, {
+      environment: 'testing',
+      // A takeover of the other team's /login, and a traffic split naming a Version that does not exist.
+      routes: [
+        { host: host(), paths: ['/login'], loadBalancer: lb },
+        { host: intruderHost(), loadBalancer: lb },
+      ],
+      traffic: [{ version: 'v9', weight: 1 }],
+    });
+    const takeover = await berth.applicationCondition(intruder, 'RoutesAccepted', 'False', 'HostOwnedByOther');
+    expect(takeover.message).toBe(
+      `spec.routes[0] (${host()}/login): ${host()} belongs to Application ${app} (claimed first); ask its owners to delegate /login to you in spec.routes[].delegate`,
+    );
+    const traffic = await berth.applicationCondition(intruder, 'TrafficAssigned', 'False', 'VersionNotFound');
+    expect(traffic.message).toContain(`spec.traffic names Version(s) v9 that do not exist in namespace ${intruder}; requests get 503`);
+
+    // A claim the renderer refuses: the CRD may reject it at apply time already, or it
+    // slips through and is refused on its own.
+    const spec = (await berth.getApplication(intruder))!.spec;
+    const stickyZero = { host: `sticky.${intruderHost()}`, loadBalancer: lb, sticky: { maxAgeSeconds: 0 } };
+    const rejectedAtApply = await berth.patchApplicationSpec(intruder, { ...spec, routes: [...spec.routes, stickyZero] }).then(
+      () => undefined,
+      (error: { body?: unknown }) => String(error.body ?? error),
+    );
+    if (rejectedAtApply) {
+      expect(rejectedAtApply).toContain('maxAgeSeconds');
+    } else {
+      await waitFor(async () => (await berth.getApplication(intruder))?.status?.conditions?.find((c) => c.type === 'RoutesAccepted')?.message.includes('spec.routes[2].sticky.maxAgeSeconds: 0 is not'), {
+        description: 'the refused sticky claim named on the intruder',
+      });
+    }
+    const said = await waitFor(async () => {
+      const found = await warnings(intruder);
+      return found.some((w) => w.startsWith('HostOwnedByOther: ')) && found.some((w) => w.startsWith('VersionNotFound: ')) ? found : undefined;
+    }, { description: 'Warning events on the intruder' });
+    expect(said.join('\n')).toContain('ask its owners to delegate /login');
+
+    // The intruder's own, valid host is served (503: it has no pods); the owner keeps /login.
+    await waitFor(async () => (await get(ports.http, intruderHost())).status === 503, { description: `${intruderHost()} to be served` });
+    const login = await get(ports.http, host(), '/login');
+    expect(login.status).toBe(200);
+    expect(login.body).toContain('"version":"v2"');
+    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
+
+    // The LoadBalancer keeps converging: a new host of the healthy Application is served.
+    const appSpec = (await berth.getApplication(app))!.spec;
+    const fresh = `fresh.${host()}`;
+    await berth.patchApplicationSpec(app, { ...appSpec, routes: [...appSpec.routes, { host: fresh, loadBalancer: lb }] });
+    await waitFor(async () => (await get(ports.http, fresh)).status === 200, { description: `${fresh} to be served` });
+    await berth.loadBalancerCondition(lb, 'Ready', 'True', 'Serving');
+    await berth.patchApplicationSpec(app, appSpec);
+  });
+
+  it('keeps the last good config when the LoadBalancer\'s own settings do not render, and blames no Application', async () => {
+    const lbSpec = (await berth.getLoadBalancer(lb))!.spec;
+    const rejectedAtApply = await berth.patchLoadBalancerSpec(lb, { ...lbSpec, nginx: { ...lbSpec.nginx, upstreamKeepalive: 0 } }).then(
+      () => undefined,
+      (error: { body?: unknown }) => String(error.body ?? error),
+    );
+    if (rejectedAtApply) {
+      expect(rejectedAtApply).toContain('upstreamKeepalive');
+      return;
+    }
+    const invalid = await berth.loadBalancerCondition(lb, 'Ready', 'False', 'InvalidConfig');
+    expect(invalid.message).toContain('the previous one stays in place: settings.upstreamKeepalive');
+    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    const routes = await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
+    expect(routes.message).toContain(host());
+    await berth.patchLoadBalancerSpec(lb, lbSpec);
+    await berth.loadBalancerCondition(lb, 'Ready', 'True', 'Serving');
+  });
+
+  it('lets a LoadBalancer admit only Applications whose labels match, and re-evaluates when labels change', async () => {
+    const custom = clients().kc.makeApiClient(CustomObjectsApi);
+    const lbSpec = (await berth.getLoadBalancer(lb))!.spec;
+    await berth.patchLoadBalancerSpec(lb, { ...lbSpec, allowedApplications: { selector: { matchLabels: { 'e2e.berth.dev/exposure': 'public' } } } });
+    const refused = await berth.applicationCondition(app, 'RoutesAccepted', 'False', 'NotAllowedOnLoadBalancer');
+    expect(refused.message).toContain(`LoadBalancer ${lb} only serves Applications with labels matching`);
+    await waitFor(async () => (await get(ports.http, host())).status === 404, { description: `${host()} no longer served` });
+
+    await custom.patchClusterCustomObject({
+      group: 'berth.dev',
+      version: 'v1alpha1',
+      plural: 'applications',
+      name: app,
+      body: [{ op: 'add', path: '/metadata/labels', value: { 'e2e.berth.dev/exposure': 'public' } }],
+    });
+    await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
+    await waitFor(async () => (await get(ports.http, host())).status === 200, { description: `${host()} served again` });
+    await berth.patchLoadBalancerSpec(lb, lbSpec);
   });
 });
 
@@ -309,6 +415,9 @@ describe('LoadBalancer objects', () => {
     expect(unusable.message).toContain(`TLS Secret ${app}/web-tls: not found`);
     expect((await berth.getLoadBalancer(lb))?.status?.instances?.[0]?.placeholderCertificates).toEqual([`TLS Secret ${app}/web-tls: not found`]);
     expect((await sample(ports.http, host(), 10)).failed).toBe(0);
+    // ... and the Application whose route names the Secret hears it too.
+    const onApplication = await berth.applicationCondition(app, 'TLSSecretsUsable', 'False', 'PlaceholderCertificateServed');
+    expect(onApplication.message).toContain(`TLS Secret web-tls (spec.routes[${spec.routes.length}].tls.secretName): not found`);
 
     await berth.patchApplicationSpec(app, spec);
     await waitFor(async () => !(await bindings()).includes(binding), { description: 'the TLS reader binding to be revoked' });

@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { loadBalancerSpec, type LoadBalancer } from '../../src/api/loadbalancer.ts';
-import { API_VERSION } from '../../src/api/meta.ts';
 import { desiredLoadBalancerObjects } from '../../src/loadbalancer/desired.ts';
 import { loadBalancerModel } from '../../src/loadbalancer/model.ts';
 import { loadBalancerConditions } from '../../src/loadbalancer/reconciler.ts';
-import { resolveRoutes } from '../../src/loadbalancer/routes.ts';
+import { claimsOf } from '../../src/loadbalancer/routes.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
-import { makeApplication, makeConfig, ofKind, onlyOfKind } from './fixtures.ts';
-
-function makeLoadBalancer(spec: object = {}): LoadBalancer {
-  return { apiVersion: API_VERSION, kind: 'LoadBalancer', metadata: { name: 'public', uid: 'uid-lb' }, spec: loadBalancerSpec.parse(spec) };
-}
+import { makeApplication, makeConfig, makeLoadBalancer, ofKind, onlyOfKind } from './fixtures.ts';
 
 const config = makeConfig();
 const shop = makeApplication({
@@ -24,7 +18,7 @@ const shop = makeApplication({
 describe('loadBalancerModel', () => {
   const model = loadBalancerModel(
     makeLoadBalancer({ streams: [{ port: 53, protocol: 'UDP', service: { namespace: 'kube-system', name: 'kube-dns', port: 'dns' } }] }),
-    resolveRoutes([shop]).accepted,
+    claimsOf(shop),
     new Map([['shop', shop]]),
     () => ['v1', 'v2'],
     config,
