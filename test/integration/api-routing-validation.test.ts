@@ -5,9 +5,11 @@ import { kubectl } from '../support/manifests.ts';
 // The API server refuses delegations and attach restrictions that could never mean
 // anything, with a message naming the field.
 
+// Dry runs only, under names of their own: whatever else the cluster holds cannot collide.
+const suffix = Math.random().toString(36).slice(2, 8);
 const route = (extra: Record<string, unknown>) => ({ host: '*.example.com', loadBalancer: 'public', ...extra });
-const application = (routes: unknown[]) => ({ apiVersion: API_VERSION, kind: 'Application', metadata: { name: 'shop' }, spec: { environment: 'testing', routes } });
-const loadBalancer = (allowedApplications: unknown) => ({ apiVersion: API_VERSION, kind: 'LoadBalancer', metadata: { name: 'public' }, spec: { allowedApplications } });
+const application = (routes: unknown[]) => ({ apiVersion: API_VERSION, kind: 'Application', metadata: { name: `shop-${suffix}` }, spec: { environment: 'testing', routes } });
+const loadBalancer = (allowedApplications: unknown) => ({ apiVersion: API_VERSION, kind: 'LoadBalancer', metadata: { name: `public-${suffix}` }, spec: { allowedApplications } });
 
 const invalid: Array<{ what: string; manifest: unknown; message: RegExp }> = [
   {

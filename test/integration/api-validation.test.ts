@@ -97,8 +97,10 @@ describe('the API server rejects invalid specs', () => {
 
   it.each(readdirSync('config/samples'))('accepts the sample %s', async (file) => {
     const manifest = parse(readFileSync(join('config/samples', file), 'utf8'));
-    // Samples name their app's namespace, which does not exist here.
+    // Samples name their app's namespace, which does not exist here; a name of its own
+    // keeps the dry run clear of a sample someone applied to this cluster.
     delete manifest.metadata.namespace;
+    manifest.metadata.name = `${manifest.metadata.name}-${Math.random().toString(36).slice(2, 8)}`;
     const result = await kubectl(['create', '--dry-run=server', '-n', namespace, '-f', '-'], manifest);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
