@@ -57,6 +57,11 @@ const policyDefaults: { environments: Record<Environment, EnvironmentPolicy>; ti
 
 /** The operator's configuration file (a ConfigMap in a cluster): platform policy and runtime settings. */
 export const operatorConfig = z.strictObject({
+  namespace: z
+    .string()
+    .min(1)
+    .default('berth-system')
+    .describe('The namespace the operator runs in (the chart sets the release namespace). No LoadBalancer may place its pods there.'),
   environments: z
     .strictObject({
       production: environmentPolicy(policyDefaults.environments.production),

@@ -63,10 +63,13 @@ export const nginxSettings = z.object({
 });
 export type NginxSettings = z.infer<typeof nginxSettings>;
 
+/** Where LoadBalancer pods run unless spec.namespace says otherwise: never the operator's own namespace. */
+export const DEFAULT_LOADBALANCER_NAMESPACE = 'berth-loadbalancers';
+
 export const loadBalancerSpec = z.object({
   namespace: cel(dnsLabel, { rule: 'self == oldSelf', message: 'namespace cannot change; create a new LoadBalancer' })
-    .default('berth-system')
-    .describe('Namespace the Nginx pods run in. Cannot change.'),
+    .default(DEFAULT_LOADBALANCER_NAMESPACE)
+    .describe('Namespace the Nginx pods run in; not the operator\'s own. Cannot change.'),
   replicas: z.int().min(0).max(100).default(2).describe('Nginx pods.'),
   placement: z
     .object({

@@ -1,6 +1,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
 import type { OperatorConfig } from '../config.ts';
+import { TLS_SECRETS_ROLE } from '../application/desired.ts';
 import { ownerReference } from '../kit/apply.ts';
 import { LABELS, MANAGED_BY } from '../labels.ts';
 
@@ -9,9 +10,12 @@ export function loadBalancerObjectName(name: string): string {
   return `berth-lb-${name}`;
 }
 
-/** The RoleBinding that lets a LoadBalancer's agent read TLS Secrets in an application's namespace. */
+/**
+ * The RoleBinding that lets a LoadBalancer's agent read, in an application's namespace,
+ * the TLS Secrets that namespace's routes name (the Role TLS_SECRETS_ROLE there).
+ */
 export function tlsReaderBindingName(name: string): string {
-  return `${loadBalancerObjectName(name)}-tls`;
+  return `${loadBalancerObjectName(name)}-tls-secrets`;
 }
 
 export function tlsReaderLabels(name: string): Record<string, string> {
@@ -27,6 +31,8 @@ export const AGENT_STATUS_ANNOTATION = 'berth.dev/agent-status';
 
 /** Where nginx and the agent share the rendered generations, Lua files and state. */
 const RUNTIME_DIR = '/var/lib/berth';
+/** Where client libraries look for the in-cluster token, CA and namespace. */
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const NGINX_UID = 101;
 
 const restrictedContainer = {
@@ -46,8 +52,9 @@ export interface RenderedConfig {
 /**
  * The Kubernetes objects of one LoadBalancer: the ConfigMap with the rendered config, an
  * Nginx Deployment whose pods run nginx beside the Berth agent (sharing a process
- * namespace so the agent can signal nginx), its Service, a PodDisruptionBudget, and the
- * agent's identity in the pods' namespace. Pure.
+ * namespace so the agent can signal nginx), its Service, a PodDisruptionBudget, the
+ * agent's identity in the pods' namespace and its bindings to the TLS Secrets it may read.
+ * Pure.
  */
 export function desiredLoadBalancerObjects(
   lb: LoadBalancer,
@@ -64,15 +71,19 @@ export function desiredLoadBalancerObjects(
 
   const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: rendered.files };
 
-  const serviceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata, automountServiceAccountToken: true };
-  // The agent reads its ConfigMap and reports on its own pod; nothing else in the namespace.
+  // No token is mounted by default: only the agent container gets one (below), never the
+  // internet-facing nginx container.
+  const serviceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata, automountServiceAccountToken: false };
+  // The agent reads its ConfigMap and reports on its own pod. RBAC cannot name a pod whose
+  // name is random: the admission policy berth-agent-own-pod (config/admission) limits the
+  // patch to the agent's own pod, and to its status annotation.
   const role = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
     metadata,
     rules: [
       { apiGroups: [''], resources: ['configmaps'], resourceNames: [name], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'patch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['patch'] },
     ],
   };
   const roleBinding = {
@@ -82,23 +93,15 @@ export function desiredLoadBalancerObjects(
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
     subjects: [{ kind: 'ServiceAccount', name, namespace }],
   };
-  // EndpointSlices live in the applications' namespaces: the shared berth-agent
-  // ClusterRole (config/rbac, the chart) grants reading them, cluster-wide.
-  const endpointReader = {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRoleBinding',
-    metadata: { name: `${name}-agent`, labels, ownerReferences: owner },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'berth-agent' },
-    subjects: [{ kind: 'ServiceAccount', name, namespace }],
-  };
-
-  // TLS Secrets are read in the namespaces of the applications whose routes use them,
-  // and nowhere else.
+  // EndpointSlices live in the applications' namespaces: the chart binds the berth-agent
+  // ClusterRole to the service accounts of each load-balancer namespace, so the operator
+  // creates no ClusterRoleBinding. TLS Secrets are read in the namespaces of the
+  // applications whose routes use them, by name, and nowhere else.
   const secretReaders = [...new Set(tlsNamespaces)].sort().map((secretNamespace) => ({
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',
     metadata: { name: tlsReaderBindingName(lb.metadata.name), namespace: secretNamespace, labels: tlsReaderLabels(lb.metadata.name), ownerReferences: owner },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'berth-agent-tls' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: TLS_SECRETS_ROLE },
     subjects: [{ kind: 'ServiceAccount', name, namespace }],
   }));
 
@@ -119,6 +122,7 @@ export function desiredLoadBalancerObjects(
         metadata: { labels },
         spec: {
           serviceAccountName: name,
+          automountServiceAccountToken: false,
           shareProcessNamespace: true,
           hostNetwork: placement.hostNetwork,
           ...(placement.hostNetwork ? { dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
@@ -169,12 +173,24 @@ export function desiredLoadBalancerObjects(
               // bench/propagation.ts reads the agent at about 180 MiB resident, most of it Node and client-node.
               resources: { requests: { cpu: '50m', memory: '192Mi' }, limits: { memory: '512Mi' } },
               securityContext: restrictedContainer,
-              volumeMounts: [runtimeMount, { name: 'tmp', mountPath: '/tmp' }],
+              volumeMounts: [runtimeMount, { name: 'tmp', mountPath: '/tmp' }, { name: 'api-token', mountPath: SERVICE_ACCOUNT_DIR, readOnly: true }],
             },
           ],
           volumes: [
             { name: 'runtime', emptyDir: {} },
             { name: 'tmp', emptyDir: {} },
+            // What automounting would give, for the agent container alone. The kubelet binds
+            // the token to the pod, which is how the admission policy knows the agent's pod.
+            {
+              name: 'api-token',
+              projected: {
+                sources: [
+                  { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+                  { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+                  { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+                ],
+              },
+            },
           ],
         },
       },
@@ -209,5 +225,5 @@ export function desiredLoadBalancerObjects(
     spec: { maxUnavailable: 1, selector: { matchLabels: loadBalancerPodLabels(lb.metadata.name) } },
   };
 
-  return [configMap, serviceAccount, role, roleBinding, endpointReader, ...secretReaders, deployment, serviceObject, disruptionBudget];
+  return [configMap, serviceAccount, role, roleBinding, ...secretReaders, deployment, serviceObject, disruptionBudget];
 }

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { INSTANCE_REPORT_LIMITS, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
+import { DEFAULT_LOADBALANCER_NAMESPACE, INSTANCE_REPORT_LIMITS, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
@@ -77,10 +77,27 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     if (statusChanged(lb.status, next)) await applier.applyStatus(lb, next);
   }
 
+  /**
+   * Pods in the operator's namespace could reach the operator's pods and whatever else its
+   * namespace holds: nothing is created there, and the LoadBalancer says why.
+   */
+  async function refuseOperatorNamespace(lb: LoadBalancer): Promise<void> {
+    const message =
+      `spec.namespace ${lb.spec.namespace} is the operator's own namespace, which load-balancer pods may not share; ` +
+      `create the LoadBalancer anew with another spec.namespace (the default is ${DEFAULT_LOADBALANCER_NAMESPACE})`;
+    if (findCondition(lb.status?.conditions, 'Ready')?.reason !== 'NamespaceNotAllowed') await events.warning(lb, 'NamespaceNotAllowed', message);
+    logger.warn({ loadBalancer: lb.metadata.name, namespace: lb.spec.namespace }, 'LoadBalancer placed in the operator\'s namespace; not touching it');
+    await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
+  }
+
   return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
     const lb = caches.loadBalancers.get(name);
     // Everything the LoadBalancer owns goes with it through owner references.
     if (!lb || lb.metadata.deletionTimestamp) return;
+    if (lb.spec.namespace === config.namespace) {
+      await refuseOperatorNamespace(lb);
+      return;
+    }
 
     const applications = new Map(caches.applications.list().map((app) => [app.metadata.name, app]));
     const table = resolveRoutes(applications.values());
