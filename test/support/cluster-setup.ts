@@ -7,8 +7,8 @@ export const OPERATOR_NAMESPACE = 'berth-system';
  * Integration tests need the local cluster (or any cluster KUBECONFIG points at) and,
  * for traffic to pod IPs, its network namespace. `make test` provides both; this check
  * turns a missing cluster into one clear message instead of a wall of timeouts. It then
- * installs what the operator expects to find: the CRDs, the member ClusterRoles and the
- * namespace of its leader-election lease.
+ * installs what the operator expects to find: the CRDs, the shared ClusterRoles, the
+ * admission policies and the namespace of its leader-election lease.
  */
 export default async function setUpCluster(): Promise<void> {
   if (!process.env.KUBECONFIG) {
@@ -28,7 +28,7 @@ export default async function setUpCluster(): Promise<void> {
     );
   }
   await installCrds('crds');
-  await kubectlApply('config/rbac/');
+  await kubectlApply('config/rbac/', 'config/admission/');
   try {
     await core.readNamespace({ name: OPERATOR_NAMESPACE });
   } catch (error) {

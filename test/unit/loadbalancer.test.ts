@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadBalancerSpec, type LoadBalancer } from '../../src/api/loadbalancer.ts';
 import { API_VERSION } from '../../src/api/meta.ts';
+import { TLS_SECRETS_ROLE } from '../../src/application/desired.ts';
 import { desiredLoadBalancerObjects } from '../../src/loadbalancer/desired.ts';
 import { loadBalancerModel } from '../../src/loadbalancer/model.ts';
 import { loadBalancerConditions } from '../../src/loadbalancer/reconciler.ts';
@@ -75,10 +76,34 @@ describe('desiredLoadBalancerObjects', () => {
     expect(JSON.stringify(onlyOfKind(objects, 'Deployment').spec.template)).not.toContain('abc');
   });
 
-  it('keeps the agent to its own ConfigMap', () => {
+  it('keeps the agent to its own ConfigMap and the patch of pods, and binds nothing cluster-wide', () => {
     const role = onlyOfKind(objects, 'Role');
-    expect(role.rules[0]).toMatchObject({ resources: ['configmaps'], resourceNames: ['berth-lb-public'] });
-    expect(ofKind(objects, 'ClusterRoleBinding')[0]!.roleRef.name).toBe('berth-agent');
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['berth-lb-public'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['patch'] },
+    ]);
+    expect(ofKind(objects, 'ClusterRoleBinding')).toEqual([]);
+  });
+
+  it('mounts an API token, bound to the pod, into the agent container only', () => {
+    const pod = onlyOfKind(objects, 'Deployment').spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(onlyOfKind(objects, 'ServiceAccount').automountServiceAccountToken).toBe(false);
+    const tokenVolume = pod.volumes.find((v: { projected?: unknown }) => v.projected);
+    expect(tokenVolume.projected.sources.map((source: object) => Object.keys(source)[0])).toEqual(['serviceAccountToken', 'configMap', 'downwardAPI']);
+    const mounts = (container: string) =>
+      pod.containers.find((c: { name: string }) => c.name === container).volumeMounts.filter((m: { name: string }) => m.name === tokenVolume.name);
+    expect(mounts('agent')).toEqual([{ name: tokenVolume.name, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }]);
+    expect(mounts('nginx')).toEqual([]);
+  });
+
+  it('binds the Role of named TLS Secrets in each application namespace whose routes use TLS', () => {
+    const withTls = desiredLoadBalancerObjects(lb, { hash: 'abc', files: {} }, config, ['shop', 'blog', 'shop']);
+    const bindings = ofKind(withTls, 'RoleBinding').filter((b) => b.metadata.namespace !== lb.spec.namespace);
+    expect(bindings.map((b) => [b.metadata.namespace, b.metadata.name, b.roleRef])).toEqual([
+      ['blog', 'berth-lb-public-tls-secrets', { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: TLS_SECRETS_ROLE }],
+      ['shop', 'berth-lb-public-tls-secrets', { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: TLS_SECRETS_ROLE }],
+    ]);
   });
 });
 
