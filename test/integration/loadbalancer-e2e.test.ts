@@ -291,17 +291,19 @@ describe('LoadBalancer objects', () => {
     expect((await berth.getLoadBalancer(lb))?.status?.configHash).toMatch(/^[0-9a-f]+$/);
   });
 
-  it('lets the agent read Secrets only in namespaces whose routes use TLS, and serves a placeholder for a missing one', async () => {
+  it('lets the agent read only the Secrets that routes name for TLS, and serves a placeholder for a missing one', async () => {
     const rbac = clients().kc.makeApiClient(RbacAuthorizationV1Api);
     await agentForCurrentPod();
-    const binding = `${loadBalancerObjectName(lb)}-tls`;
+    const binding = `${loadBalancerObjectName(lb)}-tls-secrets`;
     const bindings = async () => (await rbac.listNamespacedRoleBinding({ namespace: app })).items.map((b) => b.metadata!.name);
     expect(await bindings()).not.toContain(binding);
     const spec = (await berth.getApplication(app))!.spec;
     await berth.patchApplicationSpec(app, { ...spec, routes: [...spec.routes, { host: `secure.${host()}`, loadBalancer: lb, tls: { secretName: 'web-tls' } }] });
     await waitFor(async () => (await bindings()).includes(binding), { description: 'the TLS reader binding' });
     const created = await rbac.readNamespacedRoleBinding({ namespace: app, name: binding });
-    expect(created.roleRef.name).toBe('berth-agent-tls');
+    expect(created.roleRef).toMatchObject({ kind: 'Role', name: 'berth-tls-secrets' });
+    const role = await rbac.readNamespacedRole({ namespace: app, name: 'berth-tls-secrets' });
+    expect(role.rules).toEqual([expect.objectContaining({ resources: ['secrets'], resourceNames: ['web-tls'], verbs: ['get', 'list', 'watch'] })]);
     expect(created.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', name: loadBalancerObjectName(lb), namespace: lbNamespace })]);
 
     // No such Secret: its host gets the placeholder certificate, the rest serves on.
@@ -312,6 +314,7 @@ describe('LoadBalancer objects', () => {
 
     await berth.patchApplicationSpec(app, spec);
     await waitFor(async () => !(await bindings()).includes(binding), { description: 'the TLS reader binding to be revoked' });
+    await waitFor(async () => (await rbac.listNamespacedRole({ namespace: app })).items.length === 0, { description: 'the Role of TLS Secrets to go' });
     await berth.loadBalancerCondition(lb, 'TLSSecretsUsable', 'True', 'AllUsable');
   });
 });
