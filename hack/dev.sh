@@ -57,7 +57,7 @@ mkdir -p "$LB_PREFIX"
 # nginx started as root runs its workers as nobody, who must be able to enter the prefix.
 chmod 755 "$LB_PREFIX"
 in_cluster node src/cli.ts agent --loadbalancer public --namespace berth-loadbalancers --pod-name "$lb_pod" \
-  --prefix "$LB_PREFIX" --control-port 10246 --http-port 10254 --manage-nginx &
+  --prefix "$LB_PREFIX" --http-port 10254 --manage-nginx &
 pids+=($!)
 
 in_cluster kubectl wait --for=condition=Ready --timeout=120s -n shop versions.berth.dev/v1 >/dev/null

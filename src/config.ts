@@ -113,7 +113,6 @@ export const operatorConfig = z.strictObject({
       agentImage: z.string().min(1).default('berth/berth:0.1.0').describe('Image of the agent container (the operator\'s own image).'),
       httpPort: z.int().min(1024).max(65535).default(8080).describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023).'),
       httpsPort: z.int().min(1024).max(65535).default(8443),
-      controlPort: z.int().min(1024).max(65535).default(10246).describe('Loopback port of the Lua control endpoint.'),
       agentPort: z.int().min(1024).max(65535).default(10254).describe('Port of the agent\'s /metrics, /healthz and /readyz.'),
     })
     .prefault({})

@@ -6,6 +6,7 @@ import { Coalescer } from '../kit/coalescer.ts';
 import { errorMessage, type Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
 import { loadBalancerObjectName } from '../loadbalancer/desired.ts';
+import { CONTROL_SOCKET } from '../nginx/model.ts';
 import { createPlaceholderCertificate } from './certificates.ts';
 import { ControlClient } from './control.ts';
 import {
@@ -39,7 +40,6 @@ export interface AgentOptions {
   /** The Pod to report status on; none means no status annotation. */
   podName?: string;
   prefix: string;
-  controlPort: number;
   http: { host: string; port: number };
   manageNginx: boolean;
   nginxBinary: string;
@@ -89,7 +89,7 @@ const NGINX_STOP_TIMEOUT_MS = 30_000;
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { kc, logger } = options;
   const metrics = new AgentMetrics();
-  const control = new ControlClient(options.controlPort);
+  const control = new ControlClient(join(options.prefix, CONTROL_SOCKET));
   const runtime = new NginxRuntime({
     prefix: options.prefix,
     binary: options.nginxBinary,
@@ -199,9 +199,6 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       return;
     }
     follow();
-    if (!config.nginxConf.includes(`listen 127.0.0.1:${options.controlPort};`)) {
-      logger.warn({ controlPort: options.controlPort }, 'nginx.conf has no control server on 127.0.0.1:--control-port; pushes will fail');
-    }
     logger.debug({ hash: config.hash, backends: config.backends.length, streams: config.streams.length }, 'read the ConfigMap');
   }
 

@@ -4,6 +4,7 @@ import type { OperatorConfig } from '../config.ts';
 import { TLS_SECRETS_ROLE } from '../application/desired.ts';
 import { ownerReference } from '../kit/apply.ts';
 import { LABELS, MANAGED_BY } from '../labels.ts';
+import { CONTROL_SOCKET } from '../nginx/model.ts';
 
 /** Name of everything Berth creates for a LoadBalancer: Deployment, Service, ConfigMap, PDB, identity. */
 export function loadBalancerObjectName(name: string): string {
@@ -141,8 +142,14 @@ export function desiredLoadBalancerObjects(
             {
               name: 'nginx',
               image: config.loadBalancers.nginxImage,
-              // nginx starts once the agent has written and tested the first generation.
-              command: ['/bin/sh', '-c', `until [ -e ${RUNTIME_DIR}/current/nginx.conf ]; do sleep 0.2; done; exec nginx -p ${RUNTIME_DIR}/ -c ${RUNTIME_DIR}/current/nginx.conf -g 'daemon off;'`],
+              // nginx starts once the agent has written and tested the first generation, in
+              // the runtime directory, where it creates the control socket; one left by an
+              // nginx that was killed would make the bind fail.
+              command: [
+                '/bin/sh',
+                '-c',
+                `until [ -e ${RUNTIME_DIR}/current/nginx.conf ]; do sleep 0.2; done; cd ${RUNTIME_DIR} && rm -f ${CONTROL_SOCKET} && exec nginx -p ${RUNTIME_DIR}/ -c ${RUNTIME_DIR}/current/nginx.conf -g 'daemon off;'`,
+              ],
               ports: [
                 { name: 'http', containerPort: ports.httpPort },
                 { name: 'https', containerPort: ports.httpsPort },
@@ -159,7 +166,6 @@ export function desiredLoadBalancerObjects(
                 'agent',
                 `--loadbalancer=${lb.metadata.name}`,
                 `--prefix=${RUNTIME_DIR}`,
-                `--control-port=${ports.controlPort}`,
                 `--http-port=${ports.agentPort}`,
               ],
               env: [

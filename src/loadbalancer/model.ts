@@ -71,7 +71,7 @@ export function loadBalancerModel(
       sharedDictSize: nginx.sharedDictSize,
       extra: nginx.extra ?? {},
     },
-    ports: { http: config.loadBalancers.httpPort, https: config.loadBalancers.httpsPort, control: config.loadBalancers.controlPort },
+    ports: { http: config.loadBalancers.httpPort, https: config.loadBalancers.httpsPort },
     servers: [...servers.values()],
     backends: [...backends.values()],
     streams,

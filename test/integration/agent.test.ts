@@ -11,9 +11,10 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLACEHOLDER_COMMON_NAME } from '../../src/agent/certificates.ts';
 import type { AgentStatus } from '../../src/agent/status.ts';
-import type { RenderedConfig } from '../../src/nginx/model.ts';
+import { CONTROL_SOCKET, type RenderedConfig } from '../../src/nginx/model.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
 import { clients, testNamespace } from '../support/kube.ts';
+import { controlRequest } from '../support/nginx.ts';
 import { freePort, startBerthProcess, type BerthProcess } from '../support/operator-process.ts';
 import { startPodServer, type PodServer } from '../support/pod-server.ts';
 import { waitFor } from '../support/wait.ts';
@@ -39,7 +40,6 @@ const RELOAD_TIMEOUT_SECONDS = 5;
 interface Ports {
   http: number;
   https: number;
-  control: number;
   tcp: number;
   app: number;
 }
@@ -69,10 +69,10 @@ function renderedConfig(
   options: { extra?: Record<string, string>; tcpPorts?: number[]; ports?: Ports } = {},
 ): RenderedConfig {
   const service = { namespace, name: 'web-v1', port: 'http' };
-  const { http, https, control, tcp } = options.ports ?? ports;
+  const { http, https, tcp } = options.ports ?? ports;
   return renderNginxConfig({
     settings: { workerProcesses: WORKERS, extra: options.extra ?? {} },
-    ports: { http, https, control },
+    ports: { http, https },
     servers: sites.map((site) => ({
       host: site.host,
       locations: [{ pathPrefix: '/', backend: 'web' }],
@@ -178,13 +178,12 @@ function servedBy(reply: Reply): string {
   return (JSON.parse(reply.body) as { ip: string }).ip;
 }
 
-async function control(path: string, port = ports.control): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2_000) });
-  return response.text();
+async function control(path: string, on = prefix): Promise<string> {
+  return (await controlRequest(on, path)).body;
 }
 
-async function storedEndpoints(backend: string, port = ports.control): Promise<string[]> {
-  const stored = JSON.parse(await control('/backends', port)) as { backends: { name: string; groups: { endpoints: { address: string }[] }[] }[] };
+async function storedEndpoints(backend: string, on = prefix): Promise<string[]> {
+  const stored = JSON.parse(await control('/backends', on)) as { backends: { name: string; groups: { endpoints: { address: string }[] }[] }[] };
   return (stored.backends.find((b) => b.name === backend)?.groups ?? []).flatMap((g) => g.endpoints.map((e) => e.address)).sort();
 }
 
@@ -231,7 +230,7 @@ async function isReady(of: BerthProcess): Promise<boolean> {
 }
 
 async function newPorts(): Promise<Ports> {
-  return { http: await freePort(), https: await freePort(), control: await freePort(), tcp: await freePort(), app: await freePort() };
+  return { http: await freePort(), https: await freePort(), tcp: await freePort(), app: await freePort() };
 }
 
 /** A prefix nginx can use: its workers run as nobody when nginx is started by root. */
@@ -378,7 +377,6 @@ describe('berth agent', () => {
         `--namespace=${namespace}`,
         '--pod-name=lb-0',
         `--prefix=${prefix}`,
-        `--control-port=${ports.control}`,
         `--reload-timeout=${RELOAD_TIMEOUT_SECONDS}`,
         '--manage-nginx',
       ],
@@ -673,10 +671,13 @@ describe('berth agent beside an nginx it does not run', () => {
   let external: BerthProcess | undefined;
   let nginx: ChildProcess | undefined;
 
-  /** nginx as the pod's nginx container runs it: once the agent put a generation in place. */
+  /**
+   * nginx as the pod's nginx container runs it (src/loadbalancer/desired.ts): once the agent
+   * put a generation in place, in the prefix, without the socket a killed nginx left.
+   */
   function startNginx(): ChildProcess {
     const conf = `${ownPrefix}/current/nginx.conf`;
-    const script = `until [ -e ${conf} ]; do sleep 0.1; done; exec nginx -p ${ownPrefix}/ -c ${conf} -g 'daemon off;'`;
+    const script = `until [ -e ${conf} ]; do sleep 0.1; done; cd ${ownPrefix} && rm -f ${CONTROL_SOCKET} && exec nginx -p ${ownPrefix}/ -c ${conf} -g 'daemon off;'`;
     return spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   }
 
@@ -708,7 +709,7 @@ describe('berth agent beside an nginx it does not run', () => {
     const configMap = `berth-lb-${lb}`;
     await writeConfigMap(renderedConfig([{ host: 'ext.example' }], { ports: own }), configMap);
     external = await startBerthProcess(
-      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`, `--control-port=${own.control}`],
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
       'agent without --manage-nginx',
     );
     await waitFor(() => existsSync(join(ownPrefix, 'current', 'nginx.conf')), { description: 'a generation in place', timeoutMs: 20_000 });
@@ -729,7 +730,7 @@ describe('berth agent beside an nginx it does not run', () => {
     await killNginx();
     nginx = startNginx();
     await waitFor(
-      async () => pidFile() !== master && (await storedEndpoints('web', own.control)).join() === ip,
+      async () => pidFile() !== master && (await storedEndpoints('web', ownPrefix)).join() === ip,
       { description: 'the backends to be pushed to the new nginx', timeoutMs: 20_000 },
     );
     expect(servedBy(await get('ext2.example', { port: own.http }))).toBe(ip);

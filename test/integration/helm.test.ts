@@ -45,7 +45,7 @@ let agentPrefix: string | undefined;
 let agentPod: { name: string; uid: string };
 let agentKubeconfig: string;
 let installed = false;
-const ports = { http: 0, https: 0, control: 0 };
+const ports = { http: 0, https: 0 };
 
 function valuesFile(values: Record<string, unknown>): string {
   const dir = mkdtempSync(join(tmpdir(), 'berth-values-'));
@@ -256,7 +256,7 @@ describe('an installed release', () => {
       loadBalancerNamespaces: [lbNamespace],
       config: {
         leaderElection: { leaseName: lease },
-        loadBalancers: { httpPort: ports.http, httpsPort: ports.https, controlPort: ports.control },
+        loadBalancers: { httpPort: ports.http, httpsPort: ports.https },
       },
     });
     await helmOk(['install', release, CHART, '-n', namespace, '-f', values, '--wait', '--timeout', '90s']);
@@ -330,7 +330,7 @@ describe('an installed release', () => {
     // nginx's workers run as nobody when nginx is started by root.
     chmodSync(agentPrefix, 0o755);
     agent = await startBerthProcess(
-      ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', agentPod.name, '--prefix', agentPrefix, '--control-port', String(ports.control), '--manage-nginx'],
+      ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', agentPod.name, '--prefix', agentPrefix, '--manage-nginx'],
       'agent',
       agentKubeconfig,
     );

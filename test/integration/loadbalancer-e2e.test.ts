@@ -33,7 +33,7 @@ let agentPod: string;
 let follower: PodFollower;
 let lbNamespace: string;
 let prefix: string;
-const ports = { http: 0, https: 0, control: 0, stream: 0 };
+const ports = { http: 0, https: 0, stream: 0 };
 const lb = `e2e-${Date.now().toString(36)}`;
 // After-hooks run in reverse order: the operator stops last, once the application's
 // cleanup (registered next) has let it remove its finalizer.
@@ -72,7 +72,7 @@ beforeAll(async () => {
     identity: 'lb-e2e',
     configFile: operatorConfigFile({
       leaderElection: { leaseName: 'berth-lb-e2e' },
-      loadBalancers: { httpPort: ports.http, httpsPort: ports.https, controlPort: ports.control },
+      loadBalancers: { httpPort: ports.http, httpsPort: ports.https },
     }),
   });
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 2 } });
@@ -99,7 +99,7 @@ beforeAll(async () => {
 
 async function startAgent(pod: string): Promise<void> {
   agent = await startBerthProcess(
-    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', pod, '--prefix', prefix, '--control-port', String(ports.control), '--manage-nginx'],
+    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', pod, '--prefix', prefix, '--manage-nginx'],
     'agent',
   );
   agentPod = pod;
