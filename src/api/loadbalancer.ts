@@ -66,7 +66,7 @@ export type NginxSettings = z.infer<typeof nginxSettings>;
 /** Where LoadBalancer pods run unless spec.namespace says otherwise: never the operator's own namespace. */
 export const DEFAULT_LOADBALANCER_NAMESPACE = 'berth-loadbalancers';
 
-export const loadBalancerSpec = z.object({
+export const loadBalancerSpec = cel(z.object({
   namespace: cel(dnsLabel, { rule: 'self == oldSelf', message: 'namespace cannot change; create a new LoadBalancer' })
     .default(DEFAULT_LOADBALANCER_NAMESPACE)
     .describe('Namespace the Nginx pods run in; not the operator\'s own. Cannot change.'),
@@ -75,7 +75,16 @@ export const loadBalancerSpec = z.object({
     .object({
       nodeSelector: z.record(z.string().max(317), z.string().max(63)).optional(),
       tolerations: z.array(toleration).max(32).optional(),
-      hostNetwork: z.boolean().default(false).describe('Listen on the nodes\' own addresses (one pod per node).'),
+      hostNetwork: z
+        .boolean()
+        .default(false)
+        .describe('Listen on the nodes\' own addresses (one pod per node): nginx on service.httpPort and service.httpsPort, the agent on agentPort.'),
+      agentPort: z
+        .int()
+        .min(1024)
+        .max(65535)
+        .default(10254)
+        .describe('With hostNetwork: the node port of the agent\'s metrics and probes. LoadBalancers that share nodes need different ports.'),
     })
     .prefault({})
     .describe('Where the Nginx pods run.'),
@@ -94,6 +103,16 @@ export const loadBalancerSpec = z.object({
   })
     .default([])
     .describe('TCP/UDP ports forwarded to a Service, e.g. DNS on 53.'),
+}), {
+  rule: '!self.placement.hostNetwork || (self.service.httpPort >= 1024 && self.service.httpsPort >= 1024)',
+  message: 'with placement.hostNetwork, nginx (not root) listens on service.httpPort and service.httpsPort on the node: use ports from 1024',
+  fieldPath: '.service',
+}, {
+  rule:
+    '!self.placement.hostNetwork || (self.service.httpPort != self.service.httpsPort && self.placement.agentPort != self.service.httpPort && ' +
+    "self.placement.agentPort != self.service.httpsPort && self.streams.all(s, s.protocol != 'TCP' || !(s.port in [self.service.httpPort, self.service.httpsPort, self.placement.agentPort])))",
+  message: 'with placement.hostNetwork, service.httpPort, service.httpsPort, placement.agentPort and the TCP stream ports are all ports of the node: they must differ',
+  fieldPath: '.placement',
 });
 export type LoadBalancerSpec = z.infer<typeof loadBalancerSpec>;
 

@@ -5,6 +5,7 @@ import { TLS_SECRETS_ROLE } from '../application/desired.ts';
 import { ownerReference } from '../kit/apply.ts';
 import { LABELS, MANAGED_BY } from '../labels.ts';
 import { CONTROL_SOCKET } from '../nginx/model.ts';
+import { podPorts } from './model.ts';
 
 /** Name of everything Berth creates for a LoadBalancer: Deployment, Service, ConfigMap, PDB, identity. */
 export function loadBalancerObjectName(name: string): string {
@@ -65,7 +66,7 @@ export function desiredLoadBalancerObjects(
 ): KubernetesObject[] {
   const name = loadBalancerObjectName(lb.metadata.name);
   const namespace = lb.spec.namespace;
-  const ports = config.loadBalancers;
+  const ports = podPorts(lb, config);
   const labels = { [LABELS.managedBy]: MANAGED_BY, ...loadBalancerPodLabels(lb.metadata.name) };
   const owner = [ownerReference(lb)];
   const metadata = { name, namespace, labels, ownerReferences: owner };
@@ -151,8 +152,8 @@ export function desiredLoadBalancerObjects(
                 `until [ -e ${RUNTIME_DIR}/current/nginx.conf ]; do sleep 0.2; done; cd ${RUNTIME_DIR} && rm -f ${CONTROL_SOCKET} && exec nginx -p ${RUNTIME_DIR}/ -c ${RUNTIME_DIR}/current/nginx.conf -g 'daemon off;'`,
               ],
               ports: [
-                { name: 'http', containerPort: ports.httpPort },
-                { name: 'https', containerPort: ports.httpsPort },
+                { name: 'http', containerPort: ports.http },
+                { name: 'https', containerPort: ports.https },
                 ...lb.spec.streams.map((stream) => ({ containerPort: stream.port, protocol: stream.protocol })),
               ],
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
@@ -166,13 +167,13 @@ export function desiredLoadBalancerObjects(
                 'agent',
                 `--loadbalancer=${lb.metadata.name}`,
                 `--prefix=${RUNTIME_DIR}`,
-                `--http-port=${ports.agentPort}`,
+                `--http-port=${ports.agent}`,
               ],
               env: [
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               ],
-              ports: [{ name: 'agent', containerPort: ports.agentPort }],
+              ports: [{ name: 'agent', containerPort: ports.agent }],
               // Ready only after the first full push: before that nginx would answer 503.
               readinessProbe: { httpGet: { path: '/readyz', port: 'agent' }, periodSeconds: 2 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'agent' }, periodSeconds: 10, failureThreshold: 3 },

@@ -8,8 +8,9 @@ import { statusChanged } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
 import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
-import { loadBalancerModel } from './model.ts';
-import { resolveRoutes } from './routes.ts';
+import type { OperatorConfig } from '../config.ts';
+import { loadBalancerModel, podPorts } from './model.ts';
+import { byAge, resolveRoutes } from './routes.ts';
 
 type InstanceStatus = NonNullable<LoadBalancerStatus['instances']>[number];
 
@@ -65,6 +66,41 @@ export function loadBalancerConditions(hash: string, instances: readonly Instanc
       ? { type: 'TLSSecretsUsable', status: 'False', reason: 'PlaceholderCertificateServed', message: `hosts are served with a placeholder certificate instead of ${unusable.join('; ')}` }
       : { type: 'TLSSecretsUsable', status: 'True', reason: 'AllUsable', message: 'every TLS Secret the routes name is served' };
   return [applied, ready, certificates];
+}
+
+/** The node ports of a hostNetwork LoadBalancer's pods ("TCP/8080"), each with the field that sets it. */
+function nodePorts(lb: LoadBalancer, config: OperatorConfig): Map<string, string> {
+  const ports = podPorts(lb, config);
+  return new Map([
+    [`TCP/${ports.http}`, 'service.httpPort'],
+    [`TCP/${ports.https}`, 'service.httpsPort'],
+    [`TCP/${ports.agent}`, 'placement.agentPort'],
+    ...lb.spec.streams.map((stream, i): [string, string] => [`${stream.protocol}/${stream.port}`, `streams[${i}].port`]),
+  ]);
+}
+
+/**
+ * With hostNetwork, whether an older hostNetwork LoadBalancer holds a node port of this
+ * one: their pods cannot share a node (the scheduler keeps the newer ones Pending there).
+ * Reported on the newer one, which has to move; undefined without hostNetwork. Pure.
+ */
+export function hostPortsCondition(lb: LoadBalancer, loadBalancers: readonly LoadBalancer[], config: OperatorConfig): ConditionInput | undefined {
+  if (!lb.spec.placement.hostNetwork) return undefined;
+  const mine = nodePorts(lb, config);
+  for (const other of [...loadBalancers].sort(byAge)) {
+    if (other.metadata.name === lb.metadata.name) break;
+    if (!other.spec.placement.hostNetwork || other.metadata.deletionTimestamp) continue;
+    const taken = [...nodePorts(other, config).keys()].filter((port) => mine.has(port));
+    if (taken.length === 0) continue;
+    const ports = taken.map((port) => `${port} (${mine.get(port)})`).join(', ');
+    return {
+      type: 'HostPortsFree',
+      status: 'False',
+      reason: 'HostPortClash',
+      message: `the older hostNetwork LoadBalancer ${other.metadata.name} also uses node port(s) ${ports}: pods of both cannot run on one node; choose other ports or other nodes (placement.nodeSelector)`,
+    };
+  }
+  return { type: 'HostPortsFree', status: 'True', reason: 'NoClash', message: 'no older hostNetwork LoadBalancer uses these node ports' };
 }
 
 export function createLoadBalancerReconciler(ctx: OperatorContext) {
@@ -139,6 +175,12 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     const instances = pods.map(instanceOf).sort((a, b) => a.pod.localeCompare(b.pod));
     const deployment = caches.deployments.get(loadBalancerObjectName(name), lb.spec.namespace);
     const conditions = loadBalancerConditions(rendered.hash, instances);
+    const hostPorts = hostPortsCondition(lb, caches.loadBalancers.list(), config);
+    if (hostPorts) {
+      conditions.push(hostPorts);
+      const before = findCondition(lb.status?.conditions, hostPorts.type);
+      if (hostPorts.status === 'False' && before?.message !== hostPorts.message) await events.warning(lb, 'HostPortClash', hostPorts.message);
+    }
     try {
       await writeStatus(
         lb,

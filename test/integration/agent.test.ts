@@ -723,6 +723,8 @@ describe('berth agent beside an nginx it does not run', () => {
 
     await writeConfigMap(renderedConfig([{ host: 'ext.example' }, { host: 'ext2.example' }], { ports: own }), configMap);
     await waitFor(async () => (await get('ext2.example', { port: own.http })).status === 200, { description: 'the new host to be served', timeoutMs: 20_000 });
+    // nginx serves the new host a moment before the agent has confirmed the reload.
+    await waitFor(async () => (await reloads('success', external)) > 0, { description: 'the reload to be confirmed', timeoutMs: 10_000 });
     expect(await reloads('success', external)).toBe(1);
 
     // A new nginx, as after its container restarted: empty shared dict, new master pid.
