@@ -14,6 +14,7 @@ const version = (name: string, spec: Record<string, unknown>) => ({
   metadata: { name },
   spec,
 });
+const loadBalancer = (name: string, spec: Record<string, unknown>) => ({ apiVersion: API_VERSION, kind: 'LoadBalancer', metadata: { name }, spec });
 const image = 'registry.example/shop:1.0';
 
 /** Each manifest must be refused by the API server itself, with this message. */
@@ -39,6 +40,16 @@ const invalid: Array<{ what: string; manifest: unknown; message: RegExp }> = [
   { what: 'duplicate environment variables', manifest: version('v1', { image, env: [{ name: 'A', value: '1' }, { name: 'A', value: '2' }] }), message: /environment variable names must be unique/ },
   { what: 'drain longer than ten minutes', manifest: version('v1', { image, drainSeconds: 3600 }), message: /spec\.drainSeconds: Invalid value: 3600: .*less than or equal to 600/ },
   { what: 'Version name too long for its Services', manifest: version('v'.repeat(59), { image }), message: /metadata\.name must be at most 58/ },
+  {
+    what: 'hostNetwork on node ports below 1024',
+    manifest: loadBalancer('edge', { placement: { hostNetwork: true } }),
+    message: /spec\.service: Invalid value: .*with placement\.hostNetwork, nginx \(not root\) listens on service\.httpPort and service\.httpsPort on the node: use ports from 1024/,
+  },
+  {
+    what: 'hostNetwork with the agent on an nginx port',
+    manifest: loadBalancer('edge', { placement: { hostNetwork: true, agentPort: 8443 }, service: { httpPort: 8080, httpsPort: 8443 } }),
+    message: /spec\.placement: Invalid value: .*placement\.agentPort and the TCP stream ports are all ports of the node: they must differ/,
+  },
 ];
 
 let namespace: string;

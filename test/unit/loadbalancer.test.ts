@@ -4,13 +4,18 @@ import { API_VERSION } from '../../src/api/meta.ts';
 import { TLS_SECRETS_ROLE } from '../../src/application/desired.ts';
 import { desiredLoadBalancerObjects } from '../../src/loadbalancer/desired.ts';
 import { loadBalancerModel } from '../../src/loadbalancer/model.ts';
-import { loadBalancerConditions } from '../../src/loadbalancer/reconciler.ts';
+import { hostPortsCondition, loadBalancerConditions } from '../../src/loadbalancer/reconciler.ts';
 import { resolveRoutes } from '../../src/loadbalancer/routes.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
 import { makeApplication, makeConfig, ofKind, onlyOfKind } from './fixtures.ts';
 
-function makeLoadBalancer(spec: object = {}): LoadBalancer {
-  return { apiVersion: API_VERSION, kind: 'LoadBalancer', metadata: { name: 'public', uid: 'uid-lb' }, spec: loadBalancerSpec.parse(spec) };
+function makeLoadBalancer(spec: object = {}, name = 'public', creationTimestamp?: string): LoadBalancer {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'LoadBalancer',
+    metadata: { name, uid: `uid-lb-${name}`, ...(creationTimestamp ? { creationTimestamp: new Date(creationTimestamp) } : {}) },
+    spec: loadBalancerSpec.parse(spec),
+  };
 }
 
 const config = makeConfig();
@@ -132,5 +137,32 @@ describe('loadBalancerConditions', () => {
     expect(certificates).toMatchObject({ type: 'TLSSecretsUsable', status: 'False', reason: 'PlaceholderCertificateServed' });
     expect(certificates!.message).toBe(`hosts are served with a placeholder certificate instead of ${broken}; ${missing}`);
     expect(loadBalancerConditions('h2', [{ pod: 'a', ready: true, configHash: 'h2' }])[2]).toMatchObject({ status: 'True', reason: 'AllUsable' });
+  });
+});
+
+describe('hostNetwork', () => {
+  const onNodes = (name: string, created: string, service: object, extra: object = {}) =>
+    makeLoadBalancer({ placement: { hostNetwork: true, agentPort: 10300 }, service, ...extra }, name, created);
+  const edgeA = onNodes('edge-a', '2026-01-01T00:00:00Z', { httpPort: 8080, httpsPort: 8443 });
+  const edgeB = onNodes('edge-b', '2026-01-02T00:00:00Z', { httpPort: 9080, httpsPort: 8443 });
+
+  it('listens on the LoadBalancer\'s own ports: nginx on its Service ports, the agent on agentPort', () => {
+    const objects = desiredLoadBalancerObjects(edgeB, { hash: 'abc', files: {} }, config);
+    const containers = onlyOfKind(objects, 'Deployment').spec.template.spec.containers;
+    expect(containers[0].ports.slice(0, 2)).toEqual([{ name: 'http', containerPort: 9080 }, { name: 'https', containerPort: 8443 }]);
+    expect(containers[1].ports).toEqual([{ name: 'agent', containerPort: 10300 }]);
+    expect(containers[1].args).toContain('--http-port=10300');
+    expect(loadBalancerModel(edgeB, [], new Map(), () => [], config).ports).toEqual({ http: 9080, https: 8443 });
+    // In the pod network every LoadBalancer uses the configured ports.
+    expect(loadBalancerModel(makeLoadBalancer(), [], new Map(), () => [], config).ports).toEqual({ http: config.loadBalancers.httpPort, https: config.loadBalancers.httpsPort });
+  });
+
+  it('reports node ports shared with an older hostNetwork LoadBalancer on the newer one only', () => {
+    const all = [edgeB, edgeA, makeLoadBalancer({ service: { httpPort: 8443 } }, 'pod-network', '2025-01-01T00:00:00Z')];
+    expect(hostPortsCondition(edgeA, all, config)).toMatchObject({ status: 'True' });
+    const clash = hostPortsCondition(edgeB, all, config);
+    expect(clash).toMatchObject({ type: 'HostPortsFree', status: 'False', reason: 'HostPortClash' });
+    expect(clash!.message).toContain('the older hostNetwork LoadBalancer edge-a also uses node port(s) TCP/8443 (service.httpsPort), TCP/10300 (placement.agentPort)');
+    expect(hostPortsCondition(makeLoadBalancer(), all, config)).toBeUndefined();
   });
 });
