@@ -111,9 +111,19 @@ export const operatorConfig = z.strictObject({
     .strictObject({
       nginxImage: z.string().min(1).default('berth/nginx:0.1.0').describe('Image of the nginx container: Debian nginx with Lua, stream and njs modules and Berth\'s Lua files.'),
       agentImage: z.string().min(1).default('berth/berth:0.1.0').describe('Image of the agent container (the operator\'s own image).'),
-      httpPort: z.int().min(1024).max(65535).default(8080).describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023).'),
-      httpsPort: z.int().min(1024).max(65535).default(8443),
-      agentPort: z.int().min(1024).max(65535).default(10254).describe('Port of the agent\'s /metrics, /healthz and /readyz.'),
+      httpPort: z
+        .int()
+        .min(1024)
+        .max(65535)
+        .default(8080)
+        .describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023). With hostNetwork, the LoadBalancer\'s service.httpPort instead.'),
+      httpsPort: z.int().min(1024).max(65535).default(8443).describe('With hostNetwork, the LoadBalancer\'s service.httpsPort instead.'),
+      agentPort: z
+        .int()
+        .min(1024)
+        .max(65535)
+        .default(10254)
+        .describe('Port of the agent\'s /metrics, /healthz and /readyz. With hostNetwork, the LoadBalancer\'s placement.agentPort instead.'),
     })
     .prefault({})
     .describe('How load-balancer pods are built.'),
