@@ -10,7 +10,8 @@ cd "$REPO_ROOT"
 in_cluster() { "$HACK_DIR/cluster.sh" exec "$@"; }
 
 log "installing CRDs, Berth's ClusterRoles and admission policies, the berth-system and berth-loadbalancers namespaces"
-in_cluster kubectl apply --server-side --field-manager=berth-dev -f crds/ -f config/rbac/ -f config/admission/ >/dev/null
+# The tests apply the same files under a field manager of their own.
+in_cluster kubectl apply --server-side --force-conflicts --field-manager=berth-dev -f crds/ -f config/rbac/ -f config/admission/ >/dev/null
 in_cluster kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 for namespace in berth-system berth-loadbalancers; do
   in_cluster kubectl create namespace "$namespace" --dry-run=client -o yaml | in_cluster kubectl apply --server-side --field-manager=berth-dev -f - >/dev/null
