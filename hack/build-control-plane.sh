@@ -81,10 +81,13 @@ build_go_install() { # name module-path version ldflags
   install -m 0755 "$gobin/$1" "$KUBE_ASSETS_DIR/$1"
 }
 
-if wants kube-apiserver || wants kube-controller-manager || wants kube-scheduler || wants kubectl; then build_kubernetes; fi
-wants etcd && build_etcd
-wants kwok && build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
-wants helm && build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+build_missing() {
+  if wants kube-apiserver || wants kube-controller-manager || wants kube-scheduler || wants kubectl; then build_kubernetes; fi
+  if wants etcd; then build_etcd; fi
+  if wants kwok; then build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"; fi
+  if wants helm; then build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"; fi
+}
+run_logged control-plane-build build_missing
 
 for bin in "${missing[@]}"; do
   [[ -x "$KUBE_ASSETS_DIR/$bin" ]] || die "$bin was not built"

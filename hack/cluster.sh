@@ -5,7 +5,8 @@
 # pod CIDR, so pod IPs are real addresses that local processes can bind and serve on
 # while no traffic ever leaves the namespace.
 #
-#   hack/cluster.sh up        start (or confirm) the cluster; idempotent
+#   hack/cluster.sh up        start (or confirm) the cluster; idempotent, restarts only
+#                             what died and keeps the cluster's data
 #   hack/cluster.sh down      stop every process, delete the namespace and the state
 #   hack/cluster.sh status    exit 0 when healthy, print what runs
 #   hack/cluster.sh env       print the variables that point clients at the cluster
@@ -29,6 +30,9 @@ PKI="$CLUSTER_DIR/pki"
 LOGS="$CLUSTER_DIR/logs"
 RUN="$CLUSTER_DIR/run"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+# Exactly this namespace: `grep -w` would also take berth-x for berth.
+netns_exists() { ip netns list 2>/dev/null | grep -qE "^$NETNS( |\$)"; }
 
 in_netns() { [[ "$(ip netns identify $$ 2>/dev/null)" == "$NETNS" ]]; }
 
@@ -55,7 +59,7 @@ ensure_host_tools() {
 }
 
 create_netns() {
-  if ! ip netns list | grep -qw "^$NETNS"; then
+  if ! netns_exists; then
     ip netns add "$NETNS"
   fi
   nsexec ip link set lo up
@@ -173,6 +177,18 @@ start_component() {
     >>"$LOGS/$name.log" 2>&1 </dev/null &
 }
 
+# TERM, then KILL after 10 s; returns once the process is gone (KILL is asynchronous, and
+# starting the component again while it still runs would be a no-op).
+stop_component() {
+  local name=$1 pid
+  pid_alive "$name" || return 0
+  pid=$(cat "$RUN/$name.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do pid_alive "$name" || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  while pid_alive "$name"; do sleep 0.1; done
+}
+
 # Waits until CMD succeeds, up to SECONDS; names the component whose log to read if not.
 wait_for() { # seconds what cmd...
   local seconds=$1 what=$2
@@ -228,14 +244,21 @@ cmd_up() {
   require_root
   ensure_host_tools
   "$HACK_DIR/build-control-plane.sh"
-  if ip netns list | grep -qw "^$NETNS" && [[ -f "$KUBECONFIG_PATH" ]] && healthy >/dev/null 2>&1; then
+  if netns_exists && [[ -f "$KUBECONFIG_PATH" ]] && healthy >/dev/null 2>&1; then
     log "cluster already running"
     cmd_env
     return 0
   fi
-  # Anything half-started by an earlier crashed run goes first.
-  cmd_down >/dev/null 2>&1 || true
-  local started=$SECONDS
+  local started=$SECONDS c restarted=()
+  if ! netns_exists; then
+    # Components left running without their namespace cannot be reached; they go, their
+    # state in $CLUSTER_DIR stays.
+    for c in "${COMPONENTS[@]}"; do stop_component "$c"; done
+  fi
+  for c in "${COMPONENTS[@]}"; do
+    [[ -f "$RUN/$c.pid" ]] && ! pid_alive "$c" && restarted+=("$c")
+  done
+  [[ ${#restarted[@]} -gt 0 ]] && log "restarting ${restarted[*]}; the cluster's data is kept"
   mkdir -p "$CLUSTER_DIR" "$LOGS" "$RUN"
   create_netns
   create_pki
@@ -255,7 +278,7 @@ cmd_up() {
 
 cmd_down() {
   local pids
-  if ip netns list 2>/dev/null | grep -qw "^$NETNS"; then
+  if netns_exists; then
     # Every process in the namespace goes, including stand-in servers and operators a
     # test run left behind, not only the components this script started.
     pids=$(ip netns pids "$NETNS" 2>/dev/null || true)
@@ -277,14 +300,8 @@ cmd_down() {
     fi
     ip netns delete "$NETNS"
   fi
-  if [[ -d "$RUN" ]]; then
-    local name
-    for name in "${COMPONENTS[@]}"; do
-      pid_alive "$name" || continue
-      kill -KILL "$(cat "$RUN/$name.pid")" 2>/dev/null || true
-      for _ in $(seq 100); do pid_alive "$name" || break; sleep 0.1; done
-    done
-  fi
+  local name
+  for name in "${COMPONENTS[@]}"; do stop_component "$name"; done
   # Logs of the last run stay for a post-mortem; state, keys and credentials do not.
   rm -rf "$CLUSTER_DIR/etcd" "$PKI" "$RUN" "$CLUSTER_DIR"/*.kubeconfig
   log "cluster down"
@@ -307,17 +324,7 @@ cmd_status() {
 cmd_restart() {
   local name=${1:-}
   [[ " ${COMPONENTS[*]} " == *" $name "* ]] || die "usage: hack/cluster.sh restart {${COMPONENTS[*]}}"
-  if pid_alive "$name"; then
-    local pid
-    pid=$(cat "$RUN/$name.pid")
-    kill -TERM "$pid"
-    for _ in $(seq 100); do pid_alive "$name" || break; sleep 0.1; done
-    if pid_alive "$name"; then
-      kill -KILL "$pid"
-      # KILL is asynchronous; starting while it still runs would be a no-op.
-      while pid_alive "$name"; do sleep 0.1; done
-    fi
-  fi
+  stop_component "$name"
   start_component "$name"
   # Only the API: nodes may briefly report NotReady after an API-server outage, which
   # is the cluster recovering, not the restart failing.
@@ -336,8 +343,11 @@ EOF
 
 cmd_exec() {
   [[ $# -gt 0 ]] || die "usage: hack/cluster.sh exec CMD [ARGS...]"
-  local assets
+  local assets node_dir
   assets=$(dirname "$(kube_bin kubectl)")
+  # The project's Node first, so `exec node ...` never picks a system Node that is too old.
+  node_dir=$("$HACK_DIR/ensure-node.sh")
+  assets="$assets:$node_dir"
   if in_netns; then
     KUBECONFIG=$KUBECONFIG_PATH PATH="$assets:$PATH" exec "$@"
   else

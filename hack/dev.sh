@@ -25,19 +25,37 @@ NGINX_PORT=8000
 DEV_CONFIG="$REPO_ROOT/.cluster/operator-config.yaml"
 sed "s/^  httpPort: 8080$/  httpPort: $NGINX_PORT/" config/operator/config.yaml >"$DEV_CONFIG"
 pids=()
+# A process and everything it started, children first gathered, so none is left behind.
+process_tree() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do process_tree "$child"; done
+  echo "$1"
+}
 stop_all() {
-  kill -TERM "${pids[@]}" 2>/dev/null || true
+  trap - INT TERM EXIT
+  local tree=() pid
+  for pid in "${pids[@]}"; do mapfile -t -O "${#tree[@]}" tree < <(process_tree "$pid"); done
+  # nginx outlives an agent that was killed outright: it is then no longer in the tree.
+  [[ -f "$LB_PREFIX/logs/nginx.pid" ]] && tree+=("$(cat "$LB_PREFIX/logs/nginx.pid")")
+  kill -TERM "${tree[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
 }
 trap stop_all INT TERM EXIT
 
+# The operator exits by design when it loses its lease (so that it never acts beside a
+# new leader); like a kubelet, start it again.
+supervise_operator() {
+  while true; do
+    in_cluster node src/cli.ts operator --config "$DEV_CONFIG" --http-port "$HTTP_PORT" --identity dev || true
+    log "the operator exited; starting it again in 2s"
+    sleep 2
+  done
+}
+
 log "starting the operator (metrics on http://127.0.0.1:$HTTP_PORT/metrics inside the namespace)"
-in_cluster node src/cli.ts operator --config "$DEV_CONFIG" --http-port "$HTTP_PORT" --identity dev &
+supervise_operator &
 pids+=($!)
-until in_cluster curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; do
-  kill -0 "${pids[0]}" 2>/dev/null || die "the operator exited; see its log above"
-  sleep 0.5
-done
+until in_cluster curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; do sleep 0.5; done
 
 log "applying config/samples/"
 in_cluster kubectl apply -f config/samples/loadbalancer.yaml -f config/samples/application.yaml >/dev/null
@@ -83,4 +101,6 @@ Scale the shop and watch nginx follow without a reload:
   hack/cluster.sh exec kubectl patch versions.berth.dev -n shop v1 --type=merge -p '{"spec":{"replicas":5}}'
 
 EOF2
-wait "${pids[0]}"
+# The stand-ins and the agent are not restarted: when one of them stops, so does the rest.
+wait -n "${pids[@]}" || true
+die "a part of make dev stopped (see its log above); stopping the others"

@@ -38,8 +38,10 @@ service_pid() {
 running_before=$(service_pid || true)
 
 log "installing ${missing[*]}"
-apt-get update -qq >&2
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+install_missing() {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+run_logged debian-packages install_missing
 
 started=$(service_pid || true)
 if [[ -n $started && $started != "$running_before" ]]; then

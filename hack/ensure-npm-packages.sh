@@ -7,5 +7,5 @@ cd "$REPO_ROOT"
 stamp=node_modules/.package-lock.json
 if [[ ! -f "$stamp" || package-lock.json -nt "$stamp" ]]; then
   log "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  run_logged npm-packages npm ci --no-audit --no-fund --loglevel=error
 fi

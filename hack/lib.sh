@@ -14,6 +14,22 @@ NODE_DIR="$BERTH_CACHE/node-$NODE_VERSION"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# Runs a command (or shell function) with its output in $BERTH_CACHE/logs/NAME.log, so an
+# installer's hundreds of lines do not bury Berth's own; on failure the log's tail is shown.
+run_logged() { # name command...
+  local name=$1 file
+  shift
+  mkdir -p "$BERTH_CACHE/logs"
+  file="$BERTH_CACHE/logs/$name.log"
+  # In the background, not under `if`: a tested command would run with errexit off.
+  ("$@") >"$file" 2>&1 &
+  if ! wait $!; then
+    tail -n 40 "$file" >&2
+    die "$name failed; the whole output is in $file"
+  fi
+  log "$name done (output in $file)"
+}
+
 CONTROL_PLANE_BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
 
 # Path of one control-plane binary. Binaries in KUBEBUILDER_ASSETS (as envtest users

@@ -3,6 +3,7 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import type { Environment } from './api/application.ts';
 import { quantity } from './api/meta.ts';
+import { integer, POD_PORTS, UNPRIVILEGED_PORTS } from './api/rules.ts';
 import type { Tier } from './api/version.ts';
 
 interface EnvironmentPolicy {
@@ -111,18 +112,12 @@ export const operatorConfig = z.strictObject({
     .strictObject({
       nginxImage: z.string().min(1).default('berth/nginx:0.1.0').describe('Image of the nginx container: Debian nginx with Lua, stream and njs modules and Berth\'s Lua files.'),
       agentImage: z.string().min(1).default('berth/berth:0.1.0').describe('Image of the agent container (the operator\'s own image).'),
-      httpPort: z
-        .int()
-        .min(1024)
-        .max(65535)
-        .default(8080)
+      httpPort: integer(UNPRIVILEGED_PORTS)
+        .default(POD_PORTS.http)
         .describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023). With hostNetwork, the LoadBalancer\'s service.httpPort instead.'),
-      httpsPort: z.int().min(1024).max(65535).default(8443).describe('With hostNetwork, the LoadBalancer\'s service.httpsPort instead.'),
-      agentPort: z
-        .int()
-        .min(1024)
-        .max(65535)
-        .default(10254)
+      httpsPort: integer(UNPRIVILEGED_PORTS).default(POD_PORTS.https).describe('With hostNetwork, the LoadBalancer\'s service.httpsPort instead.'),
+      agentPort: integer(UNPRIVILEGED_PORTS)
+        .default(POD_PORTS.agent)
         .describe('Port of the agent\'s /metrics, /healthz and /readyz. With hostNetwork, the LoadBalancer\'s placement.agentPort instead.'),
     })
     .prefault({})

@@ -11,6 +11,9 @@ export const LABELS = {
 
 export const MANAGED_BY = 'berth';
 
+/** On a Version's Deployment: its replicas are left to the HorizontalPodAutoscaler. */
+export const REPLICAS_HANDED_OVER_ANNOTATION = 'berth.dev/replicas-handed-over';
+
 /** Finalizer that makes an Application wait until its namespace is gone. */
 export const APPLICATION_FINALIZER = 'berth.dev/namespace-cleanup';
 

@@ -152,14 +152,18 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   void (async () => {
     if (elector) {
       const acquired = await elector.acquire(() => {
+        // Another replica may lead from now on: hand out no more work, whatever the caller does.
+        for (const controller of controllers) controller.queue.shutdown();
         rejectDone(new Error('leadership lost'));
       });
       if (!acquired) return;
       leading = true;
     }
+    // Nothing renders, prunes or applies from a cache that has not listed yet: an empty
+    // cache after a failed list would otherwise read as "no hosts, no bindings".
     await Promise.all(informers.map((informer) => informer.start()));
     await Promise.all(informers.map((informer) => informer.synced));
-    if (stopping) return;
+    if (stopping || (elector && !elector.isLeader)) return;
     logger.info('caches synced; starting controllers');
     for (const controller of controllers) controller.start();
   })().catch((error: unknown) => rejectDone(error instanceof Error ? error : new Error(String(error))));

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { dnsLabel } from '../api/meta.ts';
+import { BACKEND_NAME, BACKEND_RANGES, COOKIE_NAME, holds, integer, SERVICE_PORT_NAME, text, TLS_FILE_NAME } from '../api/rules.ts';
 
 /** Label the EndpointSlice controller puts on every slice: the name of its Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -9,32 +10,28 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 /** Key names inside the LoadBalancer's ConfigMap. */
 const CONFIG_KEYS = { nginxConf: 'nginx.conf', backends: 'backends.json' } as const;
 
-// The names the Lua control endpoint accepts for backends and groups.
-const backendName = z
-  .string()
-  .max(253)
-  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+const backendName = text(BACKEND_NAME);
 
 const serviceRef = z.object({
   namespace: dnsLabel,
   name: dnsLabel,
   // A name matches the EndpointSlice port of that name ("" for a Service's one unnamed
   // port); a number is taken as the endpoints' port number itself.
-  port: z.union([z.string().max(63), z.int().min(1).max(65535)]),
+  port: z.union([text(SERVICE_PORT_NAME), integer(BACKEND_RANGES.port)]),
 });
 
 const backend = z.object({
   name: backendName,
   sticky: z
     .object({
-      cookie: z.string().regex(/^[A-Za-z0-9_]{1,64}$/),
-      maxAgeSeconds: z.int().min(1).max(2_147_483_647).optional(),
+      cookie: text(COOKIE_NAME),
+      maxAgeSeconds: integer(BACKEND_RANGES.stickyMaxAgeSeconds).optional(),
     })
     .optional(),
   groups: z.array(
     z.object({
       name: backendName,
-      weight: z.int().min(0).max(1_000_000).optional(),
+      weight: integer(BACKEND_RANGES.weight).optional(),
       service: serviceRef,
     }),
   ),
@@ -45,7 +42,7 @@ const backend = z.object({
 const backendsFile = z.object({
   backends: z.array(backend).default([]),
   streams: z
-    .array(z.object({ port: z.int().min(1).max(65535), protocol: z.enum(['TCP', 'UDP']), backend: backendName }))
+    .array(z.object({ port: integer(BACKEND_RANGES.port), protocol: z.enum(['TCP', 'UDP']), backend: backendName }))
     .default([]),
 });
 
@@ -75,7 +72,7 @@ const GENERATION = /location\s*=\s*\/generation\s*\{\s*return\s+200\s+"([^"]*)"\
 const HASH = /^[A-Za-z0-9][-A-Za-z0-9_.]{0,127}$/;
 // Certificates and keys the config loads from its generation directory. Their name is
 // `<namespace>.<secret>`: a namespace has no dot, so the first one separates the two.
-const TLS_FILE = /\bssl_certificate(?:_key)?\s+"?tls\/([a-z0-9][-a-z0-9]*)\.([a-z0-9][-a-z0-9.]*)\.(?:crt|key)"?\s*;/g;
+const TLS_FILE = /\bssl_certificate(?:_key)?\s+"?tls\/([^";\s]+)\.(?:crt|key)"?\s*;/g;
 
 /** Reads the ConfigMap's data; every problem names the key and field at fault. */
 export function parseConfigMap(data: Record<string, string> | undefined): LoadBalancerConfig {
@@ -98,8 +95,10 @@ export function parseConfigMap(data: Record<string, string> | undefined): LoadBa
     throw new ConfigMapError(`${CONFIG_KEYS.backends} is invalid: ${problems.join('; ')}`);
   }
   const tlsSecrets = new Map<string, TlsSecretRef>();
-  for (const [, namespace, name] of nginxConf.matchAll(TLS_FILE)) {
-    tlsSecrets.set(`${namespace}.${name}`, { namespace: namespace!, name: name!, file: `${namespace}.${name}` });
+  for (const [, file] of nginxConf.matchAll(TLS_FILE)) {
+    if (!holds(TLS_FILE_NAME, file)) throw new ConfigMapError(`${CONFIG_KEYS.nginxConf}: ${JSON.stringify(file)} is not ${TLS_FILE_NAME.is}`);
+    const dot = file.indexOf('.');
+    tlsSecrets.set(file, { namespace: file.slice(0, dot), name: file.slice(dot + 1), file });
   }
   return { ...result.data, hash, nginxConf, tlsSecrets: [...tlsSecrets.values()] };
 }

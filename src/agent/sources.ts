@@ -84,8 +84,12 @@ export class ClusterSources {
     return this.configMap.get(this.configMapName, this.namespace)?.data;
   }
 
-  get configSynced(): boolean {
-    return this.configMap.isSynced;
+  /**
+   * Whether the ConfigMap and the slices every route uses have been listed: until then an
+   * empty cache only means "not read yet", and pushing it would empty every backend.
+   */
+  get synced(): boolean {
+    return this.configMap.isSynced && this.managedSlices.isSynced;
   }
 
   /** Starts informers for what the config names and stops those it no longer names. */
@@ -134,14 +138,14 @@ export class ClusterSources {
     }
   }
 
-  /** Whether every informer has listed once: before that, missing endpoints only mean "not read yet". */
-  get endpointsSynced(): boolean {
-    return this.managedSlices.isSynced && [...this.serviceSlices.values()].every((informer) => informer.isSynced);
+  /** Stream Services whose slices have not been listed yet (namespace/name). */
+  unreadStreamServices(): string[] {
+    return unsynced(this.serviceSlices);
   }
 
   /** TLS Secrets not read yet (namespace/name). */
   unreadSecrets(): string[] {
-    return [...this.secrets].filter(([, informer]) => !informer.isSynced).map(([key]) => key);
+    return unsynced(this.secrets);
   }
 
   /**
@@ -181,6 +185,10 @@ export class ClusterSources {
     const service = serviceOf(slice);
     if (service) this.events.endpoints(service);
   }
+}
+
+function unsynced(informers: ReadonlyMap<string, { readonly isSynced: boolean }>): string[] {
+  return [...informers].filter(([, informer]) => !informer.isSynced).map(([key]) => key);
 }
 
 function tlsMaterialOf(secret: V1Secret): TlsMaterial | string {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { cel, conditions, dnsLabel, quantity, type Resource } from './meta.ts';
+import { conditions, dnsLabel, quantity, type Resource } from './meta.ts';
+import { cel, HOST, NAME_LIMITS, objectName, PATH_PREFIX, PORT_NAME, text, TLS_SECRET_NAME } from './rules.ts';
 
 export const ENVIRONMENTS = ['production', 'staging', 'testing', 'development'] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
@@ -14,65 +15,79 @@ const member = z.object({
   role: z.enum(MEMBER_ROLES).describe('Owner, Master, Developer, Reporter or Guest.'),
 });
 
+const portName = text(PORT_NAME);
+
 const port = z.object({
-  name: z
-    .string()
-    .min(1)
-    .max(15)
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a port name: at most 15 lower-case letters, digits and "-"')
-    .describe('Port name; Versions expose it as a named container port.'),
+  name: portName.describe('Port name; Versions expose it as a named container port.'),
   port: z.int().min(1).max(65535).describe('Port the application listens on and the app Service serves.'),
   protocol: z.enum(['TCP', 'UDP']).default('TCP'),
 });
 
-const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$/;
-const PATH_PREFIX = /^\/[A-Za-z0-9._~\/-]*$/;
+const routeHost = text(HOST);
+const routePath = text(PATH_PREFIX);
+
+const delegation = cel(
+  z.object({
+    application: text(objectName(NAME_LIMITS.Application)).describe('The Application that may serve part of this route.'),
+    paths: z
+      .array(routePath)
+      .min(1)
+      .max(8)
+      .optional()
+      .describe('Path prefixes of this host it may serve, and everything beneath them (as nginx matches prefixes).'),
+    hosts: z
+      .array(routeHost)
+      .min(1)
+      .max(8)
+      .optional()
+      .describe('Hosts under this route\'s wildcard host it may claim as its own, e.g. admin.example.com under *.example.com.'),
+  }),
+  { rule: 'has(self.paths) != has(self.hosts)', message: 'a delegation gives either paths or hosts (exactly one of the two)' },
+);
 
 const route = cel(
   z.object({
-    host: z
-      .string()
-      .max(253)
-      .regex(HOST, 'must be a lower-case DNS name with at least one dot, optionally starting with "*."')
-      .describe('Host name served, e.g. shop.example.com or *.shop.example.com.'),
+    host: routeHost.describe('Host name served, e.g. shop.example.com or *.shop.example.com.'),
     paths: cel(
       z
-        .array(
-          z
-            .string()
-            .max(256)
-            .regex(PATH_PREFIX, 'must be a path prefix starting with "/" made of letters, digits and . _ ~ / -'),
-        )
+        .array(routePath)
         .min(1)
         .max(32),
       { rule: 'self.all(p, self.exists_one(q, q == p))', message: 'paths must be unique' },
     )
       .default(['/'])
       .describe('Path prefixes served; the longest matching prefix wins.'),
-    loadBalancer: dnsLabel.describe('Name of the LoadBalancer (Nginx cluster) that serves the route.'),
-    port: z.string().max(15).optional().describe('Name of the Application port to send traffic to; defaults to the first one.'),
+    loadBalancer: text(objectName(NAME_LIMITS.LoadBalancer)).describe('Name of the LoadBalancer (Nginx cluster) that serves the route.'),
+    port: portName.optional().describe('Name of the Application port to send traffic to; defaults to the first one.'),
     tls: z
       .object({
-        secretName: z
-          .string()
-          .max(253)
-          .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a Secret name')
-          .describe('A kubernetes.io/tls Secret in the application\'s namespace.'),
+        secretName: text(TLS_SECRET_NAME).describe('A kubernetes.io/tls Secret in the application\'s namespace.'),
       })
       .optional()
       .describe('Serve HTTPS with this certificate.'),
     sticky: z
       .object({
-        maxAgeSeconds: z.int().min(0).max(31_536_000).default(3600).describe('Lifetime of the affinity cookie; 0 for a session cookie.'),
+        maxAgeSeconds: z.int().min(0).max(31_536_000).default(3600).describe('Lifetime of the affinity cookie in seconds; 0 for a session cookie, which lasts until the browser closes.'),
       })
       .optional()
       .describe('Keep a client on one pod with a cookie.'),
+    // 64 routes x 8 delegations x 8 hosts or paths, each checked by its CEL rule, is what the API server's cost budget allows.
+    delegate: z
+      .array(delegation)
+      .max(8)
+      .optional()
+      .describe('Other Applications this route\'s owner lets serve a path of its host, or a host under its wildcard. Without it, the host and all its paths stay with the Application that claimed it first.'),
   }),
   { rule: "!self.host.startsWith('*.') || !has(self.tls)", message: 'wildcard hosts cannot have TLS here; use an exact host for HTTPS' },
+  {
+    rule: "!has(self.delegate) || self.delegate.all(d, !has(d.hosts) || (self.host.startsWith('*.') && d.hosts.all(h, h != self.host && h.endsWith(self.host.substring(1)))))",
+    message: 'delegate[].hosts must be hosts under this route\'s wildcard host, e.g. admin.example.com under *.example.com',
+    fieldPath: '.delegate',
+  },
 );
 
 const trafficShare = z.object({
-  version: dnsLabel.describe('Version name.'),
+  version: text(objectName(NAME_LIMITS.Version)).describe('Version name.'),
   weight: z.int().min(0).max(1000).describe('Relative share of requests.'),
 });
 
@@ -129,6 +144,11 @@ export const applicationSpec = cel(
       .optional()
       .describe('Default requests and limits (a LimitRange) for containers Berth does not size itself.'),
   }),
+  {
+    rule: '!has(self.routes) || self.routes.all(r, !has(r.port) || self.ports.exists(p, p.name == r.port))',
+    message: 'the port of each route must be the name of one of spec.ports',
+    fieldPath: '.routes',
+  },
   {
     rule: 'has(self.namespace) == has(oldSelf.namespace)',
     message: 'namespace cannot be added or removed after creation; create a new Application to move it',

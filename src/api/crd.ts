@@ -2,7 +2,8 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { applicationSpec, applicationStatus } from './application.ts';
 import { loadBalancerSpec, loadBalancerStatus } from './loadbalancer.ts';
-import { GROUP, nameRule, type CelRule } from './meta.ts';
+import { GROUP } from './meta.ts';
+import { NAME_LIMITS, nameRule } from './rules.ts';
 import { versionSpec, versionStatus } from './version.ts';
 
 /** What a CRD needs beyond its zod schemas. */
@@ -15,7 +16,8 @@ export interface ResourceDefinition {
   spec: z.ZodType;
   status: z.ZodType;
   printerColumns: { name: string; type: string; jsonPath: string; description?: string; priority?: number }[];
-  rules?: CelRule[];
+  /** Names are DNS-1035 labels this long at most (see NAME_LIMITS). */
+  nameMaxLength: number;
 }
 
 const readyColumns = [
@@ -40,7 +42,7 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ...readyColumns,
       ageColumn,
     ],
-    rules: [nameRule(63)],
+    nameMaxLength: NAME_LIMITS.Application,
   },
   {
     kind: 'Version',
@@ -58,8 +60,7 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ...readyColumns,
       ageColumn,
     ],
-    // The per-version Service is named <version>-pods.
-    rules: [nameRule(58)],
+    nameMaxLength: NAME_LIMITS.Version,
   },
   {
     kind: 'LoadBalancer',
@@ -78,8 +79,7 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ...readyColumns,
       ageColumn,
     ],
-    // Objects are named berth-lb-<name>; the Service name limit is 63.
-    rules: [nameRule(54)],
+    nameMaxLength: NAME_LIMITS.LoadBalancer,
   },
 ];
 
@@ -90,14 +90,18 @@ const SAFE_INTEGER_BOUNDS = new Set([Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_IN
 /**
  * zod's OpenAPI 3.0 output is close to a Kubernetes structural schema; this removes
  * what the API server rejects or what only adds noise: `additionalProperties: false`
- * (objects are closed by pruning already) and zod's implicit safe-integer bounds.
+ * (objects are closed by pruning already) and zod's implicit safe-integer bounds. A
+ * `pattern` goes where CEL rules check the value: the API server would report its
+ * failure as the raw regex, the CEL rule says it in words.
  */
 function structural(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(structural);
   if (node === null || typeof node !== 'object') return node;
   const out: JsonSchema = {};
+  const checkedByCel = 'x-kubernetes-validations' in node;
   for (const [key, value] of Object.entries(node as JsonSchema)) {
     if (key === '$schema') continue;
+    if (key === 'pattern' && checkedByCel) continue;
     if (key === 'additionalProperties' && value === false) continue;
     if ((key === 'minimum' || key === 'maximum') && SAFE_INTEGER_BOUNDS.has(value as number)) continue;
     out[key] = structural(value);
@@ -139,11 +143,12 @@ export function customResourceDefinition(def: ResourceDefinition) {
               properties: {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },
-                metadata: { type: 'object' },
+                // A type for metadata.name only so that the name rule can report that field.
+                metadata: { type: 'object', properties: { name: { type: 'string' } } },
                 spec: openApiSchema(def.spec),
                 status: openApiSchema(def.status),
               },
-              ...(def.rules ? { 'x-kubernetes-validations': def.rules } : {}),
+              'x-kubernetes-validations': [nameRule(def.nameMaxLength)],
             },
           },
         },

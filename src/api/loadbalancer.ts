@@ -1,35 +1,38 @@
 import { z } from 'zod';
-import { EXTRA_DIRECTIVES } from '../nginx/render.ts';
-import { cel, conditions, dnsLabel, type Resource } from './meta.ts';
-
-/** A DNS-1123 subdomain, as Kubernetes object names (Secrets, Services) are. */
-export const dnsSubdomain = z
-  .string()
-  .min(1)
-  .max(253)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS subdomain: lower-case letters, digits, "-" and "."');
-
-/** An Nginx size such as 1m, 512k or 1048576. */
-const nginxSize = z.string().max(16).regex(/^(0|[1-9][0-9]{0,8})[kmg]?$/, 'must be a size such as 512k, 1m or 1g (lower-case unit)');
+import { ENVIRONMENTS } from './application.ts';
+import { conditions, dnsLabel, labelSelector, type Resource } from './meta.ts';
+import {
+  cel,
+  extraDirectiveRules,
+  integer,
+  keysRule,
+  LABEL_KEY,
+  LABEL_VALUE,
+  NGINX_SETTING_RANGES as RANGES,
+  NGINX_SIZE,
+  POD_PORTS,
+  SERVICE_PORT_NAME,
+  SHARED_DICT_SIZE,
+  streamPortRule,
+  text,
+  UNPRIVILEGED_PORTS,
+} from './rules.ts';
 
 const toleration = z.object({
-  key: z.string().max(316).optional(),
+  key: text(LABEL_KEY).optional().describe('Taint key to tolerate; omitted with operator Exists: every taint.'),
   operator: z.enum(['Exists', 'Equal']).default('Equal'),
-  value: z.string().max(63).optional(),
+  value: text(LABEL_VALUE).optional(),
   effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
 });
 
 const streamPort = z.object({
-  port: z.int().min(1).max(65535).describe('Port Nginx listens on.'),
+  port: cel(z.int().min(1).max(65535), streamPortRule()).describe('Port Nginx listens on.'),
   protocol: z.enum(['TCP', 'UDP']).default('TCP'),
   service: z
     .object({
       namespace: dnsLabel,
       name: dnsLabel,
-      port: z
-        .string()
-        .max(15)
-        .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$/, 'must be a Service port name')
+      port: text(SERVICE_PORT_NAME)
         .default('')
         .describe('Name of the Service port to forward to; empty for a Service with one unnamed port.'),
     })
@@ -37,27 +40,21 @@ const streamPort = z.object({
 });
 
 export const nginxSettings = z.object({
-  workerProcesses: z.int().min(0).max(64).default(0).describe('Worker processes; 0 means one per CPU (auto).'),
-  workerConnections: z.int().min(64).max(65536).default(4096),
-  keepaliveTimeoutSeconds: z.int().min(0).max(3600).default(60),
-  keepaliveRequests: z.int().min(1).max(1_000_000).default(1000),
-  clientMaxBodySize: nginxSize.default('1m'),
-  proxyConnectTimeoutSeconds: z.int().min(1).max(600).default(5),
-  proxyReadTimeoutSeconds: z.int().min(1).max(3600).default(60),
-  proxySendTimeoutSeconds: z.int().min(1).max(3600).default(60),
+  workerProcesses: integer(RANGES.workerProcesses).default(0).describe('Worker processes; 0 means one per CPU (auto).'),
+  workerConnections: integer(RANGES.workerConnections).default(4096),
+  keepaliveTimeoutSeconds: integer(RANGES.keepaliveTimeoutSeconds).default(60),
+  keepaliveRequests: integer(RANGES.keepaliveRequests).default(1000),
+  clientMaxBodySize: text(NGINX_SIZE).default('1m').describe('Largest request body; 0 for no limit.'),
+  proxyConnectTimeoutSeconds: integer(RANGES.proxyConnectTimeoutSeconds).default(5),
+  proxyReadTimeoutSeconds: integer(RANGES.proxyReadTimeoutSeconds).default(60),
+  proxySendTimeoutSeconds: integer(RANGES.proxySendTimeoutSeconds).default(60),
   gzip: z.boolean().default(true),
-  upstreamKeepalive: z.int().min(0).max(10_000).default(64).describe('Idle keep-alive connections to backends per worker.'),
-  workerShutdownTimeoutSeconds: z
-    .int()
-    .min(1)
-    .max(3600)
+  upstreamKeepalive: integer(RANGES.upstreamKeepalive).default(64).describe('Idle keep-alive connections to backends per worker.'),
+  workerShutdownTimeoutSeconds: integer(RANGES.workerShutdownTimeoutSeconds)
     .default(30)
     .describe('How long old workers may drain after a reload before their connections are cut.'),
-  sharedDictSize: nginxSize.default('16m').describe('Memory for the backend table shared by the workers.'),
-  extra: cel(z.record(z.string().max(64), z.string().max(64)), {
-    rule: `self.all(k, k in [${Object.keys(EXTRA_DIRECTIVES).map((k) => `'${k}'`).join(', ')}])`,
-    message: `only these directives may be set: ${Object.keys(EXTRA_DIRECTIVES).join(', ')}`,
-  })
+  sharedDictSize: text(SHARED_DICT_SIZE).default('16m').describe('Memory for the backend table shared by the workers, 1m to 1g.'),
+  extra: cel(z.record(z.string().max(64), z.string().max(64)), ...extraDirectiveRules())
     .optional()
     .describe('Further buffer, timeout and limit directives by name, e.g. proxy_buffers: "8 16k". Values are numbers, sizes and times only.'),
 });
@@ -66,34 +63,34 @@ export type NginxSettings = z.infer<typeof nginxSettings>;
 /** Where LoadBalancer pods run unless spec.namespace says otherwise: never the operator's own namespace. */
 export const DEFAULT_LOADBALANCER_NAMESPACE = 'berth-loadbalancers';
 
-export const loadBalancerSpec = cel(z.object({
+const loadBalancerFields = z.object({
   namespace: cel(dnsLabel, { rule: 'self == oldSelf', message: 'namespace cannot change; create a new LoadBalancer' })
     .default(DEFAULT_LOADBALANCER_NAMESPACE)
     .describe('Namespace the Nginx pods run in; not the operator\'s own. Cannot change.'),
   replicas: z.int().min(0).max(100).default(2).describe('Nginx pods.'),
   placement: z
     .object({
-      nodeSelector: z.record(z.string().max(317), z.string().max(63)).optional(),
+      nodeSelector: cel(z.record(z.string().max(LABEL_KEY.maxLength), text(LABEL_VALUE)).meta({ maxProperties: 32 }), keysRule(LABEL_KEY)).optional(),
       tolerations: z.array(toleration).max(32).optional(),
       hostNetwork: z
         .boolean()
         .default(false)
         .describe('Listen on the nodes\' own addresses (one pod per node): nginx on service.httpPort and service.httpsPort, the agent on agentPort.'),
-      agentPort: z
-        .int()
-        .min(1024)
-        .max(65535)
-        .default(10254)
+      agentPort: integer(UNPRIVILEGED_PORTS)
+        .default(POD_PORTS.agent)
         .describe('With hostNetwork: the node port of the agent\'s metrics and probes. LoadBalancers that share nodes need different ports.'),
     })
     .prefault({})
     .describe('Where the Nginx pods run.'),
-  service: z
-    .object({
+  service: cel(
+    z.object({
       type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).default('ClusterIP'),
       httpPort: z.int().min(1).max(65535).default(80),
       httpsPort: z.int().min(1).max(65535).default(443),
-    })
+    }),
+    // The ports are defaulted, except in the default of `service` itself, which the API server checks too.
+    { rule: '!has(self.httpPort) || !has(self.httpsPort) || self.httpPort != self.httpsPort', message: 'httpPort and httpsPort must differ' },
+  )
     .prefault({})
     .describe('How the Nginx pods are exposed.'),
   nginx: nginxSettings.prefault({}).describe('Global Nginx settings, set by the platform team.'),
@@ -103,18 +100,52 @@ export const loadBalancerSpec = cel(z.object({
   })
     .default([])
     .describe('TCP/UDP ports forwarded to a Service, e.g. DNS on 53.'),
-}), {
-  rule: '!self.placement.hostNetwork || (self.service.httpPort >= 1024 && self.service.httpsPort >= 1024)',
-  message: 'with placement.hostNetwork, nginx (not root) listens on service.httpPort and service.httpsPort on the node: use ports from 1024',
-  fieldPath: '.service',
-}, {
-  rule:
-    '!self.placement.hostNetwork || (self.service.httpPort != self.service.httpsPort && self.placement.agentPort != self.service.httpPort && ' +
-    "self.placement.agentPort != self.service.httpsPort && self.streams.all(s, s.protocol != 'TCP' || !(s.port in [self.service.httpPort, self.service.httpsPort, self.placement.agentPort])))",
-  message: 'with placement.hostNetwork, service.httpPort, service.httpsPort, placement.agentPort and the TCP stream ports are all ports of the node: they must differ',
-  fieldPath: '.placement',
+  allowedApplications: z
+    .object({
+      environments: z.array(z.enum(ENVIRONMENTS)).min(1).max(4).optional().describe('Only Applications of these environments.'),
+      selector: labelSelector.optional().describe('Only Applications whose labels match.'),
+    })
+    .optional()
+    .describe('Which Applications may route through this LoadBalancer; both parts must match. Absent: every Application.'),
 });
+
+export const loadBalancerSpec = cel(
+  loadBalancerFields,
+  {
+    // The Service carries the HTTP, HTTPS and stream ports side by side.
+    rule: "self.streams.all(s, s.protocol != 'TCP' || (s.port != self.service.httpPort && s.port != self.service.httpsPort))",
+    message: 'a TCP stream port must differ from service.httpPort and service.httpsPort',
+    fieldPath: '.streams',
+  },
+  {
+    // With hostNetwork the pods listen on the node's ports, which their processes (not root) must be allowed to open.
+    rule: `!self.placement.hostNetwork || (self.service.httpPort >= ${UNPRIVILEGED_PORTS.min} && self.service.httpsPort >= ${UNPRIVILEGED_PORTS.min})`,
+    message: `with placement.hostNetwork, nginx (not root) listens on service.httpPort and service.httpsPort of the node: use ports from ${UNPRIVILEGED_PORTS.min}`,
+    fieldPath: '.service',
+  },
+  {
+    rule:
+      '!self.placement.hostNetwork || (self.placement.agentPort != self.service.httpPort && self.placement.agentPort != self.service.httpsPort && ' +
+      "self.streams.all(s, s.protocol != 'TCP' || s.port != self.placement.agentPort))",
+    message: 'with placement.hostNetwork, placement.agentPort is a port of the node: it must differ from service.httpPort, service.httpsPort and the TCP stream ports',
+    fieldPath: '.placement',
+  },
+);
 export type LoadBalancerSpec = z.infer<typeof loadBalancerSpec>;
+
+/**
+ * How an instance reports a TLS Secret it serves a placeholder for, in
+ * status.instances[].placeholderCertificates; the operator reads it back per Application.
+ */
+export function placeholderCertificateEntry(secret: { namespace: string; name: string }, why: string): string {
+  return `TLS Secret ${secret.namespace}/${secret.name}: ${why}`;
+}
+
+/** Why the instances serve a placeholder instead of this Secret, or undefined when they do not. */
+export function placeholderCertificateReason(entries: readonly string[], secret: { namespace: string; name: string }): string | undefined {
+  const prefix = placeholderCertificateEntry(secret, '');
+  return entries.find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
+}
 
 /** How much one instance may report, so that the status stays small whatever an agent says. */
 export const INSTANCE_REPORT_LIMITS = Object.freeze({ lastError: 4096, placeholderCertificates: 64, placeholderText: 512 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { cel, conditions, quantity, type Resource } from './meta.ts';
+import { conditions, quantity, type Resource } from './meta.ts';
+import { cel, ENV_VAR_NAME, HTTP_PATH, IMAGE, PORT_NAME, text } from './rules.ts';
 
 /** Resource tiers (YeePay): how far a Version's requests sit below its limits. */
 export const TIERS = ['critical', 'standard', 'low', 'batch'] as const;
@@ -25,22 +26,14 @@ const resources = cel(
 );
 
 const envVar = z.object({
-  name: z
-    .string()
-    .min(1)
-    .max(128)
-    .regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'must be an environment variable name: letters, digits, "_", "." and "-", not starting with a digit'),
+  name: text(ENV_VAR_NAME),
   value: z.string().max(32768).default(''),
 });
 
 const healthCheck = cel(
   z.object({
-    path: z
-      .string()
-      .max(1024)
-      .regex(/^\/[!-~]*$/, 'must be an absolute HTTP path without spaces, such as /healthz')
-      .default('/healthz'),
-    port: z.string().max(15).optional().describe('Name of the Application port to probe; defaults to the first one.'),
+    path: text(HTTP_PATH).default('/healthz'),
+    port: text(PORT_NAME).optional().describe('Name of the Application port to probe; defaults to the first one.'),
     initialDelaySeconds: z.int().min(0).max(3600).default(0),
     periodSeconds: z.int().min(1).max(300).default(10),
     timeoutSeconds: z.int().min(1).max(60).default(1),
@@ -60,7 +53,7 @@ const autoscaling = cel(
 
 export const versionSpec = z.object({
   image: cel(
-    z.string().min(1).max(512).regex(/^[^\s]+$/, 'must be an image reference without spaces'),
+    text(IMAGE),
     { rule: 'self == oldSelf', message: 'image cannot change: create a new Version for a new image' },
   ).describe('Container image. Cannot change: a new image is a new Version.'),
   replicas: z.int().min(0).max(1000).default(3).describe('Number of pods, unless autoscaling is set.'),

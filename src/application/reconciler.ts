@@ -6,7 +6,9 @@ import { findCondition, setCondition, type ConditionInput } from '../kit/conditi
 import type { ReconcileResult } from '../kit/controller.ts';
 import { statusChanged } from '../kit/status.ts';
 import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
-import { resolveRoutes, routeReport, trafficSplit } from '../loadbalancer/routes.ts';
+import { applicationRouteReport } from '../loadbalancer/report.ts';
+import { trafficCondition, trafficSplit } from '../loadbalancer/routes.ts';
+import { currentRouting } from '../loadbalancer/routing.ts';
 import { desiredApplicationObjects } from './desired.ts';
 
 const DELETE_POLL_MS = 1_000;
@@ -130,15 +132,12 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     const before = findCondition(app.status?.conditions, 'Ready');
     if (before?.status !== condition.status && condition.status === 'True') await events.normal(app, 'Ready', condition.message);
 
-    const routes = routeReport(app, resolveRoutes(caches.applications.list()), new Set(caches.loadBalancers.list().map((lb) => lb.metadata.name)));
-    const routesCondition: ConditionInput =
-      routes.problems.length === 0
-        ? { type: 'RoutesAccepted', status: 'True', reason: 'Accepted', message: routes.urls.length > 0 ? `served at ${routes.urls.join(', ')}` : 'no routes' }
-        : { type: 'RoutesAccepted', status: 'False', reason: 'RouteNotServed', message: routes.problems.join('; ') };
-    const routesBefore = findCondition(app.status?.conditions, 'RoutesAccepted');
-    if (routesCondition.status === 'False' && routesBefore?.message !== routesCondition.message) {
-      await events.warning(app, 'RouteNotServed', routesCondition.message);
-    }
+    const routes = applicationRouteReport(app, currentRouting(caches, ctx.config), caches.loadBalancers.list());
+    const reported = [...routes.conditions, trafficCondition(app, versions.map((v) => v.name))];
+    // One Warning per problem the status did not already say, so a lasting problem is not repeated.
+    const said = reported.map((c) => findCondition(app.status?.conditions, c.type)?.message ?? '').join('\n');
+    const problems = [...routes.problems, ...reported.filter((c) => c.type === 'TrafficAssigned' && c.status === 'False')];
+    for (const problem of problems) if (!said.includes(problem.message)) await events.warning(app, problem.reason, problem.message);
     const withReady = statusWith(app, condition, {
       versions: versions.sort((a, b) => a.name.localeCompare(b.name)).map(({ ready: _ready, ...v }) => v),
       routes: routes.routes,
@@ -148,6 +147,8 @@ export function createApplicationReconciler(ctx: OperatorContext) {
         weight: weight ?? versions.find((v) => v.name === version)!.readyReplicas,
       })),
     });
-    await writeStatus(app, { ...withReady, conditions: setCondition(withReady.conditions, routesCondition, app.metadata.generation) });
+    let conditions = withReady.conditions;
+    for (const reportedCondition of reported) conditions = setCondition(conditions, reportedCondition, app.metadata.generation);
+    await writeStatus(app, { ...withReady, conditions });
   };
 }

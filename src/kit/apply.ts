@@ -94,11 +94,16 @@ export class Applier {
     this.rest = new KubeRest(kc);
   }
 
-  async apply<T extends KubernetesObject>(object: T): Promise<T> {
+  /**
+   * Server-side apply as Berth, taking over fields others changed (force). Another field
+   * manager without force shares fields that hold the same value, which is how a field is
+   * handed over to a controller that writes it next (see the Version reconciler).
+   */
+  async apply<T extends KubernetesObject>(object: T, as: { fieldManager: string; force: boolean } = { fieldManager: FIELD_MANAGER, force: true }): Promise<T> {
     return this.rest.request<T>('PATCH', objectPath(object as unknown as ObjectRef), {
       body: object,
       contentType: 'application/apply-patch+yaml',
-      query: { fieldManager: FIELD_MANAGER, force: true },
+      query: as,
     });
   }
 
@@ -130,7 +135,6 @@ export class Applier {
     }
   }
 
-  /** Deletes the objects of a kind that carry `labelSelector` but are not in `keep`. */
   /**
    * Deletes the objects of a kind that carry the label selector but are not in `keep`.
    * With a namespace, `keep` holds names; with `undefined`, objects of a namespaced kind

@@ -29,14 +29,32 @@ const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
 
 /**
+ * The wait before restart number `failures` (1 for the first): doubling up to the cap,
+ * the upper half of it at random ("equal jitter"), so that every agent and the operator,
+ * failing together, do not retry together, and no wait is shorter than the one before.
+ */
+export function restartDelay(failures: number, random = Math.random()): number {
+  const ceiling = Math.min(RESTART_BASE_MS * 2 ** (failures - 1), RESTART_MAX_MS);
+  return Math.round(ceiling / 2 + (ceiling / 2) * random);
+}
+
+/**
  * A cache of one kind of object kept current by list+watch. client-node's informer
- * stops on any error except 410 (which relists); this one restarts itself with backoff,
- * so a restarted or briefly unreachable API server only delays events.
+ * stops on any error except 410 (which relists); this one restarts itself with a growing
+ * backoff, so a restarted or briefly unreachable API server only delays events.
+ *
+ * It counts as synced only once a list has succeeded: before that, an empty cache means
+ * "not read yet", and whoever acts on it (renders, prunes, pushes) must wait. The backoff
+ * returns to its start only after a list (when one was needed) and the watch succeeded.
  */
 export class Informer<T extends KubernetesObject> {
   private readonly inner;
   private readonly handlers: ChangeHandler<T>[] = [];
-  private restartDelayMs = RESTART_BASE_MS;
+  /** Failed attempts since the last one that listed and watched. */
+  private failures = 0;
+  /** Whether the attempt under way has failed (its list or its watch). */
+  private attemptFailed = false;
+  private listed = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private syncedResolve!: () => void;
@@ -47,14 +65,16 @@ export class Informer<T extends KubernetesObject> {
 
   constructor(kc: KubeConfig, options: InformerOptions<T>) {
     this.options = options;
-    this.inner = new ListWatch<T>(options.path, new Watch(kc), options.list, false, options.labelSelector, options.fieldSelector);
+    const list = async () => {
+      const listed = await options.list();
+      this.listed = true;
+      return listed;
+    };
+    this.inner = new ListWatch<T>(options.path, new Watch(kc), list, false, options.labelSelector, options.fieldSelector);
     this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
     this.inner.on('add', (object) => this.emit(withoutManagedFields(object), 'add'));
     this.inner.on('update', (object) => this.emit(withoutManagedFields(object), 'update'));
     this.inner.on('delete', (object) => this.emit(object, 'delete'));
-    this.inner.on('connect', () => {
-      this.restartDelayMs = RESTART_BASE_MS;
-    });
     this.inner.on('error', (error) => this.restartAfterError(error));
   }
 
@@ -74,14 +94,19 @@ export class Informer<T extends KubernetesObject> {
     return this.inner.list(namespace);
   }
 
+  /** One attempt to list (unless the cache is current) and watch; failures restart it later. */
   async start(): Promise<void> {
     this.stopped = false;
+    this.attemptFailed = false;
     try {
+      // client-node reports a failed list or watch as an 'error' event and resolves.
       await this.inner.start();
-      this.markSynced();
     } catch (error) {
       this.restartAfterError(error);
     }
+    // The list fills the cache before start resolves.
+    if (this.listed) this.markSynced();
+    if (!this.attemptFailed) this.failures = 0;
   }
 
   async stop(): Promise<void> {
@@ -101,9 +126,10 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private restartAfterError(error: unknown): void {
+    this.attemptFailed = true;
     if (this.stopped || this.restartTimer) return;
-    const delay = this.restartDelayMs;
-    this.restartDelayMs = Math.min(delay * 2, RESTART_MAX_MS);
+    this.failures += 1;
+    const delay = restartDelay(this.failures);
     this.options.logger.warn(
       { informer: this.options.name, retryInMs: delay, err: errorMessage(error) },
       'watch failed; restarting',

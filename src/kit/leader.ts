@@ -1,5 +1,6 @@
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { CoordinationV1Api, V1MicroTime, type ConfigurationOptions, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { isConflict, isNotFound } from './apply.ts';
+import { abortableBy } from './kubeconfig.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { OperatorMetrics } from './metrics.ts';
 
@@ -17,6 +18,13 @@ export interface LeaderElectionOptions {
  * when it is free or when its holder has not renewed it for a lease duration, measured
  * on the candidate's own clock from when it last saw the lease change (no clock-skew
  * trust). A leader that cannot renew within the renew deadline steps down.
+ *
+ * The renew deadline is a promise to the other replicas, kept even when the API server
+ * hangs: every Lease call is aborted when the deadline passes, and a watchdog timer
+ * declares the lease lost at that moment whatever the call is doing. The deadline counts
+ * from when the last successful renewal was sent, not from its answer, so it passes
+ * before the lease can have looked expired to anyone else (renew deadline < lease
+ * duration).
  */
 export class LeaderElector {
   private readonly api: CoordinationV1Api;
@@ -24,6 +32,10 @@ export class LeaderElector {
   private leading = false;
   private stopped = false;
   private wake: (() => void) | undefined;
+  /** Fires when the renew deadline passes without a successful renewal. */
+  private watchdog: NodeJS.Timeout | undefined;
+  /** Aborts the Lease calls under way when the deadline passes or the elector stops. */
+  private calls = new AbortController();
 
   private readonly options: LeaderElectionOptions;
   private readonly metrics: OperatorMetrics;
@@ -48,11 +60,13 @@ export class LeaderElector {
   async acquire(onLost: () => void): Promise<boolean> {
     const { retryPeriodSeconds, identity, leaseName } = this.options;
     while (!this.stopped) {
-      if (await this.tryAcquireOrRenew()) {
+      const sentAt = Date.now();
+      if (await this.tryAcquireOrRenew(sentAt + this.options.renewDeadlineSeconds * 1000)) {
         this.leading = true;
         this.metrics.leaderStatus.set({ name: leaseName }, 1);
         this.logger.info({ lease: leaseName, identity }, 'became leader');
-        void this.renewLoop(onLost);
+        this.armWatchdog(sentAt, onLost);
+        void this.renewLoop(sentAt, onLost);
         return true;
       }
       await this.sleep(jittered(retryPeriodSeconds * 1000));
@@ -64,45 +78,63 @@ export class LeaderElector {
   async release(): Promise<void> {
     this.stopped = true;
     this.wake?.();
+    clearTimeout(this.watchdog);
+    this.calls.abort();
     if (!this.leading) return;
     this.leading = false;
     this.metrics.leaderStatus.set({ name: this.options.leaseName }, 0);
     try {
-      const lease = await this.read();
+      // Freeing the lease is a courtesy: it must not hold up a shutdown for long.
+      const options = abortableBy(AbortSignal.timeout(this.options.retryPeriodSeconds * 1000));
+      const lease = await this.read(options);
       if (lease?.spec?.holderIdentity !== this.options.identity) return;
       lease.spec.holderIdentity = undefined;
       lease.spec.leaseDurationSeconds = 1;
       lease.spec.renewTime = new V1MicroTime();
-      await this.api.replaceNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace, body: lease });
+      await this.api.replaceNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace, body: lease }, options);
       this.logger.info({ lease: this.options.leaseName }, 'released leadership');
     } catch (error) {
       this.logger.warn({ err: errorMessage(error) }, 'could not release the lease; another replica takes over when it expires');
     }
   }
 
-  private async renewLoop(onLost: () => void): Promise<void> {
-    const { retryPeriodSeconds, renewDeadlineSeconds, leaseName } = this.options;
-    let lastRenew = Date.now();
-    while (!this.stopped) {
+  private async renewLoop(renewedAt: number, onLost: () => void): Promise<void> {
+    const { retryPeriodSeconds, renewDeadlineSeconds } = this.options;
+    let lastRenew = renewedAt;
+    while (!this.stopped && this.leading) {
       await this.sleep(retryPeriodSeconds * 1000);
-      if (this.stopped) return;
-      if (await this.tryAcquireOrRenew()) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew > renewDeadlineSeconds * 1000) {
-        this.leading = false;
-        this.metrics.leaderStatus.set({ name: leaseName }, 0);
-        this.logger.error({ lease: leaseName }, `could not renew the lease within ${renewDeadlineSeconds}s; leadership lost`);
-        onLost();
-        return;
+      if (this.stopped || !this.leading) return;
+      const sentAt = Date.now();
+      if (await this.tryAcquireOrRenew(lastRenew + renewDeadlineSeconds * 1000)) {
+        if (!this.leading) return;
+        lastRenew = sentAt;
+        this.armWatchdog(sentAt, onLost);
       }
     }
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** (Re)sets the timer that ends leadership when the renew deadline counted from `renewedAt` passes. */
+  private armWatchdog(renewedAt: number, onLost: () => void): void {
+    const { renewDeadlineSeconds, leaseName } = this.options;
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      if (this.stopped || !this.leading) return;
+      this.leading = false;
+      this.calls.abort();
+      this.wake?.();
+      this.metrics.leaderStatus.set({ name: leaseName }, 0);
+      this.logger.error({ lease: leaseName }, `could not renew the lease within ${renewDeadlineSeconds}s; leadership lost`);
+      onLost();
+    }, renewedAt + renewDeadlineSeconds * 1000 - Date.now());
+  }
+
+  /** One read and write of the Lease, every call aborted at `deadline` (epoch ms). */
+  private async tryAcquireOrRenew(deadline: number): Promise<boolean> {
     const { namespace, leaseName, identity, leaseDurationSeconds } = this.options;
     const now = new V1MicroTime();
+    const options = abortableBy(AbortSignal.any([this.calls.signal, AbortSignal.timeout(Math.max(0, deadline - Date.now()))]));
     try {
-      const lease = await this.read();
+      const lease = await this.read(options);
       if (!lease) {
         await this.api.createNamespacedLease({
           namespace,
@@ -110,7 +142,7 @@ export class LeaderElector {
             metadata: { name: leaseName, namespace },
             spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
           },
-        });
+        }, options);
         return true;
       }
       const spec = lease.spec ?? {};
@@ -131,7 +163,7 @@ export class LeaderElector {
         ...(takingOver ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + (holder ? 1 : 0) } : {}),
       };
       // replace carries the resourceVersion read above: two candidates cannot both win.
-      await this.api.replaceNamespacedLease({ name: leaseName, namespace, body: lease });
+      await this.api.replaceNamespacedLease({ name: leaseName, namespace, body: lease }, options);
       if (takingOver && holder) this.logger.info({ lease: leaseName, previous: holder }, 'took over an expired lease');
       return true;
     } catch (error) {
@@ -140,9 +172,9 @@ export class LeaderElector {
     }
   }
 
-  private async read(): Promise<V1Lease | undefined> {
+  private async read(options: ConfigurationOptions): Promise<V1Lease | undefined> {
     try {
-      return await this.api.readNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace });
+      return await this.api.readNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace }, options);
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;

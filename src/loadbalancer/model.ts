@@ -1,5 +1,6 @@
 import type { Application } from '../api/application.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
+import { stickyCookie } from '../api/rules.ts';
 import type { OperatorConfig } from '../config.ts';
 import type { NginxModel } from '../nginx/model.ts';
 import { versionServiceName } from '../version/desired.ts';
@@ -55,7 +56,7 @@ export function loadBalancerModel(
         service: { namespace: claim.namespace, name: versionServiceName(version), port: claim.port },
         ...(weight !== undefined ? { weight } : {}),
       })),
-      ...(claim.stickyMaxAgeSeconds !== undefined ? { sticky: { cookie: `berth_${claim.application.replaceAll('-', '_')}`, maxAgeSeconds: claim.stickyMaxAgeSeconds } } : {}),
+      ...(claim.stickyMaxAgeSeconds !== undefined ? { sticky: stickyCookie(claim.application, claim.stickyMaxAgeSeconds) } : {}),
     });
   }
 

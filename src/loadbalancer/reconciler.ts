@@ -10,7 +10,8 @@ import { RenderError, renderNginxConfig } from '../nginx/render.ts';
 import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
 import type { OperatorConfig } from '../config.ts';
 import { loadBalancerModel, podPorts } from './model.ts';
-import { byAge, resolveRoutes } from './routes.ts';
+import { byAge } from './routes.ts';
+import { currentRouting, liveVersionsOf } from './routing.ts';
 
 type InstanceStatus = NonNullable<LoadBalancerStatus['instances']>[number];
 
@@ -136,28 +137,27 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     }
 
     const applications = new Map(caches.applications.list().map((app) => [app.metadata.name, app]));
-    const table = resolveRoutes(applications.values());
-    const model = loadBalancerModel(
-      lb,
-      table.accepted,
-      applications,
-      (namespace) => caches.versions.list(namespace).filter((v) => !v.metadata.deletionTimestamp).map((v) => v.metadata.name),
-      config,
-    );
+    const decision = currentRouting(caches, config);
+    const keepPrevious = async (problem: string) => {
+      // Nothing is applied: the pods keep the last config that rendered.
+      const message = `the config cannot be rendered, the previous one stays in place: ${problem}`;
+      if (findCondition(lb.status?.conditions, 'Ready')?.message !== message) await events.warning(lb, 'InvalidConfig', message);
+      logger.warn({ loadBalancer: name, err: problem }, 'render failed; keeping the previous config');
+      await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'InvalidConfig', message }]);
+    };
+    const settingsProblem = decision.unrenderable.get(name);
+    if (settingsProblem) return keepPrevious(settingsProblem);
+    const model = loadBalancerModel(lb, decision.accepted, applications, liveVersionsOf(caches), config);
     let rendered;
     try {
       rendered = renderNginxConfig(model);
     } catch (error) {
+      // Each claim and the settings rendered on their own; only their combination is left.
       if (!(error instanceof RenderError)) throw error;
-      // Nothing is applied: the pods keep the last config that rendered.
-      const message = `the config cannot be rendered, the previous one stays in place: ${error.message}`;
-      if (findCondition(lb.status?.conditions, 'Ready')?.message !== message) await events.warning(lb, 'InvalidConfig', message);
-      logger.warn({ loadBalancer: name, err: error.message }, 'render failed; keeping the previous config');
-      await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'InvalidConfig', message }]);
-      return;
+      return keepPrevious(error.message);
     }
 
-    const tlsNamespaces = table.accepted.filter((claim) => claim.loadBalancer === name && claim.tlsSecret).map((claim) => claim.namespace);
+    const tlsNamespaces = decision.accepted.filter((claim) => claim.loadBalancer === name && claim.tlsSecret).map((claim) => claim.namespace);
     // One by one, in order: a RoleBinding is only accepted once the Role it grants exists
     // (the operator may grant what it holds, but has no blanket `bind` on Roles).
     for (const object of desiredLoadBalancerObjects(lb, rendered, config, tlsNamespaces)) await applier.apply(object);

@@ -1,10 +1,15 @@
 import { applicationNamespace, type Application } from '../api/application.ts';
+import type { ConditionInput } from '../kit/conditions.ts';
+
+type Route = Application['spec']['routes'][number];
 
 /** One host + path prefix an Application asks a LoadBalancer to serve. */
 export interface RouteClaim {
   application: string;
   namespace: string;
   loadBalancer: string;
+  /** Index in the Application's spec.routes, so that reports can name the field. */
+  route: number;
   host: string;
   path: string;
   /** Application port name the traffic goes to. */
@@ -13,23 +18,14 @@ export interface RouteClaim {
   stickyMaxAgeSeconds?: number;
 }
 
-export interface RejectedClaim extends RouteClaim {
-  /** The application that holds the host + path. */
-  heldBy: string;
-}
-
-export interface RouteTable {
-  accepted: RouteClaim[];
-  rejected: RejectedClaim[];
-}
-
-function claimsOf(app: Application): RouteClaim[] {
+export function claimsOf(app: Application): RouteClaim[] {
   const firstPort = app.spec.ports[0]?.name ?? 'http';
-  return app.spec.routes.flatMap((route) =>
+  return app.spec.routes.flatMap((route, index) =>
     route.paths.map((path) => ({
       application: app.metadata.name,
       namespace: applicationNamespace(app),
       loadBalancer: route.loadBalancer,
+      route: index,
       host: route.host,
       path,
       port: route.port ?? firstPort,
@@ -39,6 +35,11 @@ function claimsOf(app: Application): RouteClaim[] {
   );
 }
 
+/** Where a claim is in the Application's spec, e.g. `spec.routes[0] (shop.example.com/login)`. */
+export function claimField(claim: RouteClaim): string {
+  return `spec.routes[${claim.route}] (${claim.host}${claim.path})`;
+}
+
 /** Older first; the name breaks ties so every replica and every run agrees. */
 export function byAge(a: { metadata: { name: string; creationTimestamp?: string | Date } }, b: { metadata: { name: string; creationTimestamp?: string | Date } }): number {
   const at = a.metadata.creationTimestamp ? new Date(a.metadata.creationTimestamp).getTime() : 0;
@@ -46,29 +47,68 @@ export function byAge(a: { metadata: { name: string; creationTimestamp?: string 
   return at - bt || a.metadata.name.localeCompare(b.metadata.name);
 }
 
+/** `*.example.com` covers every host beneath example.com at any depth, as nginx matches it, narrower wildcards included. */
+export function wildcardCovers(wildcard: string, host: string): boolean {
+  return wildcard.startsWith('*.') && host !== wildcard && host.endsWith(wildcard.slice(1));
+}
+
+/** The wildcards that would cover a host, most specific first. */
+function coveringWildcards(host: string): string[] {
+  const labels = (host.startsWith('*.') ? host.slice(2) : host).split('.');
+  return labels.slice(1).map((_, i) => `*.${labels.slice(i + 1).join('.')}`);
+}
+
+function delegatesPath(route: Route, application: string, path: string): boolean {
+  // nginx matches prefixes as strings, so everything beneath a delegated prefix is inside it.
+  return (route.delegate ?? []).some((d) => d.application === application && (d.paths ?? []).some((delegated) => path.startsWith(delegated)));
+}
+
+function delegatesHost(route: Route, application: string, host: string): boolean {
+  return (route.delegate ?? []).some(
+    (d) =>
+      d.application === application &&
+      (d.hosts ?? []).some((delegated) => wildcardCovers(route.host, delegated) && (delegated === host || wildcardCovers(delegated, host))),
+  );
+}
+
+export type Ownership = { owned: true } | { owned: false; owner: string; message: string };
+
 /**
- * Decides which application serves each host + path on each LoadBalancer. As in the
- * Gateway API, the older claim wins and the newer one is rejected with a reason; a
- * rejected claim changes nothing for the holder. Applications being deleted claim
- * nothing, so their routes free up at once. Pure.
+ * Who owns which host, decided claim by claim, oldest Application first, across all
+ * LoadBalancers. A host belongs to the first Application that claims it, all its paths
+ * included; a host under a wildcard belongs to the wildcard's owner unless it was claimed
+ * before the wildcard. Another Application may serve a path of the host, or take a host
+ * under the wildcard as its own, only when the owner's route delegates it.
  */
-export function resolveRoutes(applications: Iterable<Application>): RouteTable {
-  const holders = new Map<string, string>();
-  const table: RouteTable = { accepted: [], rejected: [] };
-  const live = [...applications].filter((app) => !app.metadata.deletionTimestamp).sort(byAge);
-  for (const app of live) {
-    for (const claim of claimsOf(app)) {
-      const key = `${claim.loadBalancer}\u0000${claim.host}\u0000${claim.path}`;
-      const holder = holders.get(key);
-      if (holder === undefined) {
-        holders.set(key, claim.application);
-        table.accepted.push(claim);
-      } else {
-        table.rejected.push({ ...claim, heldBy: holder });
-      }
+export class HostOwnership {
+  private readonly holders = new Map<string, { application: string; route: Route }>();
+
+  claim(app: Application, claim: RouteClaim): Ownership {
+    const name = app.metadata.name;
+    const exact = this.holders.get(claim.host);
+    if (exact) {
+      if (exact.application === name || delegatesPath(exact.route, name, claim.path)) return { owned: true };
+      return {
+        owned: false,
+        owner: exact.application,
+        message: `${claim.host} belongs to Application ${exact.application} (claimed first); ask its owners to delegate ${claim.path} to you in spec.routes[].delegate`,
+      };
     }
+    for (const wildcard of coveringWildcards(claim.host)) {
+      const holder = this.holders.get(wildcard);
+      if (!holder) continue;
+      if (holder.application !== name && !delegatesHost(holder.route, name, claim.host)) {
+        return {
+          owned: false,
+          owner: holder.application,
+          message: `${claim.host} falls under ${wildcard}, which belongs to Application ${holder.application} (claimed first); ask its owners to delegate ${claim.host} to you in spec.routes[].delegate`,
+        };
+      }
+      break;
+    }
+    this.holders.set(claim.host, { application: name, route: app.spec.routes[claim.route]! });
+    return { owned: true };
   }
-  return table;
 }
 
 export interface VersionTraffic {
@@ -90,31 +130,26 @@ export function trafficSplit(app: Application, versions: readonly string[]): Ver
   }));
 }
 
-export interface ApplicationRouteReport {
-  routes: Array<{ host: string; path: string; loadBalancer: string; accepted: boolean; reason?: string }>;
-  urls: string[];
-  /** Problems a developer must fix, one line each; empty when every route is served. */
-  problems: string[];
-}
-
-/** What the application's status says about its routes. Pure. */
-export function routeReport(app: Application, table: RouteTable, loadBalancers: ReadonlySet<string>): ApplicationRouteReport {
-  const name = app.metadata.name;
-  const report: ApplicationRouteReport = { routes: [], urls: [], problems: [] };
-  for (const claim of table.accepted.filter((c) => c.application === name)) {
-    if (!loadBalancers.has(claim.loadBalancer)) {
-      const reason = `LoadBalancer ${claim.loadBalancer} does not exist`;
-      report.routes.push({ host: claim.host, path: claim.path, loadBalancer: claim.loadBalancer, accepted: false, reason });
-      report.problems.push(`${claim.host}${claim.path}: ${reason}`);
-      continue;
-    }
-    report.routes.push({ host: claim.host, path: claim.path, loadBalancer: claim.loadBalancer, accepted: true });
-    report.urls.push(`${claim.tlsSecret ? 'https' : 'http'}://${claim.host}${claim.path}`);
+/**
+ * TrafficAssigned: whether every Version spec.traffic names exists. A missing one gets no
+ * requests; when no existing Version has a weight, every request gets 503. Pure.
+ */
+export function trafficCondition(app: Application, versions: readonly string[]): ConditionInput {
+  const traffic = app.spec.traffic;
+  if (!traffic) return { type: 'TrafficAssigned', status: 'True', reason: 'EvenSplit', message: 'every ready pod of every Version gets an even share' };
+  const missing = traffic.filter((share) => !versions.includes(share.version)).map((share) => share.version);
+  if (missing.length === 0) {
+    return { type: 'TrafficAssigned', status: 'True', reason: 'Assigned', message: traffic.map((share) => `${share.version}: ${share.weight}`).join(', ') };
   }
-  for (const claim of table.rejected.filter((c) => c.application === name)) {
-    const reason = `already served by application ${claim.heldBy}, which claimed it first`;
-    report.routes.push({ host: claim.host, path: claim.path, loadBalancer: claim.loadBalancer, accepted: false, reason });
-    report.problems.push(`${claim.host}${claim.path} on ${claim.loadBalancer}: ${reason}`);
-  }
-  return report;
+  const served = trafficSplit(app, versions).filter((share) => share.weight! > 0).map((share) => share.version);
+  const effect =
+    served.length > 0
+      ? `their share goes to ${served.join(', ')} meanwhile`
+      : 'requests get 503 because no existing Version has a weight above 0';
+  return {
+    type: 'TrafficAssigned',
+    status: 'False',
+    reason: 'VersionNotFound',
+    message: `spec.traffic names Version(s) ${missing.join(', ')} that do not exist in namespace ${applicationNamespace(app)}; ${effect}. Create the Version(s) or remove them from spec.traffic`,
+  };
 }

@@ -24,7 +24,7 @@ export interface NginxSettings {
   sharedDictSize: string;
   /**
    * Further main- or http-level directives, by name. Only the directives listed in
-   * `EXTRA_DIRECTIVES` (render.ts) are accepted, and each value is a space-separated list
+   * `EXTRA_DIRECTIVES` (src/api/rules.ts) are accepted, and each value is a space-separated list
    * of tokens that must each have the form that directive takes (a count, a size or a
    * time), so nothing but plain numbers reaches the config. This is for the platform
    * team, never for application owners.

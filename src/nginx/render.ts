@@ -3,10 +3,30 @@
 // hash of nginx.conf changes exactly when a reload is needed.
 //
 // Nothing from the model is trusted to be harmless in nginx's grammar: every string is
-// checked against a pattern that admits no quote, semicolon, brace, `$`, `#`, space or
-// control character before it is written, and is quoted as well. A violation throws a
+// checked against its rule in src/api/rules.ts (the same the CRD enforces), none of which
+// admits a quote, semicolon, brace, `$`, `#`, space or control character, before it is
+// written, and is quoted as well. A violation throws a
 // RenderError naming the field, so a bad spec can never become a bad (or hostile) config.
 import { createHash } from 'node:crypto';
+import {
+  BACKEND_NAME,
+  BACKEND_RANGES,
+  COOKIE_NAME,
+  DNS_LABEL,
+  EXTRA_DIRECTIVES,
+  extraValue,
+  holds,
+  HOST,
+  NGINX_SETTING_RANGES as RANGES,
+  NGINX_SIZE,
+  PATH_PREFIX,
+  SERVICE_PORT_NAME,
+  SHARED_DICT_SIZE,
+  TLS_FILE_NAME,
+  type ExtraDirective,
+  type Range,
+  type TextRule,
+} from '../api/rules.ts';
 import {
   CONTROL_SOCKET,
   DEFAULT_SETTINGS,
@@ -32,32 +52,6 @@ export class RenderError extends Error {
   }
 }
 
-type TokenKind = 'count' | 'size' | 'time';
-
-export interface ExtraDirective {
-  context: 'main' | 'http';
-  /** The form of each space-separated token of the value, in order. */
-  args: readonly TokenKind[];
-}
-
-/**
- * The directives `settings.extra` may set. Kept to buffers, timeouts and limits: each
- * takes only numbers, none can point nginx at a file, a host or code, and none is
- * rendered by Berth itself at the same level (which would make it a duplicate).
- */
-export const EXTRA_DIRECTIVES: Readonly<Record<string, ExtraDirective>> = Object.freeze({
-  worker_rlimit_nofile: { context: 'main', args: ['count'] },
-  client_body_buffer_size: { context: 'http', args: ['size'] },
-  client_body_timeout: { context: 'http', args: ['time'] },
-  client_header_buffer_size: { context: 'http', args: ['size'] },
-  client_header_timeout: { context: 'http', args: ['time'] },
-  large_client_header_buffers: { context: 'http', args: ['count', 'size'] },
-  proxy_buffer_size: { context: 'http', args: ['size'] },
-  proxy_buffers: { context: 'http', args: ['count', 'size'] },
-  proxy_busy_buffers_size: { context: 'http', args: ['size'] },
-  send_timeout: { context: 'http', args: ['time'] },
-});
-
 const DEFAULT_MODULES_DIR = '/usr/lib/nginx/modules';
 // ndk must come before the http lua module, and the stream module before stream js.
 const MODULES = ['ndk_http_module.so', 'ngx_http_lua_module.so', 'ngx_stream_module.so', 'ngx_stream_js_module.so'];
@@ -67,36 +61,11 @@ const MODULES = ['ndk_http_module.so', 'ngx_http_lua_module.so', 'ngx_stream_mod
 // cap is set to exactly that many attempts.
 const UPSTREAM_TRIES = 3;
 
-const DNS_LABEL = '[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?';
-const HOST = new RegExp(`^(?:\\*\\.)?${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
-const LABEL = new RegExp(`^${DNS_LABEL}$`);
-const PORT_NAME = new RegExp(`^(?:${DNS_LABEL})?$`);
-// The name rule of docs/data-plane.md, shared with the Lua control endpoint.
-const NAME = /^[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?$/;
-const PATH = /^\/[A-Za-z0-9._~\-/]*$/;
-const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)/;
-const COOKIE = /^[A-Za-z0-9_]{1,64}$/;
-const SIZE = /^(?:0|[1-9][0-9]{0,8})[kmg]?$/;
-const MODULES_DIR = /^\/[A-Za-z0-9._\-/]*$/;
-// What quote() lets through: the union of the patterns above, none of which can end a
-// string, start a variable or a comment, or break a line.
+const MODULES_DIR: TextRule = { is: 'an absolute directory', minLength: 1, maxLength: 1024, matches: [/^\/[A-Za-z0-9._\-/]*$/] };
+// What quote() lets through: the union of what the rules of the values it writes admit
+// (hosts, path prefixes, backend and file names), none of which can end a string, start
+// a variable or a comment, or break a line.
 const QUOTABLE = /^[A-Za-z0-9._~\-/*]*$/;
-
-const TOKENS: Readonly<Record<TokenKind, { pattern: RegExp; form: string }>> = {
-  count: { pattern: /^[1-9][0-9]{0,6}$/, form: 'a whole number from 1 to 9999999' },
-  size: { pattern: SIZE, form: 'a size such as 8k, 16m or 1g' },
-  time: { pattern: /^[1-9][0-9]{0,5}(?:ms|s|m|h|d)?$/, form: 'a time such as 500ms, 30s or 5m' },
-};
-
-const HOST_FORM = 'a host name: lower-case DNS labels (a-z, 0-9, "-") joined by dots, at most 253 characters, optionally starting with "*." for a wildcard';
-const NAME_FORM = 'a name: lower-case letters, digits, "-" and ".", starting and ending with a letter or digit, at most 253 characters';
-const LABEL_FORM = 'a DNS label: lower-case letters, digits and "-", starting and ending with a letter or digit, at most 63 characters';
-const PATH_FORM = 'a path prefix: "/" followed by letters, digits and . _ ~ - /, at most 1024 characters';
-const SIZE_FORM = 'a size: digits with an optional k, m or g suffix, such as 1m';
-
-const MAX_WEIGHT = 1_000_000;
-const MAX_AGE = 2_147_483_647;
-const DAY = 86_400;
 
 function fail(field: string, problem: string): never {
   throw new RenderError(field, problem);
@@ -108,15 +77,12 @@ function show(value: unknown): string {
   return shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
 }
 
-function matching(value: unknown, field: string, pattern: RegExp, maxLength: number, form: string): string {
-  // The length check comes first so that no pattern ever runs on a huge string.
-  if (typeof value !== 'string' || value.length > maxLength || !pattern.test(value)) {
-    fail(field, `${show(value)} is not ${form}`);
-  }
+function valid(value: unknown, field: string, rule: TextRule): string {
+  if (!holds(rule, value)) fail(field, `${show(value)} is not ${rule.is}`);
   return value;
 }
 
-function integer(value: unknown, field: string, min: number, max: number): number {
+function integer(value: unknown, field: string, { min, max }: Range): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     fail(field, `${show(value)} is not a whole number from ${min} to ${max}`);
   }
@@ -139,19 +105,19 @@ function checkSettings(given: Partial<NginxSettings> | undefined): NginxSettings
     if (value !== undefined) merged[key] = value;
   }
   const s = merged as unknown as NginxSettings;
-  if (s.workerProcesses !== 'auto') integer(s.workerProcesses, 'settings.workerProcesses', 1, 1024);
-  integer(s.workerConnections, 'settings.workerConnections', 16, 1_048_576);
-  integer(s.keepaliveTimeoutSeconds, 'settings.keepaliveTimeoutSeconds', 0, 3600);
-  integer(s.keepaliveRequests, 'settings.keepaliveRequests', 1, 1_000_000);
-  matching(s.clientMaxBodySize, 'settings.clientMaxBodySize', SIZE, 12, SIZE_FORM);
-  integer(s.proxyConnectTimeoutSeconds, 'settings.proxyConnectTimeoutSeconds', 1, DAY);
-  integer(s.proxyReadTimeoutSeconds, 'settings.proxyReadTimeoutSeconds', 1, DAY);
-  integer(s.proxySendTimeoutSeconds, 'settings.proxySendTimeoutSeconds', 1, DAY);
+  // 0, one worker per CPU, is 'auto' here.
+  if (s.workerProcesses !== 'auto') integer(s.workerProcesses, 'settings.workerProcesses', { ...RANGES.workerProcesses, min: 1 });
+  integer(s.workerConnections, 'settings.workerConnections', RANGES.workerConnections);
+  integer(s.keepaliveTimeoutSeconds, 'settings.keepaliveTimeoutSeconds', RANGES.keepaliveTimeoutSeconds);
+  integer(s.keepaliveRequests, 'settings.keepaliveRequests', RANGES.keepaliveRequests);
+  valid(s.clientMaxBodySize, 'settings.clientMaxBodySize', NGINX_SIZE);
+  integer(s.proxyConnectTimeoutSeconds, 'settings.proxyConnectTimeoutSeconds', RANGES.proxyConnectTimeoutSeconds);
+  integer(s.proxyReadTimeoutSeconds, 'settings.proxyReadTimeoutSeconds', RANGES.proxyReadTimeoutSeconds);
+  integer(s.proxySendTimeoutSeconds, 'settings.proxySendTimeoutSeconds', RANGES.proxySendTimeoutSeconds);
   if (typeof s.gzip !== 'boolean') fail('settings.gzip', `${show(s.gzip)} is not true or false`);
-  integer(s.upstreamKeepalive, 'settings.upstreamKeepalive', 1, 65_535);
-  integer(s.workerShutdownTimeoutSeconds, 'settings.workerShutdownTimeoutSeconds', 1, DAY);
-  matching(s.sharedDictSize, 'settings.sharedDictSize', SIZE, 12, SIZE_FORM);
-  if (s.sharedDictSize === '0') fail('settings.sharedDictSize', 'must not be 0: the backend set lives there');
+  integer(s.upstreamKeepalive, 'settings.upstreamKeepalive', RANGES.upstreamKeepalive);
+  integer(s.workerShutdownTimeoutSeconds, 'settings.workerShutdownTimeoutSeconds', RANGES.workerShutdownTimeoutSeconds);
+  valid(s.sharedDictSize, 'settings.sharedDictSize', SHARED_DICT_SIZE);
   checkExtra(s.extra);
   return s;
 }
@@ -163,26 +129,16 @@ function checkExtra(extra: unknown): void {
   const allowed = Object.keys(EXTRA_DIRECTIVES).join(', ');
   for (const [name, value] of Object.entries(extra)) {
     const field = `settings.extra.${name}`;
-    const directive = Object.hasOwn(EXTRA_DIRECTIVES, name) ? EXTRA_DIRECTIVES[name] : undefined;
-    if (!directive) fail(field, `${show(name)} is not a directive Berth lets you set; allowed: ${allowed}`);
-    if (typeof value !== 'string') fail(field, `${show(value)} is not a string`);
-    const tokens = value.split(' ');
-    const form = directive.args.map((kind) => `<${kind}>`).join(' ');
-    if (tokens.length !== directive.args.length) {
-      fail(field, `${show(value)} must be ${form}: ${directive.args.length} value(s) separated by single spaces`);
-    }
-    directive.args.forEach((kind, i) => {
-      if (!TOKENS[kind].pattern.test(tokens[i]!)) {
-        fail(field, `${show(tokens[i])} (value ${i + 1} of ${form}) is not ${TOKENS[kind].form}`);
-      }
-    });
+    const rule = extraValue(name);
+    if (!rule) fail(field, `${show(name)} is not a directive Berth lets you set; allowed: ${allowed}`);
+    valid(value, field, rule);
   }
 }
 
 function checkPorts(ports: NginxPorts): NginxPorts {
-  const http = integer(ports.http, 'ports.http', 1, 65_535);
+  const http = integer(ports.http, 'ports.http', BACKEND_RANGES.port);
   if (ports.https === undefined) return { http };
-  const https = integer(ports.https, 'ports.https', 1, 65_535);
+  const https = integer(ports.https, 'ports.https', BACKEND_RANGES.port);
   if (https === http) fail('ports.https', `${https} is already ports.http`);
   return { http, https };
 }
@@ -191,39 +147,33 @@ function checkBackends(backends: Backend[]): Map<string, Backend> {
   const byName = new Map<string, Backend>();
   backends.forEach((backend, i) => {
     const at = `backends[${i}]`;
-    const name = matching(backend.name, `${at}.name`, NAME, 253, NAME_FORM);
+    const name = valid(backend.name, `${at}.name`, BACKEND_NAME);
     if (byName.has(name)) fail(`${at}.name`, `backend ${name} is defined twice`);
     const groups = new Set<string>();
     backend.groups.forEach((group, j) => {
       const gat = `${at}.groups[${j}]`;
-      const groupName = matching(group.name, `${gat}.name`, NAME, 253, NAME_FORM);
+      const groupName = valid(group.name, `${gat}.name`, BACKEND_NAME);
       if (groups.has(groupName)) fail(`${gat}.name`, `group ${groupName} is listed twice in backend ${name}`);
       groups.add(groupName);
-      matching(group.service.namespace, `${gat}.service.namespace`, LABEL, 63, LABEL_FORM);
-      matching(group.service.name, `${gat}.service.name`, LABEL, 63, LABEL_FORM);
-      matching(group.service.port, `${gat}.service.port`, PORT_NAME, 63, 'a Service port name (a DNS label), or empty for a single unnamed port');
-      if (group.weight !== undefined) integer(group.weight, `${gat}.weight`, 0, MAX_WEIGHT);
+      valid(group.service.namespace, `${gat}.service.namespace`, DNS_LABEL);
+      valid(group.service.name, `${gat}.service.name`, DNS_LABEL);
+      valid(group.service.port, `${gat}.service.port`, SERVICE_PORT_NAME);
+      if (group.weight !== undefined) integer(group.weight, `${gat}.weight`, BACKEND_RANGES.weight);
     });
     if (backend.sticky !== undefined) {
-      matching(backend.sticky.cookie, `${at}.sticky.cookie`, COOKIE, 64, 'a cookie name: 1 to 64 letters, digits and "_"');
-      if (backend.sticky.maxAgeSeconds !== undefined) integer(backend.sticky.maxAgeSeconds, `${at}.sticky.maxAgeSeconds`, 1, MAX_AGE);
+      valid(backend.sticky.cookie, `${at}.sticky.cookie`, COOKIE_NAME);
+      if (backend.sticky.maxAgeSeconds !== undefined) {
+        integer(backend.sticky.maxAgeSeconds, `${at}.sticky.maxAgeSeconds`, BACKEND_RANGES.stickyMaxAgeSeconds);
+      }
     }
     byName.set(name, backend);
   });
   return byName;
 }
 
-function checkPath(value: unknown, field: string): string {
-  const path = matching(value, field, PATH, 1024, PATH_FORM);
-  // nginx matches locations against the normalized URI, so such a prefix would never match.
-  if (path.includes('//')) fail(field, `${show(path)} must not contain "//"`);
-  if (DOT_SEGMENT.test(path)) fail(field, `${show(path)} must not contain "." or ".." segments`);
-  return path;
-}
-
 function checkLocation(location: NginxLocation, at: string, backends: Map<string, Backend>): NginxLocation {
-  const pathPrefix = checkPath(location.pathPrefix, `${at}.pathPrefix`);
-  const name = matching(location.backend, `${at}.backend`, NAME, 253, NAME_FORM);
+  const pathPrefix = valid(location.pathPrefix, `${at}.pathPrefix`, PATH_PREFIX);
+  const name = valid(location.backend, `${at}.backend`, BACKEND_NAME);
   const backend = backends.get(name);
   if (!backend) fail(`${at}.backend`, `backend ${name} is not defined in backends`);
   if (location.sticky !== undefined && typeof location.sticky !== 'boolean') {
@@ -247,12 +197,12 @@ function checkServers(servers: NginxServer[], backends: Map<string, Backend>, po
   const hosts = new Set<string>();
   const checked = servers.map((server, i) => {
     const at = `servers[${i}]`;
-    const host = matching(server.host, `${at}.host`, HOST, 253, HOST_FORM);
+    const host = valid(server.host, `${at}.host`, HOST);
     if (hosts.has(host)) fail(`${at}.host`, `${host} is listed twice: merge the locations into one entry`);
     hosts.add(host);
     let tls: NginxServer['tls'];
     if (server.tls !== undefined) {
-      const secretName = matching(server.tls.secretName, `${at}.tls.secretName`, NAME, 253, NAME_FORM);
+      const secretName = valid(server.tls.secretName, `${at}.tls.secretName`, TLS_FILE_NAME);
       if (ports.https === undefined) fail(`${at}.tls`, 'serving TLS needs ports.https');
       tls = { secretName };
     }
@@ -275,13 +225,13 @@ function checkStreams(streams: StreamPort[], backends: Map<string, Backend>, por
   if (ports.https !== undefined) taken.set(`TCP/${ports.https}`, 'ports.https');
   const checked = streams.map((stream, i) => {
     const at = `streams[${i}]`;
-    const port = integer(stream.port, `${at}.port`, 1, 65_535);
+    const port = integer(stream.port, `${at}.port`, BACKEND_RANGES.port);
     if (stream.protocol !== 'TCP' && stream.protocol !== 'UDP') fail(`${at}.protocol`, `${show(stream.protocol)} is not TCP or UDP`);
     const key = `${stream.protocol}/${port}`;
     const owner = taken.get(key);
     if (owner) fail(`${at}.port`, `${stream.protocol} port ${port} is already used by ${owner}`);
     taken.set(key, at);
-    const backend = matching(stream.backend, `${at}.backend`, NAME, 253, NAME_FORM);
+    const backend = valid(stream.backend, `${at}.backend`, BACKEND_NAME);
     if (!backends.has(backend)) fail(`${at}.backend`, `backend ${backend} is not defined in backends`);
     return { port, protocol: stream.protocol, backend };
   });
@@ -493,7 +443,7 @@ function renderBackends(backends: Map<string, Backend>, streams: StreamPort[]): 
 
 export function renderNginxConfig(model: NginxModel, options: RenderOptions = {}): RenderedConfig {
   const settings = checkSettings(model.settings);
-  const modulesDir = matching(options.modulesDir ?? DEFAULT_MODULES_DIR, 'options.modulesDir', MODULES_DIR, 1024, 'an absolute directory');
+  const modulesDir = valid(options.modulesDir ?? DEFAULT_MODULES_DIR, 'options.modulesDir', MODULES_DIR);
   const ports = checkPorts(model.ports);
   const backends = checkBackends(model.backends);
   const servers = checkServers(model.servers, backends, ports);

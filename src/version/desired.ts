@@ -63,14 +63,13 @@ function probe(version: Version, app: Application, livenessFactor: number) {
 }
 
 /**
- * The replicas to ask for. With autoscaling the HPA decides; Berth keeps what runs now
- * (within the HPA's bounds) so that re-applying never fights the autoscaler and a new
- * Deployment starts at minReplicas rather than at one.
+ * The replicas Berth writes. With autoscaling the HPA owns them: Berth sets minReplicas
+ * only when it creates the Deployment and then leaves the field alone (undefined), so
+ * that no apply from a stale cache undoes the autoscaler's last decision.
  */
-export function desiredReplicas(spec: Version['spec'], running: number | undefined): number {
+export function desiredReplicas(spec: Version['spec'], deploymentExists: boolean): number | undefined {
   if (!spec.autoscaling) return spec.replicas;
-  const { minReplicas, maxReplicas } = spec.autoscaling;
-  return Math.min(Math.max(running ?? minReplicas, minReplicas), maxReplicas);
+  return deploymentExists ? undefined : spec.autoscaling.minReplicas;
 }
 
 /** The Deployment, per-version Service and (with autoscaling) HPA of a Version. Pure. */
@@ -78,7 +77,7 @@ export function desiredVersionObjects(
   version: Version,
   app: Application,
   config: OperatorConfig,
-  runningReplicas?: number,
+  deploymentExists = false,
 ): { objects: KubernetesObject[]; resources: EffectiveResources } {
   const name = version.metadata.name;
   const namespace = version.metadata.namespace!;
@@ -92,6 +91,7 @@ export function desiredVersionObjects(
   // Liveness gives up later than readiness: a struggling pod leaves the load balancer
   // well before it is restarted.
   const livenessProbe = probe(version, app, 2);
+  const replicas = desiredReplicas(spec, deploymentExists);
 
   const container = {
     name: 'app',
@@ -111,7 +111,7 @@ export function desiredVersionObjects(
     kind: 'Deployment',
     metadata: { name, namespace, labels, ownerReferences: owner },
     spec: {
-      replicas: desiredReplicas(spec, runningReplicas),
+      ...(replicas !== undefined ? { replicas } : {}),
       selector: { matchLabels: selector },
       revisionHistoryLimit: 3,
       progressDeadlineSeconds: 600,

@@ -1,11 +1,11 @@
-import type { V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
 import type { Application } from '../api/application.ts';
 import type { Version, VersionStatus } from '../api/version.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
 import { statusChanged } from '../kit/status.ts';
-import { LABELS, managedSelector } from '../labels.ts';
+import { LABELS, managedSelector, REPLICAS_HANDED_OVER_ANNOTATION } from '../labels.ts';
 import { checkPolicy, desiredVersionObjects } from './desired.ts';
 import { replicaCounts, versionReadiness } from './readiness.ts';
 import { qosClass } from './resources.ts';
@@ -14,12 +14,16 @@ import { qosClass } from './resources.ts';
 // events, because "probe failing" is a matter of time passing.
 const NOT_READY_RECHECK_MS = 15_000;
 
+// Holds a Deployment's replicas between Berth letting go and the HPA's next scaling.
+const HANDOVER = { fieldManager: 'berth-autoscaling-handover', force: false };
+
 export function versionKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
 export function createVersionReconciler(ctx: OperatorContext) {
   const { caches, applier, events, metrics, logger, config } = ctx;
+  const apps = ctx.kc.makeApiClient(AppsV1Api);
 
   function applicationOf(namespace: string): Application | undefined {
     const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
@@ -44,10 +48,31 @@ export function createVersionReconciler(ctx: OperatorContext) {
     return report(version, { ...version.status, observedGeneration: generation, ...(application ? { application } : {}), conditions }, ready);
   }
 
+  /**
+   * Leaves a Deployment's replicas to its HPA. Berth's applies stop carrying replicas, and
+   * a field Berth owned alone would then be reset; a field manager of its own first shares
+   * the field at its current value (and marks the Deployment), so the value stays until
+   * the HPA's next scaling takes it over.
+   */
+  async function handOverReplicas(deployment: V1Deployment): Promise<void> {
+    const { name, namespace } = deployment.metadata!;
+    const metadata = { name, namespace, annotations: { [REPLICAS_HANDED_OVER_ANNOTATION]: 'autoscaler' } };
+    await applier.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata, spec: { replicas: deployment.spec!.replicas } }, HANDOVER);
+    logger.info({ version: versionKey(namespace!, name!), replicas: deployment.spec!.replicas }, 'replicas handed over to the autoscaler');
+  }
+
+  /** Autoscaling turned off: Berth's apply owns replicas again; the hand-over's share and mark go. */
+  async function takeBackReplicas(deployment: V1Deployment): Promise<void> {
+    const { name, namespace } = deployment.metadata!;
+    await applier.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace } }, HANDOVER);
+  }
+
   return async function reconcileVersion(key: string): Promise<ReconcileResult | void> {
     const [namespace, name] = key.split('/') as [string, string];
     const version = caches.versions.get(name, namespace);
     if (!version || version.metadata.deletionTimestamp) return;
+    // The namespace controller deletes everything in it; an apply would only be refused.
+    if (caches.namespaces.get(namespace)?.metadata?.deletionTimestamp) return;
 
     const app = applicationOf(namespace);
     if (!app) {
@@ -67,8 +92,14 @@ export function createVersionReconciler(ctx: OperatorContext) {
     }
 
     const previous = caches.deployments.get(name, namespace);
-    const { objects, resources } = desiredVersionObjects(version, app, config, previous?.spec?.replicas);
+    const autoscaled = version.spec.autoscaling !== undefined;
+    const handedOver = previous?.metadata?.annotations?.[REPLICAS_HANDED_OVER_ANNOTATION] !== undefined;
+    // Read fresh: the cached replicas may be older than the autoscaler's last decision.
+    if (autoscaled && previous && !handedOver) await handOverReplicas(await apps.readNamespacedDeployment({ name, namespace }));
+    const { objects, resources } = desiredVersionObjects(version, app, config, previous !== undefined);
     const [deployment] = (await Promise.all(objects.map((object) => applier.apply(object)))) as [V1Deployment, ...unknown[]];
+    if (autoscaled && !previous) await handOverReplicas(deployment);
+    if (!autoscaled && handedOver) await takeBackReplicas(deployment);
     if (!version.spec.autoscaling && version.metadata.generation !== version.status?.observedGeneration) {
       await applier.prune('autoscaling/v2', 'HorizontalPodAutoscaler', namespace, `${managedSelector(appName)},${LABELS.version}=${name}`, new Set());
     }

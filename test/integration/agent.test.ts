@@ -7,13 +7,14 @@ import { createServer } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { V1Pod } from '@kubernetes/client-node';
+import { RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLACEHOLDER_COMMON_NAME } from '../../src/agent/certificates.ts';
 import type { AgentStatus } from '../../src/agent/status.ts';
 import { CONTROL_SOCKET, type RenderedConfig } from '../../src/nginx/model.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
-import { clients, testNamespace } from '../support/kube.ts';
+import { ApiProxy } from '../support/api-proxy.ts';
+import { clients, isNotFound, serviceAccountKubeconfig, testNamespace } from '../support/kube.ts';
 import { controlRequest } from '../support/nginx.ts';
 import { freePort, startBerthProcess, type BerthProcess } from '../support/operator-process.ts';
 import { startPodServer, type PodServer } from '../support/pod-server.ts';
@@ -670,6 +671,33 @@ describe('berth agent beside an nginx it does not run', () => {
   let ownPrefix: string;
   let external: BerthProcess | undefined;
   let nginx: ChildProcess | undefined;
+  let refusing: ApiProxy | undefined;
+  /** An account that may read the agent's ConfigMap but, until a test grants it, no EndpointSlice. */
+  let lateAccount: string;
+  const lateBinding = `berth-agent-late-${process.pid}`;
+  const rbac = clients().kc.makeApiClient(RbacAuthorizationV1Api);
+  beforeAll(async () => {
+    refusing = await ApiProxy.start('refuse');
+    await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'late-agent' } } });
+    await rbac.createNamespacedRole({
+      namespace,
+      body: { metadata: { name: 'late-agent' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: 'late-agent' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'late-agent' },
+        subjects: [{ kind: 'ServiceAccount', name: 'late-agent', namespace }],
+      },
+    });
+    lateAccount = await serviceAccountKubeconfig(namespace, 'late-agent');
+  });
+  afterAll(async () => {
+    await rbac.deleteClusterRoleBinding({ name: lateBinding }).catch((error: unknown) => {
+      if (!isNotFound(error)) throw error;
+    });
+  });
 
   /**
    * nginx as the pod's nginx container runs it (src/loadbalancer/desired.ts): once the agent
@@ -741,6 +769,56 @@ describe('berth agent beside an nginx it does not run', () => {
     // The agent does not own this nginx: stopping the agent leaves it serving.
     expect(await external.stop()).toBe(0);
     expect((await get('ext.example', { port: own.http })).status).toBe(200);
+  });
+
+  it('restarted while the API server refuses, pushes nothing and is not ready until it has read its sources', async () => {
+    const [ip] = await readyPodIps(1);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
+    const proxy = refusing!;
+    external = await startBerthProcess(
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
+      'agent restarted while the API server refuses',
+      proxy.kubeconfigFile(),
+    );
+    // Its ConfigMap and EndpointSlice informers have each been refused at least twice.
+    await waitFor(() => proxy.attempts.length >= 4, { description: 'the agent to be refused four times', timeoutMs: 20_000 });
+    expect(await isReady(external)).toBe(false);
+    expect(await external.metric('berth_agent_dynamic_updates_total', { target: 'http' })).toBeUndefined();
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
+    expect((await get('ext.example', { port: own.http })).status).toBe(200);
+
+    proxy.forward();
+    await waitFor(() => isReady(external!), { description: 'the agent to be ready once it has read its sources', timeoutMs: 30_000 });
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
+    expect(servedBy(await get('ext2.example', { port: own.http }))).toBe(ip);
+    expect(await external.stop()).toBe(0);
+  });
+
+  it('restarted before it may read EndpointSlices, keeps what nginx holds and is not ready until it can', async () => {
+    // As when its pod starts before the binding to berth-agent takes effect: the ConfigMap
+    // lists, the EndpointSlices are forbidden.
+    const [ip] = await readyPodIps(1);
+    external = await startBerthProcess(
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
+      'agent not yet allowed to read EndpointSlices',
+      lateAccount,
+    );
+    const forbidden = () => external!.logs().split('\n').filter((line) => line.includes('"informer":"endpointslices"') && line.includes('forbidden')).length;
+    await waitFor(() => forbidden() >= 2, { description: 'two forbidden lists of EndpointSlices', timeoutMs: 20_000 });
+    expect(await isReady(external)).toBe(false);
+    expect(await external.metric('berth_agent_dynamic_updates_total', { target: 'http' })).toBeUndefined();
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
+
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: lateBinding },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'berth-agent' },
+        subjects: [{ kind: 'ServiceAccount', name: 'late-agent', namespace }],
+      },
+    });
+    await waitFor(() => isReady(external!), { description: 'the agent to be ready once it may read EndpointSlices', timeoutMs: 30_000 });
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
+    expect(await external.stop()).toBe(0);
   });
 });
 

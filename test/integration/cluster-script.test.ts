@@ -49,7 +49,7 @@ afterAll(async () => {
 });
 
 describe('hack/cluster.sh', () => {
-  it('comes up, is idempotent, recovers from a crashed component and tears down without leftovers', async () => {
+  it('comes up, is idempotent, restarts only a crashed component keeping the data, and tears down without leftovers', async () => {
     const first = await cluster('up');
     expect(first.output).toMatch(/cluster up in \d+s/);
     expect(first.code).toBe(0);
@@ -60,6 +60,9 @@ describe('hack/cluster.sh', () => {
     expect(second.code).toBe(0);
     expect(second.output).toContain('cluster already running');
 
+    // Data written before a component dies is still there after `up` repaired it.
+    expect((await cluster('exec', 'kubectl', 'create', 'configmap', 'survivor', '--from-literal=kept=yes')).code).toBe(0);
+    const etcdPid = Number(readFileSync(join(clusterDir, 'run', 'etcd.pid'), 'utf8'));
     const apiServerPid = Number(readFileSync(join(clusterDir, 'run', 'kube-apiserver.pid'), 'utf8'));
     process.kill(apiServerPid, 'SIGKILL');
     // The signal is delivered when the process next runs, which on a busy machine is not at once.
@@ -70,8 +73,13 @@ describe('hack/cluster.sh', () => {
 
     const recovered = await cluster('up');
     expect(recovered.code).toBe(0);
+    expect(recovered.output).toContain('restarting kube-apiserver; the cluster\'s data is kept');
     expect(recovered.output).toMatch(/cluster up in \d+s/);
     expect((await cluster('status')).code).toBe(0);
+    // Only what died was restarted, and nothing was wiped.
+    expect(Number(readFileSync(join(clusterDir, 'run', 'etcd.pid'), 'utf8'))).toBe(etcdPid);
+    const survivor = await cluster('exec', 'kubectl', 'get', 'configmap', 'survivor', '-o', 'jsonpath={.data.kept}');
+    expect(survivor.output).toContain('yes');
 
     const pids = componentPids();
     expect(pids).toHaveLength(5);

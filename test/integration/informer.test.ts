@@ -2,6 +2,7 @@ import type { V1ConfigMap } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Informer } from '../../src/kit/informer.ts';
 import { createLogger } from '../../src/kit/log.ts';
+import { ApiProxy } from '../support/api-proxy.ts';
 import { clients, testNamespace } from '../support/kube.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -52,5 +53,56 @@ describe('Informer', () => {
     expect(cached.metadata?.resourceVersion).toBe(fromServer.metadata?.resourceVersion);
     expect(cached.metadata).not.toHaveProperty('managedFields');
     expect(cached.metadata?.labels).toEqual({ 'informer-test': 'yes' });
+  });
+});
+
+describe('Informer against an API server that refuses connections', () => {
+  let proxy: ApiProxy;
+  let refused: Informer<V1ConfigMap>;
+  beforeAll(async () => {
+    proxy = await ApiProxy.start('refuse');
+    const { core: throughProxy } = clients(proxy.kubeConfig());
+    refused = new Informer<V1ConfigMap>(proxy.kubeConfig(), {
+      name: 'configmaps through the proxy',
+      path: `/api/v1/namespaces/${namespace}/configmaps`,
+      list: () => throughProxy.listNamespacedConfigMap({ namespace, labelSelector: 'informer-test' }),
+      labelSelector: 'informer-test',
+      logger: createLogger('informer-test', 'silent'),
+    });
+  });
+  afterAll(async () => {
+    await refused?.stop();
+  });
+
+  it('counts as synced only once a list succeeded, and spaces its retries out meanwhile', async () => {
+    await refused.start();
+    // Each attempt is one list, on one new connection, reset by the proxy.
+    await waitFor(() => proxy.attempts.length >= 6, { description: 'six list attempts', timeoutMs: 30_000 });
+    expect(refused.isSynced).toBe(false);
+    expect(refused.list()).toEqual([]);
+
+    const [first] = proxy.attempts;
+    const gaps = proxy.attempts.slice(1, 6).map((at, i) => at - proxy.attempts[i]!);
+    // Doubling waits with jitter in their upper half: no wait is shorter than the one
+    // before (less a little for the scheduler), and they grow well apart.
+    for (let i = 1; i < gaps.length; i++) expect(gaps[i]).toBeGreaterThanOrEqual(gaps[i - 1]! - 50);
+    expect(gaps.at(-1)).toBeGreaterThan(4 * gaps[0]!);
+    expect(proxy.attempts.filter((at) => at - first! < 5_000).length).toBeLessThanOrEqual(5);
+
+    proxy.forward();
+    await refused.synced;
+    expect(refused.list(namespace).map((cm) => cm.metadata!.name)).toEqual(['watched']);
+  });
+
+  it('starts its backoff over once it has listed and watched', async () => {
+    // The watch is cut: the next attempt comes after the first step again, not after the grown one.
+    const cutAt = Date.now();
+    proxy.refuse();
+    const [retry] = await waitFor(() => (proxy.attemptsSince(cutAt).length > 0 ? proxy.attemptsSince(cutAt) : undefined), {
+      description: 'a watch attempt after the cut',
+      timeoutMs: 10_000,
+    });
+    expect(retry! - cutAt).toBeLessThan(1_000);
+    expect(refused.isSynced).toBe(true);
   });
 });

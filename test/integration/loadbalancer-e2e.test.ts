@@ -2,9 +2,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBalancerObjectName } from '../../src/loadbalancer/desired.ts';
+import { loadBalancerObjectName, tlsReaderBindingName } from '../../src/loadbalancer/desired.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
 import { startLoad, sample, get } from '../support/http-load.ts';
 import { clients, testNamespace } from '../support/kube.ts';
@@ -239,8 +239,8 @@ describe('traffic through a LoadBalancer', () => {
     const rival = `rival-${Date.now().toString(36)}`;
     try {
       await berth.createApplication(rival, { environment: 'testing', routes: [{ host: host(), loadBalancer: lb }] });
-      const condition = await berth.applicationCondition(rival, 'RoutesAccepted', 'False', 'RouteNotServed');
-      expect(condition.message).toContain(`already served by application ${app}`);
+      const condition = await berth.applicationCondition(rival, 'RoutesAccepted', 'False', 'HostOwnedByOther');
+      expect(condition.message).toContain(`${host()} belongs to Application ${app} (claimed first)`);
       const result = await sample(ports.http, host(), 20);
       expect(result.ok).toBe(20);
       expect([...result.byVersion.keys()]).toEqual(['v2']);
@@ -274,6 +274,106 @@ describe('traffic through a LoadBalancer', () => {
   });
 });
 
+describe('one Application\'s mistakes stay with it', () => {
+  const intruder = testApplicationName('intruder');
+  const intruderHost = () => `${intruder}.example.test`;
+
+  async function warnings(name: string): Promise<string[]> {
+    const events = await core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${name},type=Warning` });
+    return events.items.map((event) => `${event.reason}: ${event.message}`);
+  }
+
+  it('keeps serving and converging for the others while one Application is broken, and says why on that Application', async () => {
+    // The stream port rolled out a new pod: its agent is the one whose report counts.
+    await agentForCurrentPod();
+    await berth.createApplication(intruder, {
+      environment: 'testing',
+      // A takeover of the other team's /login, and a traffic split naming a Version that does not exist.
+      routes: [
+        { host: host(), paths: ['/login'], loadBalancer: lb },
+        { host: intruderHost(), loadBalancer: lb },
+      ],
+      traffic: [{ version: 'v9', weight: 1 }],
+    });
+    const takeover = await berth.applicationCondition(intruder, 'RoutesAccepted', 'False', 'HostOwnedByOther');
+    expect(takeover.message).toBe(
+      `spec.routes[0] (${host()}/login): ${host()} belongs to Application ${app} (claimed first); ask its owners to delegate /login to you in spec.routes[].delegate`,
+    );
+    const traffic = await berth.applicationCondition(intruder, 'TrafficAssigned', 'False', 'VersionNotFound');
+    expect(traffic.message).toContain(`spec.traffic names Version(s) v9 that do not exist in namespace ${intruder}; requests get 503`);
+
+    // A claim the renderer would refuse is refused at apply time, naming the field; the
+    // intruder's other routes are untouched.
+    const spec = (await berth.getApplication(intruder))!.spec;
+    const doubleSlash = { host: `paths.${intruderHost()}`, paths: ['/a//b'], loadBalancer: lb };
+    const refusedAtApply = await berth.patchApplicationSpec(intruder, { ...spec, routes: [...spec.routes, doubleSlash] }).then(
+      () => 'accepted',
+      (error: { body?: unknown }) => String(error.body ?? error),
+    );
+    expect(refusedAtApply).toMatch(/spec\.routes\[2\]\.paths\[0\]: Invalid value: .*without \\?"\/\/\\?"/);
+    const said = await waitFor(async () => {
+      const found = await warnings(intruder);
+      return found.some((w) => w.startsWith('HostOwnedByOther: ')) && found.some((w) => w.startsWith('VersionNotFound: ')) ? found : undefined;
+    }, { description: 'Warning events on the intruder' });
+    expect(said.join('\n')).toContain('ask its owners to delegate /login');
+
+    // The intruder's own, valid host is served (503: it has no pods); the owner keeps /login.
+    await waitFor(async () => (await get(ports.http, intruderHost())).status === 503, { description: `${intruderHost()} to be served` });
+    const login = await get(ports.http, host(), '/login');
+    expect(login.status).toBe(200);
+    expect(login.body).toContain('"version":"v2"');
+    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
+
+    // The LoadBalancer keeps converging: a new host of the healthy Application is served.
+    const appSpec = (await berth.getApplication(app))!.spec;
+    const fresh = `fresh.${host()}`;
+    await berth.patchApplicationSpec(app, { ...appSpec, routes: [...appSpec.routes, { host: fresh, loadBalancer: lb }] });
+    await waitFor(async () => (await get(ports.http, fresh)).status === 200, { description: `${fresh} to be served` });
+    await berth.loadBalancerCondition(lb, 'Ready', 'True', 'Serving');
+    await berth.patchApplicationSpec(app, appSpec);
+  });
+
+  it('keeps the last good config when the LoadBalancer\'s own settings do not render, and blames no Application', async () => {
+    const lbSpec = (await berth.getLoadBalancer(lb))!.spec;
+    const refusedAtApply = await berth.patchLoadBalancerSpec(lb, { ...lbSpec, nginx: { ...lbSpec.nginx, upstreamKeepalive: 0 } }).then(
+      () => 'accepted',
+      (error: { body?: unknown }) => String(error.body ?? error),
+    );
+    expect(refusedAtApply).toContain('spec.nginx.upstreamKeepalive');
+    // What the CRD cannot know: this operator's own pod ports. A stream on its HTTP port passes the API server and does not render.
+    const service = { namespace: app, name: 'v2-pods', port: 'http' };
+    await berth.patchLoadBalancerSpec(lb, { ...lbSpec, streams: [...lbSpec.streams, { port: ports.http, protocol: 'TCP', service }] });
+    const invalid = await berth.loadBalancerCondition(lb, 'Ready', 'False', 'InvalidConfig');
+    expect(invalid.message).toContain(`TCP port ${ports.http} is already used by ports.http`);
+    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    const routes = await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
+    expect(routes.message).toContain(host());
+    await berth.patchLoadBalancerSpec(lb, lbSpec);
+    await berth.loadBalancerCondition(lb, 'Ready', 'True', 'Serving');
+  });
+
+  it('lets a LoadBalancer admit only Applications whose labels match, and re-evaluates when labels change', async () => {
+    const custom = clients().kc.makeApiClient(CustomObjectsApi);
+    const lbSpec = (await berth.getLoadBalancer(lb))!.spec;
+    await berth.patchLoadBalancerSpec(lb, { ...lbSpec, allowedApplications: { selector: { matchLabels: { 'e2e.berth.dev/exposure': 'public' } } } });
+    const refused = await berth.applicationCondition(app, 'RoutesAccepted', 'False', 'NotAllowedOnLoadBalancer');
+    expect(refused.message).toContain(`LoadBalancer ${lb} only serves Applications with labels matching`);
+    await waitFor(async () => (await get(ports.http, host())).status === 404, { description: `${host()} no longer served` });
+
+    await custom.patchClusterCustomObject({
+      group: 'berth.dev',
+      version: 'v1alpha1',
+      plural: 'applications',
+      name: app,
+      body: [{ op: 'add', path: '/metadata/labels', value: { 'e2e.berth.dev/exposure': 'public' } }],
+    });
+    await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
+    await waitFor(async () => (await get(ports.http, host())).status === 200, { description: `${host()} served again` });
+    await berth.patchLoadBalancerSpec(lb, lbSpec);
+  });
+});
+
 describe('LoadBalancer objects', () => {
   it('runs nginx and the agent as non-root with a read-only root filesystem, behind a Service and a PDB', async () => {
     const name = loadBalancerObjectName(lb);
@@ -294,7 +394,7 @@ describe('LoadBalancer objects', () => {
   it('lets the agent read only the Secrets that routes name for TLS, and serves a placeholder for a missing one', async () => {
     const rbac = clients().kc.makeApiClient(RbacAuthorizationV1Api);
     await agentForCurrentPod();
-    const binding = `${loadBalancerObjectName(lb)}-tls-secrets`;
+    const binding = tlsReaderBindingName(lb);
     const bindings = async () => (await rbac.listNamespacedRoleBinding({ namespace: app })).items.map((b) => b.metadata!.name);
     expect(await bindings()).not.toContain(binding);
     const spec = (await berth.getApplication(app))!.spec;
@@ -302,6 +402,9 @@ describe('LoadBalancer objects', () => {
     await waitFor(async () => (await bindings()).includes(binding), { description: 'the TLS reader binding' });
     const created = await rbac.readNamespacedRoleBinding({ namespace: app, name: binding });
     expect(created.roleRef).toMatchObject({ kind: 'Role', name: 'berth-tls-secrets' });
+    // The Application's reconciler writes the Role, the LoadBalancer's the binding: either may come first.
+    const roles = async () => (await rbac.listNamespacedRole({ namespace: app })).items.map((r) => r.metadata!.name);
+    await waitFor(async () => (await roles()).includes('berth-tls-secrets'), { description: 'the TLS Secrets Role' });
     const role = await rbac.readNamespacedRole({ namespace: app, name: 'berth-tls-secrets' });
     expect(role.rules).toEqual([expect.objectContaining({ resources: ['secrets'], resourceNames: ['web-tls'], verbs: ['get', 'list', 'watch'] })]);
     expect(created.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', name: loadBalancerObjectName(lb), namespace: lbNamespace })]);
@@ -311,6 +414,9 @@ describe('LoadBalancer objects', () => {
     expect(unusable.message).toContain(`TLS Secret ${app}/web-tls: not found`);
     expect((await berth.getLoadBalancer(lb))?.status?.instances?.[0]?.placeholderCertificates).toEqual([`TLS Secret ${app}/web-tls: not found`]);
     expect((await sample(ports.http, host(), 10)).failed).toBe(0);
+    // ... and the Application whose route names the Secret hears it too.
+    const onApplication = await berth.applicationCondition(app, 'TLSSecretsUsable', 'False', 'PlaceholderCertificateServed');
+    expect(onApplication.message).toContain(`TLS Secret web-tls (spec.routes[${spec.routes.length}].tls.secretName): not found`);
 
     await berth.patchApplicationSpec(app, spec);
     await waitFor(async () => !(await bindings()).includes(binding), { description: 'the TLS reader binding to be revoked' });

@@ -205,6 +205,8 @@ describe('Application and Version lifecycle', () => {
       timeoutMs: 90_000,
     });
     expect(await gone(() => core.readNamespace({ name: app }))).toBe(true);
+    // While the namespace terminated, nothing was applied into it (the API server refuses that).
+    expect(operator.logs()).not.toContain(`because it is being terminated`);
   });
 });
 

@@ -1,10 +1,15 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CoordinationV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
-import { afterAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { CoordinationV1Api, RbacAuthorizationV1Api, type V1ConfigMap, type V1RoleBinding } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Informer } from '../../src/kit/informer.ts';
+import { createLogger } from '../../src/kit/log.ts';
 import { APPLICATION_FINALIZER } from '../../src/labels.ts';
+import { loadBalancerObjectName, tlsReaderBindingName } from '../../src/loadbalancer/desired.ts';
+import { ApiProxy } from '../support/api-proxy.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
-import { clients } from '../support/kube.ts';
+import { clients, testNamespace } from '../support/kube.ts';
 import { operatorConfigFile, startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -20,10 +25,11 @@ const berth = berthClient(kc);
 const LEASE = { leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 };
 
 const running: OperatorProcess[] = [];
-async function start(identity: string, leaseName: string, lease = LEASE): Promise<OperatorProcess> {
+async function start(identity: string, leaseName: string, lease: Record<string, unknown> = LEASE, kubeconfig?: string): Promise<OperatorProcess> {
   const operator = await startOperatorProcess({
     identity,
     configFile: operatorConfigFile({ leaderElection: { leaseName, ...lease } }),
+    ...(kubeconfig ? { kubeconfig } : {}),
   });
   running.push(operator);
   return operator;
@@ -161,5 +167,119 @@ describe('API server restart', () => {
     });
     expect(operator.child.exitCode).toBeNull();
     expect(await leads(operator, leaseName)).toBe(true);
+  });
+});
+
+/** Every change to the objects at `path` from now on, seen by an informer on a direct connection. */
+async function record<T extends V1ConfigMap | V1RoleBinding>(
+  path: string,
+  list: () => Promise<{ items: T[] }>,
+): Promise<{ seen: { event: string; object: T }[]; stop: () => Promise<void> }> {
+  const seen: { event: string; object: T }[] = [];
+  const informer = new Informer<T>(kc, { name: path, path, list: list as never, logger: createLogger('test', 'silent') });
+  await informer.start();
+  await informer.synced;
+  informer.onChange((object, event) => seen.push({ event, object }));
+  return { seen, stop: () => informer.stop() };
+}
+
+describe('API server refusing at start-up', () => {
+  const leaseName = 'berth-refused-test';
+  afterAll(stopAll);
+  const app = testApplicationName('refused');
+  const lb = `refused-${randomBytes(3).toString('hex')}`;
+  const host = `${app}.example.test`;
+  const configMapName = loadBalancerObjectName(lb);
+  let lbNamespace: string;
+  let proxy: ApiProxy;
+  afterAll(() => berth.deleteLoadBalancer(lb));
+  beforeAll(async () => {
+    lbNamespace = await testNamespace('refused-lb');
+    proxy = await ApiProxy.start('refuse');
+  });
+
+  it('renders, prunes and applies nothing until its caches have listed, then converges', async () => {
+    // A rendered config and the bindings an operator made, with a route that uses TLS.
+    const setup = await start('setup', leaseName);
+    await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 1 } });
+    await berth.createApplication(app, {
+      environment: 'testing',
+      members: [{ name: 'ann', role: 'Owner' }],
+      routes: [{ host, loadBalancer: lb, tls: { secretName: 'web-tls' } }],
+    });
+    const tlsBinding = tlsReaderBindingName(lb);
+    await waitFor(async () => (await rbac.listNamespacedRoleBinding({ namespace: app })).items.some((b) => b.metadata!.name === tlsBinding), {
+      description: 'the TLS reader binding',
+    });
+    await waitFor(async () => (await core.readNamespacedConfigMap({ namespace: lbNamespace, name: configMapName })).data?.['nginx.conf']?.includes(host), {
+      description: 'the rendered config',
+    });
+    await setup.stop();
+    const bindingsBefore = (await rbac.listNamespacedRoleBinding({ namespace: app })).items.map((b) => b.metadata!.name).sort();
+    expect(bindingsBefore).toContain(tlsBinding);
+
+    // Every change from here on, seen on a direct connection.
+    const configMaps = await record<V1ConfigMap>(`/api/v1/namespaces/${lbNamespace}/configmaps`, () => core.listNamespacedConfigMap({ namespace: lbNamespace }));
+    const bindings = await record<V1RoleBinding>(`/apis/rbac.authorization.k8s.io/v1/namespaces/${app}/rolebindings`, () => rbac.listNamespacedRoleBinding({ namespace: app }));
+    try {
+      // The lease is its own here (no election), so that what is tested is the caches.
+      const refused = await start('refused', leaseName, { enabled: false }, proxy.kubeconfigFile());
+      // Each of its seven informers has tried to list at least twice and been refused.
+      await waitFor(() => proxy.attempts.length >= 14, { description: 'the operator to be refused 14 times', timeoutMs: 30_000 });
+      expect((await fetch(`http://127.0.0.1:${refused.port}/readyz`)).status).toBe(503);
+      expect(refused.logs()).not.toContain('caches synced');
+      // Meanwhile the Application gains a host, which the operator must render once it can.
+      const second = `second.${host}`;
+      const spec = (await berth.getApplication(app))!.spec;
+      await berth.patchApplicationSpec(app, { ...spec, routes: [...spec.routes, { host: second, loadBalancer: lb }] });
+
+      proxy.forward();
+      await waitFor(async () => (await core.readNamespacedConfigMap({ namespace: lbNamespace, name: configMapName })).data?.['nginx.conf']?.includes(second), {
+        description: 'the new host rendered once the API server answers',
+        timeoutMs: 60_000,
+      });
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${refused.port}/readyz`)).ok, { description: 'the operator to be ready' });
+      // Nothing was rendered without the hosts or pruned on the way.
+      const versions = configMaps.seen.filter(({ object }) => object.metadata!.name === configMapName);
+      expect(versions.length).toBeGreaterThan(0);
+      for (const { event, object } of versions) {
+        expect(event).toBe('update');
+        expect(object.data?.['nginx.conf']).toContain(`server_name "${host}";`);
+      }
+      expect(bindings.seen.filter(({ event }) => event === 'delete').map(({ object }) => object.metadata!.name)).toEqual([]);
+      expect((await rbac.listNamespacedRoleBinding({ namespace: app })).items.map((b) => b.metadata!.name).sort()).toEqual(bindingsBefore);
+    } finally {
+      await configMaps.stop();
+      await bindings.stop();
+    }
+  });
+});
+
+describe('a leader whose API server hangs', () => {
+  const leaseName = 'berth-hang-test';
+  afterAll(stopAll);
+  let proxy: ApiProxy;
+  beforeAll(async () => {
+    proxy = await ApiProxy.start('forward');
+  });
+
+  it('stops acting at its renew deadline, before another replica can take the lease', async () => {
+    const hung = await start('hung', leaseName, LEASE, proxy.kubeconfigFile());
+    await waitFor(() => leads(hung, leaseName), { description: 'the first operator to lead', timeoutMs: 20_000 });
+    let exitedAt: number | undefined;
+    void hung.exited.then(() => (exitedAt = Date.now()));
+
+    // Its renewals (and everything else) now hang: no error ever comes back.
+    proxy.stall();
+    const rival = await start('rival', leaseName);
+    await waitFor(async () => (await leaseHolder(leaseName)) === rival.identity, { description: 'the rival to take the lease', timeoutMs: 30_000 });
+    const lease = await leases.readNamespacedLease({ namespace: 'berth-system', name: leaseName });
+    const acquiredAt = new Date(lease.spec!.acquireTime!).getTime();
+
+    expect(exitedAt, 'the hung leader had exited when the rival acquired the lease').toBeDefined();
+    expect(exitedAt!).toBeLessThan(acquiredAt);
+    expect(await hung.exited).toBe(1);
+    expect(hung.logs()).toContain(`could not renew the lease within ${LEASE.renewDeadlineSeconds}s; leadership lost`);
+    expect(await leads(rival, leaseName)).toBe(true);
   });
 });

@@ -80,6 +80,8 @@ describe('parseConfigMap', () => {
     expect(() => parseConfigMap({ ...files, 'backends.json': '{' })).toThrow('backends.json is not JSON');
     expect(() => parseConfigMap({ ...files, 'backends.json': '{"backends":[{"name":"Shop","groups":[]}]}' })).toThrow('backends.0.name');
     expect(() => parseConfigMap({ ...files, 'nginx.conf': 'events {}' })).toThrow('/generation');
+    const misnamed = files['nginx.conf'].replace('tls/shop.shop-tls.crt', 'tls/../shop.crt');
+    expect(() => parseConfigMap({ ...files, 'nginx.conf': misnamed })).toThrow('"../shop" is not a certificate file name');
   });
 });
 

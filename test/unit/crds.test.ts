@@ -113,10 +113,25 @@ describe.each(crds.map((crd) => [crd.spec.names.kind, crd] as const))('the %s CR
     }
   });
 
-  it('requires spec and leaves metadata to the API server', () => {
+  it('requires spec and leaves metadata to the API server, but for the type of the name its rule reports', () => {
     expect(root.required).toEqual(['spec']);
-    expect(root.properties).toMatchObject({ metadata: { type: 'object' } });
-    expect(Object.keys((root.properties as Schema).metadata as Schema)).toEqual(['type']);
+    expect((root.properties as Schema).metadata).toEqual({ type: 'object', properties: { name: { type: 'string' } } });
+    const rules = root['x-kubernetes-validations'] as { rule: string; fieldPath?: string }[];
+    expect(rules.map((rule) => rule.fieldPath)).toEqual(['.metadata.name']);
+  });
+
+  it('checks strings with CEL rules in words, never with a pattern the API server would print as a regex', () => {
+    const patterned = [...schemaNodes(root, '')].filter(([, node]) => 'pattern' in node).map(([path]) => path);
+    expect(patterned).toEqual([]);
+    const unbounded = [...schemaNodes(root, '')]
+      .filter(([, node]) => node.type === 'string' && 'x-kubernetes-validations' in node && typeof node.maxLength !== 'number')
+      .map(([path]) => path);
+    expect(unbounded, 'CEL on a string needs maxLength to stay within the cost limit').toEqual([]);
+    for (const [path, node] of schemaNodes(root, '')) {
+      for (const { message } of (node['x-kubernetes-validations'] as { message: string }[] | undefined) ?? []) {
+        expect(message, path).not.toMatch(/[\\^$]|\[a-z/);
+      }
+    }
   });
 
   it('has printer columns that read fields the schema has', () => {

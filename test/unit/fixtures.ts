@@ -2,6 +2,7 @@ import type { KubernetesObject, V1Deployment, V1DeploymentCondition, V1Pod } fro
 import type { z } from 'zod';
 import { API_VERSION } from '../../src/api/meta.ts';
 import { applicationSpec, type Application } from '../../src/api/application.ts';
+import { loadBalancerSpec, type LoadBalancer } from '../../src/api/loadbalancer.ts';
 import { versionSpec, type Version } from '../../src/api/version.ts';
 import { operatorConfig, type OperatorConfig } from '../../src/config.ts';
 
@@ -30,6 +31,25 @@ export function makeApplication(spec: Partial<z.input<typeof applicationSpec>> =
     kind: 'Application',
     metadata: { name, uid: meta.uid ?? `uid-app-${name}`, generation: meta.generation ?? 1 },
     spec: applicationSpec.parse({ environment: 'development', ...spec }),
+  };
+}
+
+type RouteInput = z.input<typeof applicationSpec>['routes'] extends Array<infer R> | undefined ? Partial<R> & { host: string } : never;
+
+/** An Application created at a given time whose routes default to LoadBalancer `public`. */
+export function makeRoutedApplication(name: string, createdAt: string, routes: RouteInput[], spec: Partial<z.input<typeof applicationSpec>> = {}): Application {
+  const application = makeApplication({ routes: routes.map((r) => ({ loadBalancer: 'public', ...r })), ...spec }, { name });
+  application.metadata.creationTimestamp = new Date(createdAt);
+  return application;
+}
+
+/** A LoadBalancer as the API server returns it: spec defaulted by the schema. */
+export function makeLoadBalancer(spec: Partial<z.input<typeof loadBalancerSpec>> = {}, name = 'public', creationTimestamp?: string): LoadBalancer {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'LoadBalancer',
+    metadata: { name, uid: `uid-lb-${name}`, ...(creationTimestamp ? { creationTimestamp: new Date(creationTimestamp) } : {}) },
+    spec: loadBalancerSpec.parse(spec),
   };
 }
 

@@ -1,22 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { loadBalancerSpec, type LoadBalancer } from '../../src/api/loadbalancer.ts';
-import { API_VERSION } from '../../src/api/meta.ts';
 import { TLS_SECRETS_ROLE } from '../../src/application/desired.ts';
 import { desiredLoadBalancerObjects } from '../../src/loadbalancer/desired.ts';
 import { loadBalancerModel } from '../../src/loadbalancer/model.ts';
 import { hostPortsCondition, loadBalancerConditions } from '../../src/loadbalancer/reconciler.ts';
-import { resolveRoutes } from '../../src/loadbalancer/routes.ts';
+import { claimsOf } from '../../src/loadbalancer/routes.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
-import { makeApplication, makeConfig, ofKind, onlyOfKind } from './fixtures.ts';
-
-function makeLoadBalancer(spec: object = {}, name = 'public', creationTimestamp?: string): LoadBalancer {
-  return {
-    apiVersion: API_VERSION,
-    kind: 'LoadBalancer',
-    metadata: { name, uid: `uid-lb-${name}`, ...(creationTimestamp ? { creationTimestamp: new Date(creationTimestamp) } : {}) },
-    spec: loadBalancerSpec.parse(spec),
-  };
-}
+import { makeApplication, makeConfig, makeLoadBalancer, ofKind, onlyOfKind } from './fixtures.ts';
 
 const config = makeConfig();
 const shop = makeApplication({
@@ -30,7 +19,7 @@ const shop = makeApplication({
 describe('loadBalancerModel', () => {
   const model = loadBalancerModel(
     makeLoadBalancer({ streams: [{ port: 53, protocol: 'UDP', service: { namespace: 'kube-system', name: 'kube-dns', port: 'dns' } }] }),
-    resolveRoutes([shop]).accepted,
+    claimsOf(shop),
     new Map([['shop', shop]]),
     () => ['v1', 'v2'],
     config,

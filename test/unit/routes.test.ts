@@ -1,51 +1,130 @@
 import { describe, expect, it } from 'vitest';
 import type { Application } from '../../src/api/application.ts';
-import { resolveRoutes, routeReport, trafficSplit } from '../../src/loadbalancer/routes.ts';
-import { makeApplication } from './fixtures.ts';
+import { claimsOf, trafficCondition, trafficSplit, wildcardCovers } from '../../src/loadbalancer/routes.ts';
+import { decideRouting, type RoutingDecision } from '../../src/loadbalancer/routing.ts';
+import { makeApplication, makeConfig, makeLoadBalancer, makeRoutedApplication } from './fixtures.ts';
 
-function app(name: string, createdAt: string, routes: Application['spec']['routes'] extends Array<infer R> ? Array<Partial<R> & { host: string }> : never, extra: object = {}): Application {
-  const application = makeApplication({ routes: routes.map((r) => ({ loadBalancer: 'public', ...r })), ...extra }, { name });
-  application.metadata.creationTimestamp = new Date(createdAt);
-  return application;
+const app = makeRoutedApplication;
+
+function decide(applications: Application[], loadBalancers = [makeLoadBalancer(), makeLoadBalancer({}, 'internal')]): RoutingDecision {
+  return decideRouting({ applications, loadBalancers, versionsOf: () => ['v1'], config: makeConfig() });
 }
 
-describe('resolveRoutes', () => {
-  it('gives a host + path to the oldest claim and rejects the newer one, naming the holder', () => {
-    const older = app('older', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com', paths: ['/', '/api'] }]);
-    const newer = app('newer', '2030-01-02T00:00:00Z', [{ host: 'shop.example.com', paths: ['/api', '/blog'] }]);
-    const table = resolveRoutes([newer, older]);
-    expect(table.accepted.map((c) => `${c.application}:${c.path}`).sort()).toEqual(['newer:/blog', 'older:/', 'older:/api']);
-    expect(table.rejected).toEqual([expect.objectContaining({ application: 'newer', path: '/api', heldBy: 'older' })]);
+const served = (decision: RoutingDecision) => decision.accepted.map((c) => `${c.application}:${c.host}${c.path}`).sort();
+const refused = (decision: RoutingDecision) => decision.refused.map((c) => `${c.application}:${c.host}${c.path}:${c.reason}`).sort();
+
+describe('claimsOf', () => {
+  it('sends traffic to the first port unless the route names one, and carries TLS and stickiness', () => {
+    const shop = app('shop', '2030-01-01T00:00:00Z', [{ host: 'x.example.com', tls: { secretName: 'x-tls' }, sticky: { maxAgeSeconds: 60 } }, { host: 'admin.example.com', port: 'admin' }], {
+      ports: [{ name: 'web', port: 8080 }, { name: 'admin', port: 9090 }],
+    });
+    const [x, admin] = claimsOf(shop);
+    expect(x).toMatchObject({ port: 'web', tlsSecret: 'x-tls', stickyMaxAgeSeconds: 60, namespace: 'shop', route: 0 });
+    expect(admin).toMatchObject({ port: 'admin', route: 1 });
+    expect(admin).not.toHaveProperty('tlsSecret');
+  });
+});
+
+describe('host ownership', () => {
+  it('gives a host and all its paths to the oldest claim, and names the owner in the refusal', () => {
+    const shop = app('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com', paths: ['/', '/api'] }]);
+    const rival = app('rival', '2030-01-02T00:00:00Z', [{ host: 'shop.example.com', paths: ['/login', '/api'] }]);
+    const decision = decide([rival, shop]);
+    expect(served(decision)).toEqual(['shop:shop.example.com/', 'shop:shop.example.com/api']);
+    expect(refused(decision)).toEqual(['rival:shop.example.com/api:HostOwnedByOther', 'rival:shop.example.com/login:HostOwnedByOther']);
+    expect(decision.refused.find((c) => c.path === '/login')!.message).toBe(
+      'spec.routes[0] (shop.example.com/login): shop.example.com belongs to Application shop (claimed first); ask its owners to delegate /login to you in spec.routes[].delegate',
+    );
   });
 
   it('breaks a creation-time tie by name, so every run agrees', () => {
     const b = app('bravo', '2030-01-01T00:00:00Z', [{ host: 'x.example.com' }]);
     const a = app('alpha', '2030-01-01T00:00:00Z', [{ host: 'x.example.com' }]);
-    expect(resolveRoutes([b, a]).accepted.map((c) => c.application)).toEqual(['alpha']);
-    expect(resolveRoutes([a, b]).accepted.map((c) => c.application)).toEqual(['alpha']);
+    expect(served(decide([b, a]))).toEqual(['alpha:x.example.com/']);
+    expect(served(decide([a, b]))).toEqual(['alpha:x.example.com/']);
   });
 
-  it('does not count the same host on different load balancers as a conflict', () => {
+  it('holds across LoadBalancers: the same host on another one is still the owner\'s', () => {
     const one = app('one', '2030-01-01T00:00:00Z', [{ host: 'x.example.com', loadBalancer: 'public' }]);
     const two = app('two', '2030-01-02T00:00:00Z', [{ host: 'x.example.com', loadBalancer: 'internal' }]);
-    expect(resolveRoutes([one, two]).rejected).toEqual([]);
+    expect(refused(decide([one, two]))).toEqual(['two:x.example.com/:HostOwnedByOther']);
   });
 
   it('frees the routes of an application being deleted', () => {
     const leaving = app('leaving', '2030-01-01T00:00:00Z', [{ host: 'x.example.com' }]);
     leaving.metadata.deletionTimestamp = new Date('2030-01-03T00:00:00Z');
     const waiting = app('waiting', '2030-01-02T00:00:00Z', [{ host: 'x.example.com' }]);
-    expect(resolveRoutes([leaving, waiting]).accepted.map((c) => c.application)).toEqual(['waiting']);
+    expect(served(decide([leaving, waiting]))).toEqual(['waiting:x.example.com/']);
   });
 
-  it('sends traffic to the first port unless the route names one, and carries TLS and stickiness', () => {
-    const shop = app('shop', '2030-01-01T00:00:00Z', [{ host: 'x.example.com', tls: { secretName: 'x-tls' }, sticky: { maxAgeSeconds: 60 } }, { host: 'admin.example.com', port: 'admin' }], {
-      ports: [{ name: 'web', port: 8080 }, { name: 'admin', port: 9090 }],
-    });
-    const [x, admin] = resolveRoutes([shop]).accepted;
-    expect(x).toMatchObject({ port: 'web', tlsSecret: 'x-tls', stickyMaxAgeSeconds: 60, namespace: 'shop' });
-    expect(admin).toMatchObject({ port: 'admin' });
-    expect(admin).not.toHaveProperty('tlsSecret');
+  it('lets another Application serve the paths the owner delegates, and what lies beneath them', () => {
+    const shop = app('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com', delegate: [{ application: 'login', paths: ['/login'] }] }]);
+    const login = app('login', '2030-01-02T00:00:00Z', [{ host: 'shop.example.com', paths: ['/login', '/login/sso', '/admin'] }]);
+    const other = app('other', '2030-01-03T00:00:00Z', [{ host: 'shop.example.com', paths: ['/login/x'] }]);
+    const decision = decide([shop, login, other]);
+    expect(served(decision)).toEqual(['login:shop.example.com/login', 'login:shop.example.com/login/sso', 'shop:shop.example.com/']);
+    expect(refused(decision)).toEqual(['login:shop.example.com/admin:HostOwnedByOther', 'other:shop.example.com/login/x:HostOwnedByOther']);
+  });
+
+  it('refuses a delegated path the owner serves itself', () => {
+    const shop = app('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com', paths: ['/', '/login'], delegate: [{ application: 'login', paths: ['/login'] }] }]);
+    const login = app('login', '2030-01-02T00:00:00Z', [{ host: 'shop.example.com', paths: ['/login'] }]);
+    expect(refused(decide([shop, login]))).toEqual(['login:shop.example.com/login:PathTaken']);
+  });
+
+  it('gives every host under a wildcard, at any depth, to the wildcard\'s owner', () => {
+    const wild = app('wild', '2030-01-01T00:00:00Z', [{ host: '*.example.com' }]);
+    const admin = app('admin', '2030-01-02T00:00:00Z', [{ host: 'admin.example.com' }, { host: 'a.b.example.com' }, { host: '*.c.example.com' }, { host: 'example.com' }]);
+    const decision = decide([wild, admin]);
+    expect(served(decision)).toEqual(['admin:example.com/', 'wild:*.example.com/']);
+    expect(decision.refused.map((c) => c.message)).toContain(
+      'spec.routes[0] (admin.example.com/): admin.example.com falls under *.example.com, which belongs to Application wild (claimed first); ask its owners to delegate admin.example.com to you in spec.routes[].delegate',
+    );
+    expect(refused(decision)).toHaveLength(3);
+  });
+
+  it('lets a sub-host claimed before the wildcard keep its host', () => {
+    const admin = app('admin', '2030-01-01T00:00:00Z', [{ host: 'admin.example.com' }]);
+    const wild = app('wild', '2030-01-02T00:00:00Z', [{ host: '*.example.com' }]);
+    expect(served(decide([wild, admin]))).toEqual(['admin:admin.example.com/', 'wild:*.example.com/']);
+  });
+
+  it('hands a delegated sub-host over whole, so its new owner decides about its paths', () => {
+    const wild = app('wild', '2030-01-01T00:00:00Z', [{ host: '*.example.com', delegate: [{ application: 'teams', hosts: ['*.teams.example.com', 'admin.example.com'] }] }]);
+    const teams = app('teams', '2030-01-02T00:00:00Z', [
+      { host: '*.teams.example.com', delegate: [{ application: 'blue', paths: ['/'] }] },
+      { host: 'admin.example.com' },
+    ]);
+    const blue = app('blue', '2030-01-03T00:00:00Z', [{ host: '*.teams.example.com', paths: ['/blue'] }, { host: 'x.example.com' }]);
+    const decision = decide([wild, teams, blue]);
+    expect(served(decision)).toEqual(['blue:*.teams.example.com/blue', 'teams:*.teams.example.com/', 'teams:admin.example.com/', 'wild:*.example.com/']);
+    expect(refused(decision)).toEqual(['blue:x.example.com/:HostOwnedByOther']);
+  });
+
+  it('ignores a delegated host outside the route\'s wildcard', () => {
+    const wild = app('wild', '2030-01-01T00:00:00Z', [{ host: '*.b.example.com', delegate: [{ application: 'x', hosts: ['*.example.com'] }] }]);
+    const x = app('x', '2030-01-02T00:00:00Z', [{ host: 'a.b.example.com' }]);
+    expect(refused(decide([wild, x]))).toEqual(['x:a.b.example.com/:HostOwnedByOther']);
+  });
+
+  it('keeps a host with its owner while the owner\'s own claim is broken, so a mistake never hands it over', () => {
+    const shop = app('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com' }]);
+    // Set after the schema: what a CRD older than its rules may have stored.
+    shop.spec.routes[0]!.paths = ['/a//b'];
+    const rival = app('rival', '2030-01-02T00:00:00Z', [{ host: 'shop.example.com' }]);
+    expect(refused(decide([shop, rival]))).toEqual(['rival:shop.example.com/:HostOwnedByOther', 'shop:shop.example.com/a//b:InvalidRoute']);
+    const typo = app('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com', loadBalancer: 'pubilc' }]);
+    expect(refused(decide([typo, rival]))).toEqual(['rival:shop.example.com/:HostOwnedByOther', 'shop:shop.example.com/:LoadBalancerNotFound']);
+  });
+
+  it('knows which hosts a wildcard covers', () => {
+    expect(wildcardCovers('*.example.com', 'a.example.com')).toBe(true);
+    expect(wildcardCovers('*.example.com', 'a.b.example.com')).toBe(true);
+    expect(wildcardCovers('*.example.com', '*.b.example.com')).toBe(true);
+    expect(wildcardCovers('*.example.com', '*.example.com')).toBe(false);
+    expect(wildcardCovers('*.example.com', 'example.com')).toBe(false);
+    expect(wildcardCovers('*.example.com', 'badexample.com')).toBe(false);
+    expect(wildcardCovers('x.example.com', 'a.x.example.com')).toBe(false);
   });
 });
 
@@ -67,20 +146,24 @@ describe('trafficSplit', () => {
   });
 });
 
-describe('routeReport', () => {
-  it('lists URLs of served routes and explains the ones that are not', () => {
-    const older = app('older', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com' }]);
-    const newer = app('newer', '2030-01-02T00:00:00Z', [
-      { host: 'shop.example.com' },
-      { host: 'secure.example.com', tls: { secretName: 'tls' } },
-      { host: 'internal.example.com', loadBalancer: 'missing' },
-    ]);
-    const report = routeReport(newer, resolveRoutes([older, newer]), new Set(['public']));
-    expect(report.urls).toEqual(['https://secure.example.com/']);
-    expect(report.problems).toEqual([
-      'internal.example.com/: LoadBalancer missing does not exist',
-      'shop.example.com/ on public: already served by application older, which claimed it first',
-    ]);
-    expect(report.routes.filter((r) => !r.accepted)).toHaveLength(2);
+describe('trafficCondition', () => {
+  it('is True when every Version spec.traffic names exists, or without spec.traffic', () => {
+    expect(trafficCondition(makeApplication(), [])).toMatchObject({ status: 'True', reason: 'EvenSplit' });
+    expect(trafficCondition(makeApplication({ traffic: [{ version: 'v1', weight: 1 }] }), ['v1'])).toMatchObject({ status: 'True', reason: 'Assigned' });
+  });
+
+  it('names a missing Version and says where its share goes', () => {
+    const shop = makeApplication({ traffic: [{ version: 'v1', weight: 90 }, { version: 'v3', weight: 10 }] });
+    expect(trafficCondition(shop, ['v1', 'v2'])).toEqual({
+      type: 'TrafficAssigned',
+      status: 'False',
+      reason: 'VersionNotFound',
+      message: 'spec.traffic names Version(s) v3 that do not exist in namespace shop; their share goes to v1 meanwhile. Create the Version(s) or remove them from spec.traffic',
+    });
+  });
+
+  it('says requests get 503 when no existing Version has a weight', () => {
+    const shop = makeApplication({ traffic: [{ version: 'v9', weight: 10 }] });
+    expect(trafficCondition(shop, ['v1']).message).toContain('v9 that do not exist in namespace shop; requests get 503');
   });
 });

@@ -13,8 +13,8 @@ const app = makeApplication({
 });
 const healthy = { healthCheck: { path: '/ready' } };
 
-function objectsOf(version = makeVersion(healthy), running?: number) {
-  return desiredVersionObjects(version, app, config, running).objects;
+function objectsOf(version = makeVersion(healthy), deploymentExists = false) {
+  return desiredVersionObjects(version, app, config, deploymentExists).objects;
 }
 
 function containerOf(objects = objectsOf()) {
@@ -117,7 +117,7 @@ describe('desiredVersionObjects: Deployment', () => {
   });
 
   it('asks for spec.replicas without autoscaling', () => {
-    expect(onlyOfKind(objectsOf(makeVersion({ ...healthy, replicas: 5 }), 2), 'Deployment').spec.replicas).toBe(5);
+    expect(onlyOfKind(objectsOf(makeVersion({ ...healthy, replicas: 5 }), true), 'Deployment').spec.replicas).toBe(5);
   });
 });
 
@@ -172,10 +172,10 @@ describe('desiredVersionObjects: HorizontalPodAutoscaler', () => {
     expect(hpa.spec.metrics[0].resource.target.averageUtilization).toBe(80);
   });
 
-  it('keeps the replicas that run now on the Deployment, within the HPA bounds', () => {
-    const version = makeVersion({ ...healthy, replicas: 3, autoscaling: { minReplicas: 3, maxReplicas: 10 } });
-    expect(onlyOfKind(objectsOf(version, 7), 'Deployment').spec.replicas).toBe(7);
-    expect(onlyOfKind(objectsOf(version), 'Deployment').spec.replicas).toBe(3);
+  it('writes replicas only when it creates the Deployment; after that they are the HPA\'s', () => {
+    const version = makeVersion({ ...healthy, replicas: 5, autoscaling: { minReplicas: 3, maxReplicas: 10 } });
+    expect(onlyOfKind(objectsOf(version, false), 'Deployment').spec.replicas).toBe(3);
+    expect(onlyOfKind(objectsOf(version, true), 'Deployment').spec).not.toHaveProperty('replicas');
   });
 });
 
@@ -183,22 +183,14 @@ describe('desiredReplicas', () => {
   const fixed = makeVersion({ replicas: 4 }).spec;
   const scaled = makeVersion({ replicas: 4, autoscaling: { minReplicas: 2, maxReplicas: 6 } }).spec;
 
-  it('is spec.replicas without autoscaling, whatever runs', () => {
-    expect(desiredReplicas(fixed, undefined)).toBe(4);
-    expect(desiredReplicas(fixed, 9)).toBe(4);
-    expect(desiredReplicas(fixed, 0)).toBe(4);
+  it('is spec.replicas without autoscaling, whether the Deployment exists or not', () => {
+    expect(desiredReplicas(fixed, false)).toBe(4);
+    expect(desiredReplicas(fixed, true)).toBe(4);
   });
 
-  it.each<[number | undefined, number, string]>([
-    [undefined, 2, 'starts a new Deployment at minReplicas'],
-    [4, 4, 'keeps what the autoscaler chose'],
-    [2, 2, 'keeps minReplicas'],
-    [6, 6, 'keeps maxReplicas'],
-    [1, 2, 'raises to minReplicas'],
-    [0, 2, 'raises zero to minReplicas'],
-    [11, 6, 'lowers to maxReplicas'],
-  ])('with autoscaling and %s running: %d (%s)', (running, expected, _why) => {
-    expect(desiredReplicas(scaled, running)).toBe(expected);
+  it('with autoscaling, starts a new Deployment at minReplicas and then leaves replicas to the HPA', () => {
+    expect(desiredReplicas(scaled, false)).toBe(2);
+    expect(desiredReplicas(scaled, true)).toBeUndefined();
   });
 });
 

@@ -4,9 +4,16 @@
 local cjson = require("cjson.safe")
 local store = require("berth.store")
 
+-- The rules of src/api/rules.ts (BACKEND_NAME, COOKIE_NAME, BACKEND_RANGES), in the same
+-- words; test/support/control-cases.ts holds the cases both must judge alike.
 local MAX_NAME = 253
+local MAX_COOKIE = 64
 local MAX_WEIGHT = 1000000
 local MAX_AGE = 2147483647
+local MAX_PORT = 65535
+local NAME_RULE = 'must be a name: lower-case letters, digits, "-" and ".", '
+    .. 'starting and ending with a letter or digit, at most ' .. MAX_NAME .. ' characters'
+local COOKIE_RULE = 'must be a cookie name: 1 to ' .. MAX_COOKIE .. ' letters, digits and "_"'
 
 local M = {}
 
@@ -26,6 +33,10 @@ end
 
 local function is_integer(value, min, max)
     return type(value) == "number" and value == math.floor(value) and value >= min and value <= max
+end
+
+local function whole_number(min, max)
+    return "must be a whole number from " .. min .. " to " .. max
 end
 
 local function is_ipv4(value)
@@ -81,12 +92,12 @@ local function check_sticky(sticky, path)
     if err then
         return nil, err
     end
-    if type(sticky.cookie) ~= "string" or #sticky.cookie > 64 or not sticky.cookie:find("^[A-Za-z0-9_]+$") then
-        return nil, path .. ".cookie: must be 1-64 characters of [A-Za-z0-9_]"
+    if type(sticky.cookie) ~= "string" or #sticky.cookie > MAX_COOKIE or not sticky.cookie:find("^[A-Za-z0-9_]+$") then
+        return nil, path .. ".cookie: " .. COOKIE_RULE
     end
     local max_age = optional(sticky.maxAgeSeconds)
     if max_age ~= nil and not is_integer(max_age, 1, MAX_AGE) then
-        return nil, path .. ".maxAgeSeconds: must be a positive integer"
+        return nil, path .. ".maxAgeSeconds: " .. whole_number(1, MAX_AGE)
     end
     return { cookie = sticky.cookie, maxAgeSeconds = max_age }
 end
@@ -108,8 +119,8 @@ local function check_endpoints(endpoints, path)
         if not is_address(endpoint.address) then
             return nil, at .. ".address: must be an IPv4 or IPv6 address"
         end
-        if not is_integer(endpoint.port, 1, 65535) then
-            return nil, at .. ".port: must be an integer between 1 and 65535"
+        if not is_integer(endpoint.port, 1, MAX_PORT) then
+            return nil, at .. ".port: " .. whole_number(1, MAX_PORT)
         end
         checked[#checked + 1] = { address = endpoint.address, port = endpoint.port }
     end
@@ -146,7 +157,7 @@ local function check_groups(groups, path)
             return nil, err
         end
         if not is_name(group.name) then
-            return nil, at .. ".name: must match ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ (at most 253 characters)"
+            return nil, at .. ".name: " .. NAME_RULE
         end
         if seen[group.name] then
             return nil, at .. ".name: duplicate group " .. group.name
@@ -154,7 +165,7 @@ local function check_groups(groups, path)
         seen[group.name] = true
         local weight = optional(group.weight)
         if weight ~= nil and not is_integer(weight, 0, MAX_WEIGHT) then
-            return nil, at .. ".weight: must be an integer between 0 and " .. MAX_WEIGHT
+            return nil, at .. ".weight: " .. whole_number(0, MAX_WEIGHT)
         end
         local endpoints
         endpoints, err = check_endpoints(group.endpoints, at .. ".endpoints")
@@ -175,7 +186,7 @@ local function check_backend(backend, path)
         return nil, err
     end
     if not is_name(backend.name) then
-        return nil, path .. ".name: must match ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ (at most 253 characters)"
+        return nil, path .. ".name: " .. NAME_RULE
     end
     local sticky
     if optional(backend.sticky) ~= nil then
