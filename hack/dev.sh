@@ -9,10 +9,13 @@ cd "$REPO_ROOT"
 
 in_cluster() { "$HACK_DIR/cluster.sh" exec "$@"; }
 
-log "installing CRDs, Berth's ClusterRoles and the berth-system namespace"
-in_cluster kubectl apply --server-side --field-manager=berth-dev -f crds/ -f config/rbac/ >/dev/null
+log "installing CRDs, Berth's ClusterRoles and admission policies, the berth-system and berth-loadbalancers namespaces"
+# The tests apply the same files under a field manager of their own.
+in_cluster kubectl apply --server-side --force-conflicts --field-manager=berth-dev -f crds/ -f config/rbac/ -f config/admission/ >/dev/null
 in_cluster kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
-in_cluster kubectl create namespace berth-system --dry-run=client -o yaml | in_cluster kubectl apply --server-side --field-manager=berth-dev -f - >/dev/null
+for namespace in berth-system berth-loadbalancers; do
+  in_cluster kubectl create namespace "$namespace" --dry-run=client -o yaml | in_cluster kubectl apply --server-side --field-manager=berth-dev -f - >/dev/null
+done
 
 HTTP_PORT=${BERTH_DEV_HTTP_PORT:-8081}
 LB_PREFIX="$REPO_ROOT/.cluster/lb-public"
@@ -66,14 +69,14 @@ in_cluster node hack/stand-in-pods.ts &
 pids+=($!)
 lb_pod=""
 until [[ -n $lb_pod ]]; do
-  lb_pod=$(in_cluster kubectl get pods -n berth-system -l berth.dev/loadbalancer=public -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
+  lb_pod=$(in_cluster kubectl get pods -n berth-loadbalancers -l berth.dev/loadbalancer=public -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
   sleep 0.5
 done
 mkdir -p "$LB_PREFIX"
 # nginx started as root runs its workers as nobody, who must be able to enter the prefix.
 chmod 755 "$LB_PREFIX"
-in_cluster node src/cli.ts agent --loadbalancer public --namespace berth-system --pod-name "$lb_pod" \
-  --prefix "$LB_PREFIX" --control-port 10246 --http-port 10254 --manage-nginx &
+in_cluster node src/cli.ts agent --loadbalancer public --namespace berth-loadbalancers --pod-name "$lb_pod" \
+  --prefix "$LB_PREFIX" --http-port 10254 --manage-nginx &
 pids+=($!)
 
 in_cluster kubectl wait --for=condition=Ready --timeout=120s -n shop versions.berth.dev/v1 >/dev/null

@@ -1,6 +1,6 @@
 // Writes what charts/berth takes from elsewhere in the repository, so that the chart has
 // no second copy to keep in step by hand: the CRDs (generated from src/api), the shared
-// ClusterRoles (config/rbac) and the JSON schema of the operator configuration under
+// ClusterRoles (config/rbac), the admission policies (config/admission) and the JSON schema of the operator configuration under
 // `config` in values.schema.json (from src/config.ts). `make generate` runs it;
 // test/unit/chart.test.ts fails when the chart is out of date.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,8 +27,10 @@ function valuesSchema(): string {
 export function generatedChartFiles(): Map<string, string> {
   const files = new Map<string, string>();
   for (const [file, content] of renderCrdFiles()) files.set(`${CHART}/files/crds/${file}`, content);
-  for (const file of readdirSync(`${ROOT}config/rbac`).sort()) {
-    files.set(`${CHART}/files/rbac/${file}`, readFileSync(`${ROOT}config/rbac/${file}`, 'utf8'));
+  for (const dir of ['rbac', 'admission']) {
+    for (const file of readdirSync(`${ROOT}config/${dir}`).sort()) {
+      files.set(`${CHART}/files/${dir}/${file}`, readFileSync(`${ROOT}config/${dir}/${file}`, 'utf8'));
+    }
   }
   files.set(`${CHART}/values.schema.json`, valuesSchema());
   return files;

@@ -13,11 +13,12 @@ import { startOperator } from './operator.ts';
 const USAGE = `usage:
   berth operator [--config FILE] [--http-port PORT] [--identity NAME]
       Run the operator against the cluster of KUBECONFIG (or the in-cluster account).
-  berth agent --loadbalancer NAME --control-port PORT [--namespace NS] [--pod-name NAME]
+  berth agent --loadbalancer NAME [--namespace NS] [--pod-name NAME]
               [--prefix DIR] [--http-port PORT] [--manage-nginx] [--nginx BINARY]
               [--lua-dir DIR] [--njs-dir DIR] [--reload-timeout SECONDS]
       Run beside nginx in a load-balancer pod: apply the ConfigMap berth-lb-NAME, push
-      endpoints to nginx. --namespace and --pod-name default to $POD_NAMESPACE, $POD_NAME.
+      endpoints to nginx through the control socket in the prefix. --namespace and
+      --pod-name default to $POD_NAMESPACE, $POD_NAME.
   berth crds [--output DIR] [--check]
       Write the CustomResourceDefinitions generated from the API schemas (default: crds/);
       --check only reports whether DIR is up to date.`;
@@ -67,7 +68,6 @@ async function agent(args: string[]): Promise<number> {
       namespace: { type: 'string', default: process.env.POD_NAMESPACE },
       'pod-name': { type: 'string', default: process.env.POD_NAME },
       prefix: { type: 'string', default: '/var/lib/berth' },
-      'control-port': { type: 'string' },
       'http-port': { type: 'string', default: '10254' },
       'manage-nginx': { type: 'boolean', default: false },
       nginx: { type: 'string', default: 'nginx' },
@@ -76,13 +76,11 @@ async function agent(args: string[]): Promise<number> {
       'reload-timeout': { type: 'string', default: '30' },
     },
   });
-  const controlPort = Number(values['control-port']);
   const httpPort = Number(values['http-port']);
   const reloadTimeout = Number(values['reload-timeout']);
   const problems = [
     ...(values.loadbalancer ? [] : ['--loadbalancer is required']),
     ...(values.namespace ? [] : ['--namespace (or $POD_NAMESPACE) is required']),
-    ...(Number.isInteger(controlPort) && controlPort > 0 && controlPort < 65536 ? [] : ['--control-port must be a port number']),
     ...(Number.isInteger(httpPort) && httpPort >= 0 && httpPort < 65536 ? [] : ['--http-port must be a port number']),
     ...(reloadTimeout > 0 ? [] : ['--reload-timeout must be a positive number of seconds']),
   ];
@@ -100,7 +98,6 @@ async function agent(args: string[]): Promise<number> {
     namespace: values.namespace,
     ...(values['pod-name'] ? { podName: values['pod-name'] } : {}),
     prefix: values.prefix,
-    controlPort,
     http: { host: '0.0.0.0', port: httpPort },
     manageNginx: values['manage-nginx'],
     nginxBinary: values.nginx,

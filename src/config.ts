@@ -3,7 +3,7 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import type { Environment } from './api/application.ts';
 import { quantity } from './api/meta.ts';
-import { POD_PORTS } from './api/rules.ts';
+import { integer, POD_PORTS, UNPRIVILEGED_PORTS } from './api/rules.ts';
 import type { Tier } from './api/version.ts';
 
 interface EnvironmentPolicy {
@@ -58,6 +58,11 @@ const policyDefaults: { environments: Record<Environment, EnvironmentPolicy>; ti
 
 /** The operator's configuration file (a ConfigMap in a cluster): platform policy and runtime settings. */
 export const operatorConfig = z.strictObject({
+  namespace: z
+    .string()
+    .min(1)
+    .default('berth-system')
+    .describe('The namespace the operator runs in (the chart sets the release namespace). No LoadBalancer may place its pods there.'),
   environments: z
     .strictObject({
       production: environmentPolicy(policyDefaults.environments.production),
@@ -107,10 +112,13 @@ export const operatorConfig = z.strictObject({
     .strictObject({
       nginxImage: z.string().min(1).default('berth/nginx:0.1.0').describe('Image of the nginx container: Debian nginx with Lua, stream and njs modules and Berth\'s Lua files.'),
       agentImage: z.string().min(1).default('berth/berth:0.1.0').describe('Image of the agent container (the operator\'s own image).'),
-      httpPort: z.int().min(1024).max(65535).default(POD_PORTS.http).describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023).'),
-      httpsPort: z.int().min(1024).max(65535).default(POD_PORTS.https),
-      controlPort: z.int().min(1024).max(65535).default(POD_PORTS.control).describe('Loopback port of the Lua control endpoint.'),
-      agentPort: z.int().min(1024).max(65535).default(POD_PORTS.agent).describe('Port of the agent\'s /metrics, /healthz and /readyz.'),
+      httpPort: integer(UNPRIVILEGED_PORTS)
+        .default(POD_PORTS.http)
+        .describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023). With hostNetwork, the LoadBalancer\'s service.httpPort instead.'),
+      httpsPort: integer(UNPRIVILEGED_PORTS).default(POD_PORTS.https).describe('With hostNetwork, the LoadBalancer\'s service.httpsPort instead.'),
+      agentPort: integer(UNPRIVILEGED_PORTS)
+        .default(POD_PORTS.agent)
+        .describe('Port of the agent\'s /metrics, /healthz and /readyz. With hostNetwork, the LoadBalancer\'s placement.agentPort instead.'),
     })
     .prefault({})
     .describe('How load-balancer pods are built.'),

@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
 import { loadBalancerObjectName } from '../loadbalancer/desired.ts';
+import { CONTROL_SOCKET } from '../nginx/model.ts';
 import { BackendPusher } from './backend-pusher.ts';
 import { ConfigFollower } from './config-follower.ts';
 import { ControlClient } from './control.ts';
@@ -21,7 +23,6 @@ export interface AgentOptions {
   /** The Pod to report status on; none means no status annotation. */
   podName?: string;
   prefix: string;
-  controlPort: number;
   http: { host: string; port: number };
   manageNginx: boolean;
   nginxBinary: string;
@@ -54,7 +55,7 @@ const NGINX_STOP_TIMEOUT_MS = 30_000;
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { kc, logger } = options;
   const metrics = new AgentMetrics();
-  const control = new ControlClient(options.controlPort);
+  const control = new ControlClient(join(options.prefix, CONTROL_SOCKET));
   const runtime = new NginxRuntime({
     prefix: options.prefix,
     binary: options.nginxBinary,
@@ -89,7 +90,6 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     sources,
     namespace: options.namespace,
     configMapName,
-    controlPort: options.controlPort,
     logger,
     servedConfig: () => generations.servedConfig,
     publish,

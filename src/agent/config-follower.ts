@@ -13,7 +13,6 @@ export interface ConfigFollowerOptions {
   sources: ClusterSources;
   namespace: string;
   configMapName: string;
-  controlPort: number;
   logger: Logger;
   /** The config of the generation nginx serves, when known. */
   servedConfig: () => LoadBalancerConfig | undefined;
@@ -51,7 +50,7 @@ export class ConfigFollower {
 
   /** Reads the ConfigMap again from the sources' cache. */
   read(): void {
-    const { sources, namespace, configMapName, controlPort, logger, publish } = this.options;
+    const { sources, namespace, configMapName, logger, publish } = this.options;
     const data = sources.config();
     if (!data) {
       // A deleted ConfigMap means the load balancer is going away: keep serving what was applied.
@@ -72,9 +71,6 @@ export class ConfigFollower {
       return;
     }
     this.follow();
-    if (!config.nginxConf.includes(`listen 127.0.0.1:${controlPort};`)) {
-      logger.warn({ controlPort }, 'nginx.conf has no control server on 127.0.0.1:--control-port; pushes will fail');
-    }
     logger.debug({ hash: config.hash, backends: config.backends.length, streams: config.streams.length }, 'read the ConfigMap');
   }
 

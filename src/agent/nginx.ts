@@ -20,6 +20,7 @@ import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Generation } from './desired.ts';
 import type { Logger } from '../kit/log.ts';
+import { CONTROL_SOCKET } from '../nginx/model.ts';
 
 export interface NginxRuntimeOptions {
   /** The directory nginx runs in (`-p`). */
@@ -224,8 +225,11 @@ export class NginxRuntime {
   start(): void {
     if (!this.options.manage || this.stopping || this.restartTimer || this.masterPid() !== undefined) return;
     const args = ['-p', `${this.prefix}/`, '-c', join(this.prefix, 'current', 'nginx.conf'), ...GLOBALS];
+    // In the prefix, where the config's control socket is created; one left by a master
+    // that was killed would make the bind fail.
+    rmSync(join(this.prefix, CONTROL_SOCKET), { force: true });
     // Its own process group, so the workers of a master that died can be killed with it.
-    const child = spawn(this.options.binary, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.options.binary, args, { cwd: this.prefix, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const startedAt = Date.now();
     this.logger.info({ pid: child.pid, args }, 'started nginx');

@@ -106,6 +106,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     const wanted = (kind: string) => new Set(rest.filter((object) => object.kind === kind).map((object) => object.metadata!.name!));
     const pruned = [
       ...(await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', namespaceName, selector, wanted('RoleBinding'))),
+      ...(await applier.prune('rbac.authorization.k8s.io/v1', 'Role', namespaceName, selector, wanted('Role'))),
       ...(await applier.prune('v1', 'ResourceQuota', namespaceName, selector, wanted('ResourceQuota'))),
       ...(await applier.prune('v1', 'LimitRange', namespaceName, selector, wanted('LimitRange'))),
     ];

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { INSTANCE_REPORT_LIMITS, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
+import { DEFAULT_LOADBALANCER_NAMESPACE, INSTANCE_REPORT_LIMITS, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
@@ -8,7 +8,9 @@ import { statusChanged } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
 import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
-import { loadBalancerModel } from './model.ts';
+import type { OperatorConfig } from '../config.ts';
+import { loadBalancerModel, podPorts } from './model.ts';
+import { byAge } from './routes.ts';
 import { currentRouting, liveVersionsOf } from './routing.ts';
 
 type InstanceStatus = NonNullable<LoadBalancerStatus['instances']>[number];
@@ -67,6 +69,41 @@ export function loadBalancerConditions(hash: string, instances: readonly Instanc
   return [applied, ready, certificates];
 }
 
+/** The node ports of a hostNetwork LoadBalancer's pods ("TCP/8080"), each with the field that sets it. */
+function nodePorts(lb: LoadBalancer, config: OperatorConfig): Map<string, string> {
+  const ports = podPorts(lb, config);
+  return new Map([
+    [`TCP/${ports.http}`, 'service.httpPort'],
+    [`TCP/${ports.https}`, 'service.httpsPort'],
+    [`TCP/${ports.agent}`, 'placement.agentPort'],
+    ...lb.spec.streams.map((stream, i): [string, string] => [`${stream.protocol}/${stream.port}`, `streams[${i}].port`]),
+  ]);
+}
+
+/**
+ * With hostNetwork, whether an older hostNetwork LoadBalancer holds a node port of this
+ * one: their pods cannot share a node (the scheduler keeps the newer ones Pending there).
+ * Reported on the newer one, which has to move; undefined without hostNetwork. Pure.
+ */
+export function hostPortsCondition(lb: LoadBalancer, loadBalancers: readonly LoadBalancer[], config: OperatorConfig): ConditionInput | undefined {
+  if (!lb.spec.placement.hostNetwork) return undefined;
+  const mine = nodePorts(lb, config);
+  for (const other of [...loadBalancers].sort(byAge)) {
+    if (other.metadata.name === lb.metadata.name) break;
+    if (!other.spec.placement.hostNetwork || other.metadata.deletionTimestamp) continue;
+    const taken = [...nodePorts(other, config).keys()].filter((port) => mine.has(port));
+    if (taken.length === 0) continue;
+    const ports = taken.map((port) => `${port} (${mine.get(port)})`).join(', ');
+    return {
+      type: 'HostPortsFree',
+      status: 'False',
+      reason: 'HostPortClash',
+      message: `the older hostNetwork LoadBalancer ${other.metadata.name} also uses node port(s) ${ports}: pods of both cannot run on one node; choose other ports or other nodes (placement.nodeSelector)`,
+    };
+  }
+  return { type: 'HostPortsFree', status: 'True', reason: 'NoClash', message: 'no older hostNetwork LoadBalancer uses these node ports' };
+}
+
 export function createLoadBalancerReconciler(ctx: OperatorContext) {
   const { caches, applier, events, logger, config } = ctx;
 
@@ -77,10 +114,27 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     if (statusChanged(lb.status, next)) await applier.applyStatus(lb, next);
   }
 
+  /**
+   * Pods in the operator's namespace could reach the operator's pods and whatever else its
+   * namespace holds: nothing is created there, and the LoadBalancer says why.
+   */
+  async function refuseOperatorNamespace(lb: LoadBalancer): Promise<void> {
+    const message =
+      `spec.namespace ${lb.spec.namespace} is the operator's own namespace, which load-balancer pods may not share; ` +
+      `create the LoadBalancer anew with another spec.namespace (the default is ${DEFAULT_LOADBALANCER_NAMESPACE})`;
+    if (findCondition(lb.status?.conditions, 'Ready')?.reason !== 'NamespaceNotAllowed') await events.warning(lb, 'NamespaceNotAllowed', message);
+    logger.warn({ loadBalancer: lb.metadata.name, namespace: lb.spec.namespace }, 'LoadBalancer placed in the operator\'s namespace; not touching it');
+    await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
+  }
+
   return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
     const lb = caches.loadBalancers.get(name);
     // Everything the LoadBalancer owns goes with it through owner references.
     if (!lb || lb.metadata.deletionTimestamp) return;
+    if (lb.spec.namespace === config.namespace) {
+      await refuseOperatorNamespace(lb);
+      return;
+    }
 
     const applications = new Map(caches.applications.list().map((app) => [app.metadata.name, app]));
     const decision = currentRouting(caches, config);
@@ -121,6 +175,12 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     const instances = pods.map(instanceOf).sort((a, b) => a.pod.localeCompare(b.pod));
     const deployment = caches.deployments.get(loadBalancerObjectName(name), lb.spec.namespace);
     const conditions = loadBalancerConditions(rendered.hash, instances);
+    const hostPorts = hostPortsCondition(lb, caches.loadBalancers.list(), config);
+    if (hostPorts) {
+      conditions.push(hostPorts);
+      const before = findCondition(lb.status?.conditions, hostPorts.type);
+      if (hostPorts.status === 'False' && before?.message !== hostPorts.message) await events.warning(lb, 'HostPortClash', hostPorts.message);
+    }
     try {
       await writeStatus(
         lb,

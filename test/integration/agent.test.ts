@@ -11,10 +11,11 @@ import { RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLACEHOLDER_COMMON_NAME } from '../../src/agent/certificates.ts';
 import type { AgentStatus } from '../../src/agent/status.ts';
-import type { RenderedConfig } from '../../src/nginx/model.ts';
+import { CONTROL_SOCKET, type RenderedConfig } from '../../src/nginx/model.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
 import { ApiProxy } from '../support/api-proxy.ts';
 import { clients, isNotFound, serviceAccountKubeconfig, testNamespace } from '../support/kube.ts';
+import { controlRequest } from '../support/nginx.ts';
 import { freePort, startBerthProcess, type BerthProcess } from '../support/operator-process.ts';
 import { startPodServer, type PodServer } from '../support/pod-server.ts';
 import { waitFor } from '../support/wait.ts';
@@ -40,7 +41,6 @@ const RELOAD_TIMEOUT_SECONDS = 5;
 interface Ports {
   http: number;
   https: number;
-  control: number;
   tcp: number;
   app: number;
 }
@@ -70,10 +70,10 @@ function renderedConfig(
   options: { extra?: Record<string, string>; tcpPorts?: number[]; ports?: Ports } = {},
 ): RenderedConfig {
   const service = { namespace, name: 'web-v1', port: 'http' };
-  const { http, https, control, tcp } = options.ports ?? ports;
+  const { http, https, tcp } = options.ports ?? ports;
   return renderNginxConfig({
     settings: { workerProcesses: WORKERS, extra: options.extra ?? {} },
-    ports: { http, https, control },
+    ports: { http, https },
     servers: sites.map((site) => ({
       host: site.host,
       locations: [{ pathPrefix: '/', backend: 'web' }],
@@ -179,13 +179,12 @@ function servedBy(reply: Reply): string {
   return (JSON.parse(reply.body) as { ip: string }).ip;
 }
 
-async function control(path: string, port = ports.control): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2_000) });
-  return response.text();
+async function control(path: string, on = prefix): Promise<string> {
+  return (await controlRequest(on, path)).body;
 }
 
-async function storedEndpoints(backend: string, port = ports.control): Promise<string[]> {
-  const stored = JSON.parse(await control('/backends', port)) as { backends: { name: string; groups: { endpoints: { address: string }[] }[] }[] };
+async function storedEndpoints(backend: string, on = prefix): Promise<string[]> {
+  const stored = JSON.parse(await control('/backends', on)) as { backends: { name: string; groups: { endpoints: { address: string }[] }[] }[] };
   return (stored.backends.find((b) => b.name === backend)?.groups ?? []).flatMap((g) => g.endpoints.map((e) => e.address)).sort();
 }
 
@@ -232,7 +231,7 @@ async function isReady(of: BerthProcess): Promise<boolean> {
 }
 
 async function newPorts(): Promise<Ports> {
-  return { http: await freePort(), https: await freePort(), control: await freePort(), tcp: await freePort(), app: await freePort() };
+  return { http: await freePort(), https: await freePort(), tcp: await freePort(), app: await freePort() };
 }
 
 /** A prefix nginx can use: its workers run as nobody when nginx is started by root. */
@@ -379,7 +378,6 @@ describe('berth agent', () => {
         `--namespace=${namespace}`,
         '--pod-name=lb-0',
         `--prefix=${prefix}`,
-        `--control-port=${ports.control}`,
         `--reload-timeout=${RELOAD_TIMEOUT_SECONDS}`,
         '--manage-nginx',
       ],
@@ -701,10 +699,13 @@ describe('berth agent beside an nginx it does not run', () => {
     });
   });
 
-  /** nginx as the pod's nginx container runs it: once the agent put a generation in place. */
+  /**
+   * nginx as the pod's nginx container runs it (src/loadbalancer/desired.ts): once the agent
+   * put a generation in place, in the prefix, without the socket a killed nginx left.
+   */
   function startNginx(): ChildProcess {
     const conf = `${ownPrefix}/current/nginx.conf`;
-    const script = `until [ -e ${conf} ]; do sleep 0.1; done; exec nginx -p ${ownPrefix}/ -c ${conf} -g 'daemon off;'`;
+    const script = `until [ -e ${conf} ]; do sleep 0.1; done; cd ${ownPrefix} && rm -f ${CONTROL_SOCKET} && exec nginx -p ${ownPrefix}/ -c ${conf} -g 'daemon off;'`;
     return spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   }
 
@@ -736,7 +737,7 @@ describe('berth agent beside an nginx it does not run', () => {
     const configMap = `berth-lb-${lb}`;
     await writeConfigMap(renderedConfig([{ host: 'ext.example' }], { ports: own }), configMap);
     external = await startBerthProcess(
-      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`, `--control-port=${own.control}`],
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
       'agent without --manage-nginx',
     );
     await waitFor(() => existsSync(join(ownPrefix, 'current', 'nginx.conf')), { description: 'a generation in place', timeoutMs: 20_000 });
@@ -750,6 +751,8 @@ describe('berth agent beside an nginx it does not run', () => {
 
     await writeConfigMap(renderedConfig([{ host: 'ext.example' }, { host: 'ext2.example' }], { ports: own }), configMap);
     await waitFor(async () => (await get('ext2.example', { port: own.http })).status === 200, { description: 'the new host to be served', timeoutMs: 20_000 });
+    // nginx serves the new host a moment before the agent has confirmed the reload.
+    await waitFor(async () => (await reloads('success', external)) > 0, { description: 'the reload to be confirmed', timeoutMs: 10_000 });
     expect(await reloads('success', external)).toBe(1);
 
     // A new nginx, as after its container restarted: empty shared dict, new master pid.
@@ -757,7 +760,7 @@ describe('berth agent beside an nginx it does not run', () => {
     await killNginx();
     nginx = startNginx();
     await waitFor(
-      async () => pidFile() !== master && (await storedEndpoints('web', own.control)).join() === ip,
+      async () => pidFile() !== master && (await storedEndpoints('web', ownPrefix)).join() === ip,
       { description: 'the backends to be pushed to the new nginx', timeoutMs: 20_000 },
     );
     expect(servedBy(await get('ext2.example', { port: own.http }))).toBe(ip);
@@ -770,10 +773,10 @@ describe('berth agent beside an nginx it does not run', () => {
 
   it('restarted while the API server refuses, pushes nothing and is not ready until it has read its sources', async () => {
     const [ip] = await readyPodIps(1);
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
     const proxy = refusing!;
     external = await startBerthProcess(
-      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`, `--control-port=${own.control}`],
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
       'agent restarted while the API server refuses',
       proxy.kubeconfigFile(),
     );
@@ -781,12 +784,12 @@ describe('berth agent beside an nginx it does not run', () => {
     await waitFor(() => proxy.attempts.length >= 4, { description: 'the agent to be refused four times', timeoutMs: 20_000 });
     expect(await isReady(external)).toBe(false);
     expect(await external.metric('berth_agent_dynamic_updates_total', { target: 'http' })).toBeUndefined();
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
     expect((await get('ext.example', { port: own.http })).status).toBe(200);
 
     proxy.forward();
     await waitFor(() => isReady(external!), { description: 'the agent to be ready once it has read its sources', timeoutMs: 30_000 });
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
     expect(servedBy(await get('ext2.example', { port: own.http }))).toBe(ip);
     expect(await external.stop()).toBe(0);
   });
@@ -796,7 +799,7 @@ describe('berth agent beside an nginx it does not run', () => {
     // lists, the EndpointSlices are forbidden.
     const [ip] = await readyPodIps(1);
     external = await startBerthProcess(
-      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`, `--control-port=${own.control}`],
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
       'agent not yet allowed to read EndpointSlices',
       lateAccount,
     );
@@ -804,7 +807,7 @@ describe('berth agent beside an nginx it does not run', () => {
     await waitFor(() => forbidden() >= 2, { description: 'two forbidden lists of EndpointSlices', timeoutMs: 20_000 });
     expect(await isReady(external)).toBe(false);
     expect(await external.metric('berth_agent_dynamic_updates_total', { target: 'http' })).toBeUndefined();
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
 
     await rbac.createClusterRoleBinding({
       body: {
@@ -814,7 +817,7 @@ describe('berth agent beside an nginx it does not run', () => {
       },
     });
     await waitFor(() => isReady(external!), { description: 'the agent to be ready once it may read EndpointSlices', timeoutMs: 30_000 });
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
     expect(await external.stop()).toBe(0);
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBalancerObjectName } from '../../src/loadbalancer/desired.ts';
+import { loadBalancerObjectName, tlsReaderBindingName } from '../../src/loadbalancer/desired.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
 import { startLoad, sample, get } from '../support/http-load.ts';
 import { clients, testNamespace } from '../support/kube.ts';
@@ -33,7 +33,7 @@ let agentPod: string;
 let follower: PodFollower;
 let lbNamespace: string;
 let prefix: string;
-const ports = { http: 0, https: 0, control: 0, stream: 0 };
+const ports = { http: 0, https: 0, stream: 0 };
 const lb = `e2e-${Date.now().toString(36)}`;
 // After-hooks run in reverse order: the operator stops last, once the application's
 // cleanup (registered next) has let it remove its finalizer.
@@ -72,7 +72,7 @@ beforeAll(async () => {
     identity: 'lb-e2e',
     configFile: operatorConfigFile({
       leaderElection: { leaseName: 'berth-lb-e2e' },
-      loadBalancers: { httpPort: ports.http, httpsPort: ports.https, controlPort: ports.control },
+      loadBalancers: { httpPort: ports.http, httpsPort: ports.https },
     }),
   });
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 2 } });
@@ -99,7 +99,7 @@ beforeAll(async () => {
 
 async function startAgent(pod: string): Promise<void> {
   agent = await startBerthProcess(
-    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', pod, '--prefix', prefix, '--control-port', String(ports.control), '--manage-nginx'],
+    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', pod, '--prefix', prefix, '--manage-nginx'],
     'agent',
   );
   agentPod = pod;
@@ -391,17 +391,22 @@ describe('LoadBalancer objects', () => {
     expect((await berth.getLoadBalancer(lb))?.status?.configHash).toMatch(/^[0-9a-f]+$/);
   });
 
-  it('lets the agent read Secrets only in namespaces whose routes use TLS, and serves a placeholder for a missing one', async () => {
+  it('lets the agent read only the Secrets that routes name for TLS, and serves a placeholder for a missing one', async () => {
     const rbac = clients().kc.makeApiClient(RbacAuthorizationV1Api);
     await agentForCurrentPod();
-    const binding = `${loadBalancerObjectName(lb)}-tls`;
+    const binding = tlsReaderBindingName(lb);
     const bindings = async () => (await rbac.listNamespacedRoleBinding({ namespace: app })).items.map((b) => b.metadata!.name);
     expect(await bindings()).not.toContain(binding);
     const spec = (await berth.getApplication(app))!.spec;
     await berth.patchApplicationSpec(app, { ...spec, routes: [...spec.routes, { host: `secure.${host()}`, loadBalancer: lb, tls: { secretName: 'web-tls' } }] });
     await waitFor(async () => (await bindings()).includes(binding), { description: 'the TLS reader binding' });
     const created = await rbac.readNamespacedRoleBinding({ namespace: app, name: binding });
-    expect(created.roleRef.name).toBe('berth-agent-tls');
+    expect(created.roleRef).toMatchObject({ kind: 'Role', name: 'berth-tls-secrets' });
+    // The Application's reconciler writes the Role, the LoadBalancer's the binding: either may come first.
+    const roles = async () => (await rbac.listNamespacedRole({ namespace: app })).items.map((r) => r.metadata!.name);
+    await waitFor(async () => (await roles()).includes('berth-tls-secrets'), { description: 'the TLS Secrets Role' });
+    const role = await rbac.readNamespacedRole({ namespace: app, name: 'berth-tls-secrets' });
+    expect(role.rules).toEqual([expect.objectContaining({ resources: ['secrets'], resourceNames: ['web-tls'], verbs: ['get', 'list', 'watch'] })]);
     expect(created.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', name: loadBalancerObjectName(lb), namespace: lbNamespace })]);
 
     // No such Secret: its host gets the placeholder certificate, the rest serves on.
@@ -415,6 +420,7 @@ describe('LoadBalancer objects', () => {
 
     await berth.patchApplicationSpec(app, spec);
     await waitFor(async () => !(await bindings()).includes(binding), { description: 'the TLS reader binding to be revoked' });
+    await waitFor(async () => (await rbac.listNamespacedRole({ namespace: app })).items.length === 0, { description: 'the Role of TLS Secrets to go' });
     await berth.loadBalancerCondition(lb, 'TLSSecretsUsable', 'True', 'AllUsable');
   });
 });

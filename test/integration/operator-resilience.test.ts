@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Informer } from '../../src/kit/informer.ts';
 import { createLogger } from '../../src/kit/log.ts';
 import { APPLICATION_FINALIZER } from '../../src/labels.ts';
-import { loadBalancerObjectName } from '../../src/loadbalancer/desired.ts';
+import { loadBalancerObjectName, tlsReaderBindingName } from '../../src/loadbalancer/desired.ts';
 import { ApiProxy } from '../support/api-proxy.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
 import { clients, testNamespace } from '../support/kube.ts';
@@ -207,7 +207,7 @@ describe('API server refusing at start-up', () => {
       members: [{ name: 'ann', role: 'Owner' }],
       routes: [{ host, loadBalancer: lb, tls: { secretName: 'web-tls' } }],
     });
-    const tlsBinding = `${configMapName}-tls`;
+    const tlsBinding = tlsReaderBindingName(lb);
     await waitFor(async () => (await rbac.listNamespacedRoleBinding({ namespace: app })).items.some((b) => b.metadata!.name === tlsBinding), {
       description: 'the TLS reader binding',
     });

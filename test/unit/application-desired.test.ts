@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { MEMBER_ROLES } from '../../src/api/application.ts';
-import { LIMIT_RANGE_NAME, QUOTA_NAME, desiredApplicationObjects, memberClusterRole } from '../../src/application/desired.ts';
+import { LIMIT_RANGE_NAME, QUOTA_NAME, TLS_SECRETS_ROLE, desiredApplicationObjects, memberClusterRole } from '../../src/application/desired.ts';
 import { LABELS, MANAGED_BY, managedSelector } from '../../src/labels.ts';
 import { desiredVersionObjects } from '../../src/version/desired.ts';
 import { makeApplication, makeConfig, makeVersion, ofKind, onlyOfKind } from './fixtures.ts';
@@ -185,6 +185,32 @@ describe('desiredApplicationObjects: member RoleBindings', () => {
       .filter((doc) => doc?.kind === 'ClusterRole')
       .map((doc) => doc!.metadata!.name);
     for (const role of MEMBER_ROLES) expect(shipped, role).toContain(memberClusterRole(role));
+  });
+
+  it('has the admission policy check, for every member role, that its writer may bind it', () => {
+    const text = readFileSync(new URL('../../config/admission/policies.yaml', import.meta.url), 'utf8');
+    const policy = parseAllDocuments(text)
+      .map((doc) => doc.toJS() as { kind?: string; metadata?: { name?: string }; spec?: { validations?: { expression: string }[] } } | null)
+      .find((doc) => doc?.kind === 'ValidatingAdmissionPolicy' && doc.metadata?.name === 'berth-member-roles');
+    const expressions = policy!.spec!.validations!.map((v) => v.expression);
+    for (const role of MEMBER_ROLES) {
+      expect(expressions.filter((e) => e.includes(`m.role == '${role}'`) && e.includes(`.name('${memberClusterRole(role)}').check('bind')`)), role).toHaveLength(1);
+    }
+  });
+});
+
+describe('the TLS Secrets Role', () => {
+  const route = (host: string, secretName?: string) => ({ host, loadBalancer: 'public', ...(secretName ? { tls: { secretName } } : {}) });
+
+  it('names exactly the Secrets the routes name for TLS', () => {
+    const app = makeApplication({ routes: [route('a.example.com', 'a-tls'), route('b.example.com'), route('c.example.com', 'a-tls'), route('d.example.com', 'd-tls')] });
+    const role = onlyOfKind(desiredApplicationObjects(app), 'Role');
+    expect(role.metadata).toMatchObject({ name: TLS_SECRETS_ROLE, namespace: 'shop' });
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['a-tls', 'd-tls'], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  it('is not there without TLS routes', () => {
+    expect(ofKind(desiredApplicationObjects(makeApplication({ routes: [route('a.example.com')] })), 'Role')).toEqual([]);
   });
 });
 

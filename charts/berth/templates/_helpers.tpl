@@ -38,12 +38,13 @@ app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/*
-The operator configuration file: .Values.config over what the chart knows (the lease in
-the release namespace, the images of this release). Everything else keeps the defaults
+The operator configuration file: .Values.config over what the chart knows (its namespace
+and the lease in the release namespace, the images of this release). Everything else keeps the defaults
 of src/config.ts, so the operator, not the chart, owns them.
 */}}
 {{- define "berth.config" -}}
 {{- $chart := dict
+  "namespace" .Release.Namespace
   "leaderElection" (dict "namespace" .Release.Namespace)
   "http" (dict "host" "0.0.0.0" "port" 8080)
   "loadBalancers" (dict "agentImage" (include "berth.image" .) "nginxImage" (include "berth.nginxImage" .)) -}}
@@ -55,8 +56,12 @@ of src/config.ts, so the operator, not the chart, owns them.
 {{- toYaml (dict "enabled" (ne $le.enabled false) "namespace" $le.namespace "leaseName" (default "berth-operator" $le.leaseName)) -}}
 {{- end -}}
 
+{{/* Load-balancer pods never share the operator's namespace (the operator refuses them too). */}}
 {{- define "berth.loadBalancerNamespaces" -}}
-{{- toYaml (default (list .Release.Namespace) .Values.loadBalancerNamespaces) -}}
+{{- if has .Release.Namespace .Values.loadBalancerNamespaces -}}
+{{- fail (printf "loadBalancerNamespaces: %s is the release namespace, where load-balancer pods could reach the operator; use a namespace of their own" .Release.Namespace) -}}
+{{- end -}}
+{{- toYaml .Values.loadBalancerNamespaces -}}
 {{- end -}}
 
 {{/* Objects that outlive a release: helm leaves them in place on uninstall. */}}
