@@ -82,7 +82,13 @@ function recorder() {
 
 const controllers: Controller[] = [];
 function newController(reconcile: ReconcileFunction, concurrency: number): Controller {
-  const controller = new Controller('test', reconcile, { concurrency, metrics, logger });
+  const controller = new Controller('test', reconcile, {
+    concurrency,
+    metrics,
+    logger,
+    outcomes: { failed: async () => {}, succeeded: async () => {} },
+    resync: { periodMs: 0, keys: () => [] },
+  });
   controllers.push(controller);
   return controller;
 }
