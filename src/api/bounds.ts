@@ -70,7 +70,8 @@ function boundObject(properties: Record<string, Bounds>, value: Record<string, u
       if (omitted > 0) result[countField] = omitted;
       else delete result[countField];
     }
-    if (field !== undefined) result[key] = bound(schema, field);
+    // (A count this loop has just dropped stays dropped.)
+    if (field !== undefined && key in result) result[key] = bound(schema, field);
   }
   return result;
 }
