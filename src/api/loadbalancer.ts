@@ -146,7 +146,7 @@ export const loadBalancerStatus = z.object({
   readyReplicas: z.int().min(0).optional(),
   domains: z.int().min(0).optional().describe('Hosts served.'),
   configHash: z.string().optional().describe('Hash of the config the operator rendered last.'),
-  instances: z.array(loadBalancerInstanceStatus).max(100).optional().describe('The pods, sorted by name; more than fit during a rollout.'),
+  instances: z.array(loadBalancerInstanceStatus).max(100).optional().describe('The pods, sorted by name; those past the limit (e.g. during a rollout) are only counted, in instancesOmitted.'),
   instancesOmitted: omittedCount('instances'),
   conditions: conditions.optional(),
 });
