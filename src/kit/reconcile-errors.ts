@@ -32,7 +32,7 @@ export interface ReconciledKind {
  * reconcile that succeeds removes the condition.
  */
 export class ReconcileErrorReporter {
-  /** The message last reported per key, so that retries failing alike report nothing new. */
+  /** The uid and message last reported per key, so that retries failing alike report nothing new. */
   private readonly reported = new Map<string, string>();
   private readonly kind: ReconciledKind;
   private readonly tools: { applier: Applier; events: EventRecorder; logger: Logger };
@@ -46,13 +46,15 @@ export class ReconcileErrorReporter {
     // A conflict only says the object changed under the reconcile, which is retried at once.
     if (isConflict(error)) return;
     const subject = this.kind.get(key);
-    const message = errorMessage(error);
     if (!subject) {
       this.reported.delete(key);
       return;
     }
-    if (this.reported.get(key) === message) return;
-    this.reported.set(key, message);
+    const message = errorMessage(error);
+    // With the uid: an object deleted and created again under the same name starts afresh.
+    const report = `${subject.metadata.uid ?? ''}\n${message}`;
+    if (this.reported.get(key) === report) return;
+    this.reported.set(key, report);
     const { applier, events, logger } = this.tools;
     await events.warning(subject, RECONCILE_ERROR.reason, message);
     const conditions = setCondition(subject.status?.conditions, { ...RECONCILE_ERROR, status: 'False', message }, subject.metadata.generation);
