@@ -136,8 +136,11 @@ export class Informer<T extends KubernetesObject> {
 
   /** Whether an object differs from when it was last seen, besides status and bookkeeping. */
   private changedBeyondStatus(object: T): boolean {
-    const { resourceVersion: _version, generation: _generation, ...metadata } = object.metadata ?? {};
-    const fingerprint = createHash('sha256').update(canonicalJson({ ...object, metadata })).digest('base64');
+    // Listed items come without apiVersion and kind and with creationTimestamp as a Date,
+    // watched ones as the API server sent them; none of the three ever changes.
+    const { apiVersion: _apiVersion, kind: _kind, ...content } = object;
+    const { resourceVersion: _version, generation: _generation, creationTimestamp: _created, ...metadata } = object.metadata ?? {};
+    const fingerprint = createHash('sha256').update(canonicalJson({ ...content, metadata })).digest('base64');
     const uid = object.metadata?.uid ?? '';
     if (this.fingerprints.get(uid) === fingerprint) return false;
     this.fingerprints.set(uid, fingerprint);
