@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
+import { createServer as createHttpServer, get as httpGet } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -256,17 +256,19 @@ describe('rendered configs in front of Debian nginx', () => {
       expect(total()).toBeGreaterThanOrEqual(400);
 
       const put = (body: unknown) => controlRequest(prefix, '/backends', { method: 'PUT', body: JSON.stringify(body) });
-      const echo = createServer((socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'));
-      await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+      const pod = createHttpServer((_request, response) => response.end('ok'));
+      await new Promise<void>((resolve) => pod.listen(0, '127.0.0.1', resolve));
       try {
-        const endpoints = [{ address: '127.0.0.1', port: (echo.address() as AddressInfo).port }];
+        const endpoints = [{ address: '127.0.0.1', port: (pod.address() as AddressInfo).port }];
         expect((await put({ backends: [{ name: 'blog.http', groups: [{ name: 'v1', endpoints }] }] })).status).toBe(200);
         expect((await get(ports.http, 'blog.example.com', '/')).status).toBe(200);
         // As a wiped dict reads: the backend is gone, in every worker, at once.
         expect((await put({ backends: [] })).status).toBe(200);
         for (let i = 0; i < 20; i += 1) expect((await get(ports.http, 'blog.example.com', '/')).status).toBe(503);
       } finally {
-        await new Promise((resolve) => echo.close(resolve));
+        // nginx keeps its upstream connections open.
+        pod.closeAllConnections();
+        await new Promise((resolve) => pod.close(resolve));
       }
       expect(logOf(prefix)).not.toMatch(/\[(error|emerg|alert|crit)\]/);
     });
