@@ -4,7 +4,7 @@
 //   hack/cluster.sh up && hack/cluster.sh exec node bench/recovery.ts [--samples 5] [--rps 200]
 //
 // An agent follows a ConfigMap holding the rendered config of one host whose backend is
-// one EndpointSlice naming a stand-in server on loopback. A paced load loop sends `--rps`
+// one EndpointSlice naming a stand-in server on this host. A paced load loop sends `--rps`
 // requests per second (each on a new connection, as clients arriving do) for 20 s; 5 s in,
 // the nginx master is killed with SIGKILL. Each sample starts a fresh agent, so each kill
 // is the first crash of a master that ran well. Reported per sample: requests that failed
@@ -14,7 +14,7 @@
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request, createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LABELS, MANAGED_BY } from '../src/labels.ts';
@@ -48,9 +48,9 @@ interface Outcome {
 }
 
 /** One GET on a new connection; its status, or the error's code. */
-function once(port: number): Promise<string> {
+function once(host: string, port: number): Promise<string> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host: HOST }, agent: false, timeout: 5_000 }, (res) => {
+    const req = request({ host, port, path: '/', headers: { host: HOST }, agent: false, timeout: 5_000 }, (res) => {
       res.resume();
       res.on('end', () => resolve(String(res.statusCode)));
     });
@@ -61,7 +61,7 @@ function once(port: number): Promise<string> {
 }
 
 /** `rps` requests a second, started on schedule whatever the answers take, for `ms`. */
-async function pacedLoad(port: number, ms: number, during?: () => Promise<void>): Promise<Outcome> {
+async function pacedLoad(port: number, ms: number, during?: () => Promise<void>, host = '127.0.0.1'): Promise<Outcome> {
   const outcome: Outcome = { sent: 0, failed: 0, failures: new Map(), okAt: [], failedAt: [] };
   const started = performance.now();
   const pending: Promise<void>[] = [];
@@ -72,7 +72,7 @@ async function pacedLoad(port: number, ms: number, during?: () => Promise<void>)
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     outcome.sent += 1;
     pending.push(
-      once(port).then((status) => {
+      once(host, port).then((status) => {
         if (status === '200') outcome.okAt.push(performance.now());
         else {
           outcome.failed += 1;
@@ -104,8 +104,14 @@ async function main(): Promise<void> {
   await setUpCluster();
   const { core, discovery } = clients();
   const namespace = `bench-recovery-${Date.now().toString(36)}`;
+  // EndpointSlices refuse loopback addresses: the stand-in server listens on another of
+  // the host's own (in the cluster's network namespace, one held by its loopback device).
+  const address = Object.values(networkInterfaces())
+    .flat()
+    .find((nic) => nic && nic.family === 'IPv4' && !nic.address.startsWith('127.'))?.address;
+  if (!address) throw new Error('no IPv4 address besides loopback for the stand-in server');
   const upstream: Server = createServer((_req, res) => res.end('ok'));
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => upstream.listen(0, address, resolve));
   const upstreamPort = (upstream.address() as AddressInfo).port;
   const rows: { failed: number; sent: number; firstOkMs: number; failures: string }[] = [];
   try {
@@ -118,7 +124,7 @@ async function main(): Promise<void> {
         metadata: { name: `${service}-local`, labels },
         addressType: 'IPv4',
         ports: [{ name: 'http', port: upstreamPort, protocol: 'TCP' }],
-        endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+        endpoints: [{ addresses: [address], conditions: { ready: true } }],
       },
     });
     const http = await freePort();
@@ -130,7 +136,7 @@ async function main(): Promise<void> {
     });
     await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: loadBalancerObjectName(LB) }, data: rendered.files } });
 
-    const direct = await pacedLoad(upstreamPort, 2_000);
+    const direct = await pacedLoad(upstreamPort, 2_000, undefined, address);
     console.log(`baseline, the stand-in server directly: ${direct.failed} of ${direct.sent} failed`);
 
     for (let sample = 0; sample < samples; sample += 1) {
