@@ -614,12 +614,15 @@ describe('berth agent', () => {
     expect(await reloads('failure')).toBe(0);
 
     await writeConfigMap(third);
-    await waitFor(async () => (await control('/generation')) === third.hash, { description: 'the previous config back', timeoutMs: 20_000 });
+    // Confirmed by the agent, not only served: the next test counts reloads from here.
+    await confirmed(third.hash);
   });
 
   it('reloads only once old workers have drained, and coalesces the changes made meanwhile', async () => {
     const before = await reloads('success');
     const slow = get('web.example', { path: '/slow', timeoutMs: SLOW_HOLD_MS });
+    // Awaited below; should the test fail before, its end must not go unhandled.
+    slow.catch(() => undefined);
     await waitFor(() => heldSlow.length > 0, { description: 'the slow request to reach a pod', timeoutMs: 5_000, intervalMs: 20 });
     const withA = [...secure, { host: 'a.example' }];
     const renderedA = renderedConfig(withA);
@@ -646,7 +649,7 @@ describe('berth agent', () => {
     expect((await get('b.example')).status).toBe(404);
 
     await writeConfigMap(third);
-    await waitFor(async () => (await control('/generation')) === third.hash, { description: 'the TLS config to be back', timeoutMs: 20_000 });
+    await confirmed(third.hash);
   });
 
   it('keeps serving the old config when nginx -t refuses a new one, and reports why', async () => {
@@ -731,6 +734,8 @@ describe('berth agent', () => {
     const master = nginxMaster();
     expect(master).toBeDefined();
     const slow = get('web.example', { path: '/slow', timeoutMs: SLOW_HOLD_MS });
+    // Awaited below; should the test fail before, its end must not go unhandled.
+    slow.catch(() => undefined);
     await waitFor(() => heldSlow.length > 0, { description: 'the slow request to reach a pod', timeoutMs: 5_000, intervalMs: 20 });
     const stopped = running().stop();
     // Refused while the request is still held in flight.
