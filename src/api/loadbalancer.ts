@@ -53,7 +53,7 @@ export const nginxSettings = z.object({
   upstreamKeepalive: integer(RANGES.upstreamKeepalive).default(64).describe('Idle keep-alive connections to backends per worker.'),
   workerShutdownTimeoutSeconds: integer(RANGES.workerShutdownTimeoutSeconds)
     .default(30)
-    .describe('How long old workers may drain after a reload before their connections are cut.'),
+    .describe('How long workers may drain, after a reload or when their pod stops, before their connections are cut.'),
   sharedDictSize: text(SHARED_DICT_SIZE).default('16m').describe('Memory for the backend table shared by the workers, 1m to 1g.'),
   extra: cel(z.record(z.string().max(64), z.string().max(64)), ...extraDirectiveRules())
     .optional()

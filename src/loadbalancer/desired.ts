@@ -4,7 +4,7 @@ import type { OperatorConfig } from '../config.ts';
 import { TLS_SECRETS_ROLE } from '../application/desired.ts';
 import { ownerReference } from '../kit/apply.ts';
 import { LABELS, MANAGED_BY } from '../labels.ts';
-import { CONTROL_SOCKET } from '../nginx/model.ts';
+import { CONTROL_SOCKET, PID_FILE } from '../nginx/model.ts';
 import { podPorts } from './model.ts';
 
 /** Name of everything Berth creates for a LoadBalancer: Deployment, Service, ConfigMap, PDB, identity. */
@@ -36,6 +36,27 @@ const RUNTIME_DIR = '/var/lib/berth';
 /** Where client libraries look for the in-cluster token, CA and namespace. */
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const NGINX_UID = 101;
+/**
+ * How long a terminating pod keeps serving before nginx stops accepting: Service
+ * endpoints, kube-proxy and external load balancers learn of the termination only
+ * after the kubelet has begun it, and send new connections meanwhile.
+ */
+const ENDPOINT_REMOVAL_DELAY_SECONDS = 5;
+/** Beyond the drain, for the kubelet's own steps, before it kills what still runs. */
+const TERMINATION_MARGIN_SECONDS = 5;
+
+/**
+ * The nginx container's preStop: wait out the endpoint removal, then SIGQUIT the master
+ * (graceful: listeners close, requests in flight finish, workers exit within
+ * worker_shutdown_timeout) and wait for it to exit. STOPSIGNAL SIGQUIT in Dockerfile.nginx
+ * covers an nginx the hook could not reach.
+ */
+const GRACEFUL_NGINX_STOP = [
+  `sleep ${ENDPOINT_REMOVAL_DELAY_SECONDS}`,
+  `pid=$(cat ${RUNTIME_DIR}/${PID_FILE})`,
+  'kill -QUIT "$pid"',
+  'while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done',
+].join(' && ');
 
 const restrictedContainer = {
   allowPrivilegeEscalation: false,
@@ -130,7 +151,8 @@ export function desiredLoadBalancerObjects(
           ...(placement.hostNetwork ? { dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
           ...(placement.nodeSelector ? { nodeSelector: placement.nodeSelector } : {}),
           ...(placement.tolerations ? { tolerations: placement.tolerations } : {}),
-          terminationGracePeriodSeconds: lb.spec.nginx.workerShutdownTimeoutSeconds + 5,
+          // The endpoint removal delay, then the workers' drain (worker_shutdown_timeout).
+          terminationGracePeriodSeconds: ENDPOINT_REMOVAL_DELAY_SECONDS + lb.spec.nginx.workerShutdownTimeoutSeconds + TERMINATION_MARGIN_SECONDS,
           securityContext: { runAsNonRoot: true, fsGroup: NGINX_UID, seccompProfile: { type: 'RuntimeDefault' } },
           affinity: {
             podAntiAffinity: {
@@ -156,6 +178,7 @@ export function desiredLoadBalancerObjects(
                 { name: 'https', containerPort: ports.https },
                 ...lb.spec.streams.map((stream) => ({ containerPort: stream.port, protocol: stream.protocol })),
               ],
+              lifecycle: { preStop: { exec: { command: ['/bin/sh', '-c', GRACEFUL_NGINX_STOP] } } },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
               securityContext: restrictedContainer,
               volumeMounts: [runtimeMount, { name: 'tmp', mountPath: '/tmp' }],
@@ -176,6 +199,8 @@ export function desiredLoadBalancerObjects(
               ports: [{ name: 'agent', containerPort: ports.agent }],
               // Ready only after the first full push: before that nginx would answer 503.
               readinessProbe: { httpGet: { path: '/readyz', port: 'agent' }, periodSeconds: 2 },
+              // Keeps pushing endpoint changes while nginx still takes new connections.
+              lifecycle: { preStop: { sleep: { seconds: ENDPOINT_REMOVAL_DELAY_SECONDS } } },
               livenessProbe: { httpGet: { path: '/healthz', port: 'agent' }, periodSeconds: 10, failureThreshold: 3 },
               // bench/propagation.ts reads the agent at about 180 MiB resident, most of it Node and client-node.
               resources: { requests: { cpu: '50m', memory: '192Mi' }, limits: { memory: '512Mi' } },

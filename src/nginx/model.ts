@@ -65,6 +65,9 @@ export interface NginxPorts {
  */
 export const CONTROL_SOCKET = 'control.sock';
 
+/** Where the master writes its pid, relative to the prefix, as the rendered config says. */
+export const PID_FILE = 'logs/nginx.pid';
+
 export interface NginxLocation {
   /** A literal path prefix, such as `/` or `/shop/`. */
   pathPrefix: string;

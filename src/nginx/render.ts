@@ -29,6 +29,7 @@ import {
 } from '../api/rules.ts';
 import {
   CONTROL_SOCKET,
+  PID_FILE,
   DEFAULT_SETTINGS,
   type Backend,
   type NginxLocation,
@@ -281,7 +282,7 @@ function renderConfig(c: Checked): [string, string] {
   line(0, `worker_processes ${s.workerProcesses};`);
   line(0, `worker_shutdown_timeout ${s.workerShutdownTimeoutSeconds}s;`);
   // Relative to the prefix (-p), like the temp paths below: nothing outside it is written.
-  line(0, 'pid logs/nginx.pid;');
+  line(0, `pid ${PID_FILE};`);
   line(0, 'error_log logs/error.log warn;');
   extras('main', 0);
   line(0, '');

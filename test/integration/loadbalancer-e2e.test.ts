@@ -6,7 +6,7 @@ import { CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-nod
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBalancerObjectName, tlsReaderBindingName } from '../../src/loadbalancer/desired.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
-import { startLoad, sample, get } from '../support/http-load.ts';
+import { failuresOf, get, sample, startLoad } from '../support/http-load.ts';
 import { clients, testNamespace } from '../support/kube.ts';
 import { followPods, type PodFollower } from '../support/pod-follower.ts';
 import {
@@ -216,7 +216,7 @@ describe('traffic through a LoadBalancer', () => {
     const condition = await berth.loadBalancerCondition(lb, 'ConfigApplied', 'False', 'NginxRejectedConfig');
     expect(condition.message).toContain('proxy_busy_buffers_size');
     expect(await reloads('failure')).toBe(failuresBefore + 1);
-    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    expect(failuresOf(await sample(ports.http, host(), 20))).toEqual([]);
 
     await berth.patchLoadBalancerSpec(lb, spec);
     await berth.loadBalancerCondition(lb, 'ConfigApplied', 'True');
@@ -322,7 +322,7 @@ describe('one Application\'s mistakes stay with it', () => {
     const login = await get(ports.http, host(), '/login');
     expect(login.status).toBe(200);
     expect(login.body).toContain('"version":"v2"');
-    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    expect(failuresOf(await sample(ports.http, host(), 20))).toEqual([]);
     await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
 
     // The LoadBalancer keeps converging: a new host of the healthy Application is served.
@@ -346,7 +346,7 @@ describe('one Application\'s mistakes stay with it', () => {
     await berth.patchLoadBalancerSpec(lb, { ...lbSpec, streams: [...lbSpec.streams, { port: ports.http, protocol: 'TCP', service }] });
     const invalid = await berth.loadBalancerCondition(lb, 'Ready', 'False', 'InvalidConfig');
     expect(invalid.message).toContain(`TCP port ${ports.http} is already used by ports.http`);
-    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    expect(failuresOf(await sample(ports.http, host(), 20))).toEqual([]);
     const routes = await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
     expect(routes.message).toContain(host());
     await berth.patchLoadBalancerSpec(lb, lbSpec);
@@ -413,7 +413,7 @@ describe('LoadBalancer objects', () => {
     const unusable = await berth.loadBalancerCondition(lb, 'TLSSecretsUsable', 'False', 'PlaceholderCertificateServed');
     expect(unusable.message).toContain(`TLS Secret ${app}/web-tls: not found`);
     expect((await berth.getLoadBalancer(lb))?.status?.instances?.[0]?.placeholderCertificates).toEqual([`TLS Secret ${app}/web-tls: not found`]);
-    expect((await sample(ports.http, host(), 10)).failed).toBe(0);
+    expect(failuresOf(await sample(ports.http, host(), 10))).toEqual([]);
     // ... and the Application whose route names the Secret hears it too.
     const onApplication = await berth.applicationCondition(app, 'TLSSecretsUsable', 'False', 'PlaceholderCertificateServed');
     expect(onApplication.message).toContain(`TLS Secret web-tls (spec.routes[${spec.routes.length}].tls.secretName): not found`);

@@ -66,6 +66,19 @@ describe('desiredLoadBalancerObjects', () => {
     for (const container of pod.containers) expect(container.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
   });
 
+  it('stops nginx gracefully after the endpoint removal delay, within the grace period', () => {
+    const pod = onlyOfKind(objects, 'Deployment').spec.template.spec;
+    const [nginx, agent] = pod.containers;
+    const script: string = nginx.lifecycle.preStop.exec.command.at(-1);
+    const delay = Number(/^sleep (\d+) && /.exec(script)?.[1]);
+    expect(delay).toBeGreaterThan(0);
+    expect(script).toContain('kill -QUIT "$pid"');
+    expect(script).toContain('/var/lib/berth/logs/nginx.pid');
+    // The agent keeps pushing endpoints while nginx still takes new connections.
+    expect(agent.lifecycle).toEqual({ preStop: { sleep: { seconds: delay } } });
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(delay + lb.spec.nginx.workerShutdownTimeoutSeconds);
+  });
+
   it('does not put the config hash on the pod template: config changes never restart pods', () => {
     expect(JSON.stringify(onlyOfKind(objects, 'Deployment').spec.template)).not.toContain('abc');
   });
