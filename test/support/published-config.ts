@@ -22,12 +22,17 @@ export async function publishConfig(
   rendered: { hash: string; files: Record<string, string> },
 ): Promise<PublishedConfig> {
   const published = packConfig(rendered.hash, rendered.files, (i) => configShardName(loadBalancer, i));
+  await writePublished(core, namespace, loadBalancer, published);
+  return published;
+}
+
+/** Writes packed shards, then their index. */
+export async function writePublished(core: CoreV1Api, namespace: string, loadBalancer: string, published: PublishedConfig): Promise<void> {
   for (const [i, shard] of published.index.shards.entries()) {
     await createOrReplace(core, namespace, { metadata: { name: shard.name, namespace }, binaryData: { [PUBLISHED_KEYS.shard]: published.shards[i]!.toString('base64') } });
   }
   const index = { metadata: { name: loadBalancerObjectName(loadBalancer), namespace }, data: { [PUBLISHED_KEYS.index]: JSON.stringify(published.index) } };
   await createOrReplace(core, namespace, index);
-  return published;
 }
 
 /** The bytes of a shard ConfigMap. */

@@ -1,0 +1,246 @@
+// One LoadBalancer with 1,000, 5,000 and 10,000 hosts: what the operator publishes and
+// how long that takes, what the agent and nginx take to follow it, and an endpoint change
+// at that size against the same at 100 hosts.
+//
+//   node bench/scale.ts [--samples 5]
+//
+// Needs the local cluster (hack/cluster.sh up). The agent runs as a process beside a real
+// nginx it manages, as in a load-balancer pod; kwok runs the stand-in pods and one local
+// server answers for every pod IP. The operator's part is driven directly: the real
+// renderer, the real packing, the same writes (shards, then the index); creating ~160
+// Applications to reach 10,000 hosts would measure the control plane, not the config.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { makeInformer, type V1Pod } from '@kubernetes/client-node';
+import { configShardName } from '../src/loadbalancer/desired.ts';
+import { packConfig } from '../src/loadbalancer/published-config.ts';
+import { renderNginxConfig } from '../src/nginx/render.ts';
+import { clients, deleteNamespace } from '../test/support/kube.ts';
+import { manyHostsModel, manyHostsName } from '../test/support/many-hosts.ts';
+import { startNginx } from '../test/support/nginx.ts';
+import { freePort, startBerthProcess, type BerthProcess } from '../test/support/operator-process.ts';
+import { startPodServer } from '../test/support/pod-server.ts';
+import { writePublished } from '../test/support/published-config.ts';
+import { waitFor } from '../test/support/wait.ts';
+import { percentile, residentMiB } from './stats.ts';
+
+const { values } = parseArgs({ options: { samples: { type: 'string', default: '5' } } });
+const samples = Number(values.samples);
+if (!Number.isInteger(samples) || samples < 1 || samples > 100) throw new Error('--samples must be a whole number from 1 to 100');
+
+const SIZES = [1_000, 5_000, 10_000];
+const ENDPOINT_SIZES = [100, 10_000];
+const LB = 'bench-scale';
+const SAMPLE_TIMEOUT_MS = 60_000;
+
+const { core, apps, kc } = clients();
+const namespace = `bench-scale-${Date.now().toString(36)}`;
+const service = { namespace, name: 'web-v1', port: 'http' };
+
+function get(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${host} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function timed<T>(work: () => T): [T, number] {
+  const start = performance.now();
+  const result = work();
+  return [result, performance.now() - start];
+}
+
+/** Resident set of an nginx master and all its workers. */
+function nginxResidentMiB(master: number): number {
+  let total = residentMiB(master);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === master) total += residentMiB(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return total;
+}
+
+async function readyPods(count: number): Promise<V1Pod[]> {
+  return waitFor(
+    async () => {
+      const list = (await core.listNamespacedPod({ namespace, labelSelector: 'app=web' })).items.filter((pod) => !pod.metadata?.deletionTimestamp);
+      const ready = list.filter((pod) => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      return list.length === count && ready.length === count ? ready : undefined;
+    },
+    { description: `${count} ready pods`, timeoutMs: SAMPLE_TIMEOUT_MS },
+  );
+}
+
+async function scale(replicas: number): Promise<void> {
+  await apps.patchNamespacedDeploymentScale({ name: 'web', namespace, body: [{ op: 'replace', path: '/spec/replicas', value: replicas }] });
+}
+
+interface SizeRow {
+  hosts: number;
+  renderedKiB: number;
+  compressedKiB: number;
+  shards: number;
+  renderMs: number;
+  packMs: number;
+  applyMs: number;
+  agentMs: number;
+  agentReloadMs: number;
+  agentRss: number;
+  handMs: number;
+  handRss: number;
+}
+
+async function main(): Promise<void> {
+  const ports = { http: await freePort(), https: await freePort() };
+  const handPorts = { http: await freePort(), https: await freePort() };
+  const appPort = await freePort();
+  const prefix = mkdtempSync(join(tmpdir(), 'berth-bench-scale-'));
+  chmodSync(prefix, 0o755);
+  const pods = await startPodServer('0.0.0.0', appPort, {}, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ ip: req.socket.localAddress?.replace(/^::ffff:/, '') }));
+    return true;
+  });
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  let agent: BerthProcess | undefined;
+  const hand = await startNginx({ config: renderNginxConfig(manyHostsModel(10, service, handPorts)).files['nginx.conf'] });
+  const readyAt = new Map<string, number>();
+  const podInformer = makeInformer<V1Pod>(kc, `/api/v1/namespaces/${namespace}/pods`, () => core.listNamespacedPod({ namespace }));
+  const onPod = (pod: V1Pod) => {
+    if (pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && !readyAt.has(pod.status.podIP ?? '')) readyAt.set(pod.status.podIP!, performance.now());
+  };
+  podInformer.on('add', onPod);
+  podInformer.on('update', onPod);
+  try {
+    await core.createNamespacedService({
+      namespace,
+      body: { metadata: { name: 'web-v1', labels: { 'app.kubernetes.io/managed-by': 'berth' } }, spec: { clusterIP: 'None', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: appPort }] } },
+    });
+    await apps.createNamespacedDeployment({
+      namespace,
+      body: { metadata: { name: 'web' }, spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'registry.invalid/web:1' }] } } } },
+    });
+    await readyPods(1);
+    await podInformer.start();
+
+    const publish = async (hosts: number) => {
+      const [rendered, renderMs] = timed(() => renderNginxConfig(manyHostsModel(hosts, service, ports)));
+      const [published, packMs] = timed(() => packConfig(rendered.hash, rendered.files, (i) => configShardName(LB, i)));
+      const start = performance.now();
+      await writePublished(core, namespace, LB, published);
+      const written = performance.now();
+      return { rendered, published, renderMs, packMs, applyMs: written - start, written };
+    };
+    const served = async (hash: string) =>
+      waitFor(async () => (await agent!.metric('berth_agent_config_info', { hash })) === 1, { description: `config ${hash} served`, timeoutMs: SAMPLE_TIMEOUT_MS, intervalMs: 10 });
+    const drained = () => waitFor(async () => (await agent!.metric('berth_agent_draining_workers')) === 0, { description: 'old workers gone', timeoutMs: SAMPLE_TIMEOUT_MS });
+    const nginxMaster = () => Number(readFileSync(join(prefix, 'logs', 'nginx.pid'), 'utf8'));
+
+    // Started on 10 hosts, so that every size measured below is a reload.
+    const first = await publish(10);
+    agent = await startBerthProcess(['agent', `--loadbalancer=${LB}`, `--namespace=${namespace}`, `--prefix=${prefix}`, '--manage-nginx'], 'agent');
+    await served(first.rendered.hash);
+
+    const rows: SizeRow[] = [];
+    for (const hosts of SIZES) {
+      const reloadSum = (await agent.metric('berth_agent_reload_duration_seconds_sum')) ?? 0;
+      const step = await publish(hosts);
+      await served(step.rendered.hash);
+      const agentMs = performance.now() - step.written;
+      const agentReloadMs = (((await agent.metric('berth_agent_reload_duration_seconds_sum')) ?? 0) - reloadSum) * 1000;
+      await drained();
+      // The same config for an nginx run by hand (other ports): nginx -t, then HUP until only new workers run.
+      const handConfig = renderNginxConfig(manyHostsModel(hosts, service, handPorts)).files['nginx.conf'];
+      const handStart = performance.now();
+      const test = spawnSync('nginx', ['-p', hand.prefix, '-c', join(hand.prefix, 'current/nginx.conf'), '-t'], { encoding: 'utf8' });
+      if (test.status !== 0) throw new Error(`nginx -t: ${test.stderr}`);
+      await hand.reload(handConfig);
+      const handMs = performance.now() - handStart;
+      rows.push({
+        hosts,
+        renderedKiB: step.published.index.renderedBytes / 1024,
+        compressedKiB: step.published.index.compressedBytes / 1024,
+        shards: step.published.index.shards.length,
+        renderMs: step.renderMs,
+        packMs: step.packMs,
+        applyMs: step.applyMs,
+        agentMs,
+        agentReloadMs,
+        agentRss: nginxResidentMiB(nginxMaster()),
+        handMs,
+        handRss: nginxResidentMiB(hand.masterPid()),
+      });
+      console.error(`${hosts} hosts: agent ${agentMs.toFixed(0)} ms, by hand ${handMs.toFixed(0)} ms`);
+    }
+
+    // Pod Ready → first request to the last host served by that pod, at 100 and at 10,000 hosts.
+    const latency = new Map<number, number[]>();
+    for (const hosts of ENDPOINT_SIZES) {
+      const step = await publish(hosts);
+      await served(step.rendered.hash);
+      await drained();
+      const reloads = (await agent.metric('berth_agent_reloads_total', { result: 'success' })) ?? 0;
+      const host = manyHostsName(hosts - 1);
+      const values: number[] = [];
+      for (let i = 0; i < samples; i++) {
+        const before = new Set((await readyPods(1)).map((pod) => pod.status!.podIP!));
+        await scale(2);
+        const added = (await readyPods(2)).map((pod) => pod.status!.podIP!).find((ip) => !before.has(ip))!;
+        const servedAt = await waitFor(
+          async () => ((JSON.parse((await get(ports.http, host)).body) as { ip: string }).ip === added ? performance.now() : undefined),
+          { description: `${added} to serve ${host}`, timeoutMs: SAMPLE_TIMEOUT_MS, intervalMs: 5 },
+        );
+        await waitFor(() => readyAt.has(added), { description: `${added} seen Ready` });
+        values.push(servedAt - readyAt.get(added)!);
+        console.error(`${hosts} hosts, sample ${i + 1}: ${values.at(-1)!.toFixed(0)} ms`);
+        await scale(1);
+        await readyPods(1);
+      }
+      const after = (await agent.metric('berth_agent_reloads_total', { result: 'success' })) ?? 0;
+      if (after !== reloads) throw new Error(`${after - reloads} reload(s) during endpoint changes at ${hosts} hosts`);
+      latency.set(hosts, values);
+    }
+
+    const f = (n: number, digits = 0) => n.toFixed(digits);
+    console.log('\n| hosts | nginx.conf + backends.json | published (gzip) | ConfigMaps | render ms | pack ms | apply ms | agent: published → served ms | of which nginx -t + reload ms | nginx RSS MiB | by hand: nginx -t + reload ms | by hand RSS MiB | agent vs by hand |');
+    console.log('|------:|------:|------:|------:|------:|------:|------:|------:|------:|------:|------:|------:|------:|');
+    for (const r of rows) {
+      console.log(
+        `| ${r.hosts.toLocaleString('en')} | ${f(r.renderedKiB)} KiB | ${f(r.compressedKiB)} KiB | ${r.shards} + index | ${f(r.renderMs)} | ${f(r.packMs)} | ${f(r.applyMs)} | ${f(r.agentMs)} | ${f(r.agentReloadMs)} | ${f(r.agentRss)} | ${f(r.handMs)} | ${f(r.handRss)} | ${(r.agentMs / r.handMs).toFixed(2)} |`,
+      );
+    }
+    const base = percentile(latency.get(ENDPOINT_SIZES[0]!)!, 50);
+    console.log(`\nPod Ready → first request served by it (${samples} samples each, no reload meanwhile):\n`);
+    console.log('| hosts | p50 ms | max ms | p50 vs 100 hosts |');
+    console.log('|------:|-------:|-------:|-----------------:|');
+    for (const [hosts, values] of latency) {
+      console.log(`| ${hosts.toLocaleString('en')} | ${f(percentile(values, 50))} | ${f(Math.max(...values))} | ${(percentile(values, 50) / base).toFixed(2)} |`);
+    }
+  } finally {
+    await agent?.stop();
+    await hand.stop();
+    await podInformer.stop();
+    await pods.close();
+    await deleteNamespace(namespace).catch(() => undefined);
+    rmSync(prefix, { recursive: true, force: true });
+  }
+}
+
+await main();
+process.exit(0);
