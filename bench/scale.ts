@@ -15,7 +15,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeInformer, type V1Pod } from '@kubernetes/client-node';
+import { makeInformer, type V1EndpointSlice, type V1Pod } from '@kubernetes/client-node';
 import { configShardName } from '../src/loadbalancer/desired.ts';
 import { packConfig } from '../src/loadbalancer/published-config.ts';
 import { renderNginxConfig } from '../src/nginx/render.ts';
@@ -26,7 +26,7 @@ import { freePort, startBerthProcess, type BerthProcess } from '../test/support/
 import { startPodServer } from '../test/support/pod-server.ts';
 import { writePublished } from '../test/support/published-config.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { percentile, residentMiB } from './stats.ts';
+import { percentile } from './stats.ts';
 
 const { values } = parseArgs({ options: { samples: { type: 'string', default: '5' } } });
 const samples = Number(values.samples);
@@ -37,7 +37,7 @@ const ENDPOINT_SIZES = [100, 10_000];
 const LB = 'bench-scale';
 const SAMPLE_TIMEOUT_MS = 60_000;
 
-const { core, apps, kc } = clients();
+const { core, apps, discovery, kc } = clients();
 const namespace = `bench-scale-${Date.now().toString(36)}`;
 const service = { namespace, name: 'web-v1', port: 'http' };
 
@@ -61,14 +61,21 @@ function timed<T>(work: () => T): [T, number] {
   return [result, performance.now() - start];
 }
 
-/** Resident set of an nginx master and all its workers. */
-function nginxResidentMiB(master: number): number {
-  let total = residentMiB(master);
+/** Proportional set size: pages shared by the master and its workers count once in the sum. */
+function proportionalMiB(pid: number): number {
+  const kib = Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]);
+  if (!Number.isFinite(kib)) throw new Error(`no Pss for process ${pid}`);
+  return kib / 1024;
+}
+
+/** Memory of an nginx master and all its workers, shared pages counted once (PSS). */
+function nginxMemoryMiB(master: number): number {
+  let total = proportionalMiB(master);
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === master) total += residentMiB(Number(entry));
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === master) total += proportionalMiB(Number(entry));
     } catch {
       // exited while we looked
     }
@@ -127,6 +134,16 @@ async function main(): Promise<void> {
   };
   podInformer.on('add', onPod);
   podInformer.on('update', onPod);
+  const inSliceAt = new Map<string, number>();
+  const sliceInformer = makeInformer<V1EndpointSlice>(kc, `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`, () => discovery.listNamespacedEndpointSlice({ namespace }));
+  const onSlice = (slice: V1EndpointSlice) => {
+    for (const endpoint of slice.endpoints ?? []) {
+      const ip = endpoint.addresses[0];
+      if (ip && endpoint.conditions?.ready && !inSliceAt.has(ip)) inSliceAt.set(ip, performance.now());
+    }
+  };
+  sliceInformer.on('add', onSlice);
+  sliceInformer.on('update', onSlice);
   try {
     await core.createNamespacedService({
       namespace,
@@ -138,6 +155,7 @@ async function main(): Promise<void> {
     });
     await readyPods(1);
     await podInformer.start();
+    await sliceInformer.start();
 
     const publish = async (hosts: number) => {
       const [rendered, renderMs] = timed(() => renderNginxConfig(manyHostsModel(hosts, service, ports)));
@@ -182,15 +200,17 @@ async function main(): Promise<void> {
         applyMs: step.applyMs,
         agentMs,
         agentReloadMs,
-        agentRss: nginxResidentMiB(nginxMaster()),
+        agentRss: nginxMemoryMiB(nginxMaster()),
         handMs,
-        handRss: nginxResidentMiB(hand.masterPid()),
+        handRss: nginxMemoryMiB(hand.masterPid()),
       });
       console.error(`${hosts} hosts: agent ${agentMs.toFixed(0)} ms, by hand ${handMs.toFixed(0)} ms`);
     }
 
     // Pod Ready → first request to the last host served by that pod, at 100 and at 10,000 hosts.
     const latency = new Map<number, number[]>();
+    /** Mean of the agent's own measure: EndpointSlice event received → nginx holds the change. */
+    const agentShare = new Map<number, number>();
     for (const hosts of ENDPOINT_SIZES) {
       const step = await publish(hosts);
       await served(step.rendered.hash);
@@ -198,6 +218,12 @@ async function main(): Promise<void> {
       const reloads = (await agent.metric('berth_agent_reloads_total', { result: 'success' })) ?? 0;
       const host = manyHostsName(hosts - 1);
       const values: number[] = [];
+      const toSlice: number[] = [];
+      const propagation = async () => [
+        (await agent!.metric('berth_agent_endpoint_propagation_seconds_sum')) ?? 0,
+        (await agent!.metric('berth_agent_endpoint_propagation_seconds_count')) ?? 0,
+      ];
+      const [sumBefore, countBefore] = await propagation();
       for (let i = 0; i < samples; i++) {
         const before = new Set((await readyPods(1)).map((pod) => pod.status!.podIP!));
         await scale(2);
@@ -206,19 +232,22 @@ async function main(): Promise<void> {
           async () => ((JSON.parse((await get(ports.http, host)).body) as { ip: string }).ip === added ? performance.now() : undefined),
           { description: `${added} to serve ${host}`, timeoutMs: SAMPLE_TIMEOUT_MS, intervalMs: 5 },
         );
-        await waitFor(() => readyAt.has(added), { description: `${added} seen Ready` });
+        await waitFor(() => readyAt.has(added) && inSliceAt.has(added), { description: `${added} seen Ready and in its EndpointSlice` });
         values.push(servedAt - readyAt.get(added)!);
-        console.error(`${hosts} hosts, sample ${i + 1}: ${values.at(-1)!.toFixed(0)} ms`);
+        toSlice.push(inSliceAt.get(added)! - readyAt.get(added)!);
+        console.error(`${hosts} hosts, sample ${i + 1}: ${values.at(-1)!.toFixed(0)} ms, in its EndpointSlice after ${toSlice.at(-1)!.toFixed(0)} ms`);
         await scale(1);
         await readyPods(1);
       }
       const after = (await agent.metric('berth_agent_reloads_total', { result: 'success' })) ?? 0;
       if (after !== reloads) throw new Error(`${after - reloads} reload(s) during endpoint changes at ${hosts} hosts`);
+      const [sumAfter, countAfter] = await propagation();
+      agentShare.set(hosts, ((sumAfter! - sumBefore!) / (countAfter! - countBefore!)) * 1000);
       latency.set(hosts, values);
     }
 
     const f = (n: number, digits = 0) => n.toFixed(digits);
-    console.log('\n| hosts | nginx.conf + backends.json | published (gzip) | ConfigMaps | render ms | pack ms | apply ms | agent: published → served ms | of which nginx -t + reload ms | nginx RSS MiB | by hand: nginx -t + reload ms | by hand RSS MiB | agent vs by hand |');
+    console.log('\n| hosts | nginx.conf + backends.json | published (gzip) | ConfigMaps | render ms | pack ms | apply ms | agent: published → served ms | of which nginx -t + reload ms | nginx PSS MiB | by hand: nginx -t + reload ms | by hand PSS MiB | agent vs by hand |');
     console.log('|------:|------:|------:|------:|------:|------:|------:|------:|------:|------:|------:|------:|------:|');
     for (const r of rows) {
       console.log(
@@ -227,15 +256,16 @@ async function main(): Promise<void> {
     }
     const base = percentile(latency.get(ENDPOINT_SIZES[0]!)!, 50);
     console.log(`\nPod Ready → first request served by it (${samples} samples each, no reload meanwhile):\n`);
-    console.log('| hosts | p50 ms | max ms | p50 vs 100 hosts |');
-    console.log('|------:|-------:|-------:|-----------------:|');
+    console.log('| hosts | p50 ms | max ms | p50 vs 100 hosts | agent: slice event → nginx holds it, mean ms |');
+    console.log('|------:|-------:|-------:|-----------------:|------:|');
     for (const [hosts, values] of latency) {
-      console.log(`| ${hosts.toLocaleString('en')} | ${f(percentile(values, 50))} | ${f(Math.max(...values))} | ${(percentile(values, 50) / base).toFixed(2)} |`);
+      console.log(`| ${hosts.toLocaleString('en')} | ${f(percentile(values, 50))} | ${f(Math.max(...values))} | ${(percentile(values, 50) / base).toFixed(2)} | ${f(agentShare.get(hosts)!, 1)} |`);
     }
   } finally {
     await agent?.stop();
     await hand.stop();
     await podInformer.stop();
+    await sliceInformer.stop();
     await pods.close();
     await deleteNamespace(namespace).catch(() => undefined);
     rmSync(prefix, { recursive: true, force: true });
