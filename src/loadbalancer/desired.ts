@@ -57,6 +57,20 @@ const restrictedContainer = {
   capabilities: { drop: ['ALL'] },
 };
 
+function ownedMetadata(lb: LoadBalancer, name: string) {
+  const labels = { [LABELS.managedBy]: MANAGED_BY, ...loadBalancerPodLabels(lb.metadata.name) };
+  return { name, namespace: lb.spec.namespace, labels, ownerReferences: [ownerReference(lb)] };
+}
+
+/**
+ * Shard `index` of the LoadBalancer's config, without its bytes: as applied, so, for a
+ * shard the index no longer names, which empties it (the operator may patch ConfigMaps in
+ * load-balancer namespaces, not delete them).
+ */
+export function configShard(lb: LoadBalancer, index: number) {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: ownedMetadata(lb, configShardName(lb.metadata.name, index)) };
+}
+
 /**
  * The Kubernetes objects of one LoadBalancer, in the order they are applied: the shards of
  * the published config, then its index (so an agent never follows an index whose shards
@@ -75,14 +89,11 @@ export function desiredLoadBalancerObjects(
   const name = loadBalancerObjectName(lb.metadata.name);
   const namespace = lb.spec.namespace;
   const ports = podPorts(lb, config);
-  const labels = { [LABELS.managedBy]: MANAGED_BY, ...loadBalancerPodLabels(lb.metadata.name) };
-  const owner = [ownerReference(lb)];
-  const metadata = { name, namespace, labels, ownerReferences: owner };
+  const metadata = ownedMetadata(lb, name);
+  const owner = metadata.ownerReferences;
 
   const shards = published.index.shards.map((shard, i) => ({
-    apiVersion: 'v1',
-    kind: 'ConfigMap',
-    metadata: { ...metadata, name: shard.name },
+    ...configShard(lb, i),
     binaryData: { [PUBLISHED_KEYS.shard]: published.shards[i]!.toString('base64') },
   }));
   const index = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: { [PUBLISHED_KEYS.index]: JSON.stringify(published.index) } };
@@ -135,7 +146,7 @@ export function desiredLoadBalancerObjects(
       template: {
         // No config hash here: config changes reach running pods through the agent,
         // never by replacing pods.
-        metadata: { labels },
+        metadata: { labels: metadata.labels },
         spec: {
           serviceAccountName: name,
           automountServiceAccountToken: false,

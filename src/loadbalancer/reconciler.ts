@@ -7,7 +7,7 @@ import { errorMessage } from '../kit/log.ts';
 import { statusChanged } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
-import { AGENT_STATUS_ANNOTATION, configShardName, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
+import { AGENT_STATUS_ANNOTATION, configShard, configShardName, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
 import { configSize, packConfig, PUBLISHED_CONFIG_CAPACITY, type ConfigIndex } from './published-config.ts';
 import type { OperatorConfig } from '../config.ts';
 import { loadBalancerModel, podPorts } from './model.ts';
@@ -129,14 +129,12 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
   }
 
   /**
-   * Deletes the shards a longer config used and this one does not, once the index no
+   * Empties the shards a longer config used and this one does not, once the index no
    * longer names them; the status says how many the last one used.
    */
-  async function dropUnusedShards(lb: LoadBalancer, index: ConfigIndex): Promise<void> {
+  async function emptyUnusedShards(lb: LoadBalancer, index: ConfigIndex): Promise<void> {
     const before = lb.status?.publishedConfig?.shards ?? 0;
-    for (let i = index.shards.length; i < before; i++) {
-      await applier.delete({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: configShardName(lb.metadata.name, i), namespace: lb.spec.namespace } });
-    }
+    for (let i = index.shards.length; i < before; i++) await applier.apply(configShard(lb, i));
   }
 
   return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
@@ -180,7 +178,7 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     // the Role it grants exists (the operator may grant what it holds, but has no blanket
     // `bind` on Roles).
     for (const object of desiredLoadBalancerObjects(lb, published, config, tlsNamespaces)) await applier.apply(object);
-    await dropUnusedShards(lb, published.index);
+    await emptyUnusedShards(lb, published.index);
     const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
     const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
     if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');
