@@ -10,7 +10,6 @@
 // renderer, the real packing, the same writes (shards, then the index); creating ~160
 // Applications to reach 10,000 hosts would measure the control plane, not the config.
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,6 +17,7 @@ import { makeInformer, type V1EndpointSlice, type V1Pod } from '@kubernetes/clie
 import { configShardName } from '../src/loadbalancer/desired.ts';
 import { packConfig } from '../src/loadbalancer/published-config.ts';
 import { renderNginxConfig } from '../src/nginx/render.ts';
+import { get } from '../test/support/http-load.ts';
 import { clients, deleteNamespace } from '../test/support/kube.ts';
 import { manyHostsModel, manyHostsName } from '../test/support/many-hosts.ts';
 import { startNginx } from '../test/support/nginx.ts';
@@ -39,20 +39,6 @@ const SAMPLE_TIMEOUT_MS = 60_000;
 const { core, apps, discovery, kc } = clients();
 const namespace = `bench-scale-${Date.now().toString(36)}`;
 const service = { namespace, name: 'web-v1', port: 'http' };
-
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${host} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 function timed<T>(work: () => T): [T, number] {
   const start = performance.now();

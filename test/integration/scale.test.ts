@@ -1,10 +1,10 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PUBLISHED_CONFIG_CAPACITY } from '../../src/loadbalancer/published-config.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
+import { get } from '../support/http-load.ts';
 import { clients, testNamespace } from '../support/kube.ts';
 import { manyHostsModel, manyHostsName } from '../support/many-hosts.ts';
 import { freePort, startBerthProcess, type BerthProcess } from '../support/operator-process.ts';
@@ -25,20 +25,6 @@ let prefix: string;
 let httpPort: number;
 let agent: BerthProcess | undefined;
 let pods: PodServer;
-
-function get(host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: httpPort, path: '/', headers: { host }, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${host} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function readyPodIps(count: number): Promise<string[]> {
   return waitFor(
@@ -112,16 +98,16 @@ describe(`a LoadBalancer of ${HOSTS.toLocaleString('en')} hosts`, () => {
 
     const [first] = await readyPodIps(1);
     for (const i of [0, 1, 4_999, HOSTS - 1]) {
-      const reply = await get(manyHostsName(i));
+      const reply = await get(httpPort, manyHostsName(i));
       expect(reply.status).toBe(200);
       expect(JSON.parse(reply.body)).toEqual({ ip: first, host: manyHostsName(i) });
     }
-    expect((await get('not-served.scale.test')).status).toBe(404);
+    expect((await get(httpPort, 'not-served.scale.test')).status).toBe(404);
 
     // A second pod turns Ready: the last host's backend reaches it without a reload.
     await apps.patchNamespacedDeploymentScale({ name: 'web', namespace, body: [{ op: 'replace', path: '/spec/replicas', value: 2 }] });
     const second = (await readyPodIps(2)).find((ip) => ip !== first)!;
-    await waitFor(async () => JSON.parse((await get(manyHostsName(HOSTS - 1))).body).ip === second, {
+    await waitFor(async () => JSON.parse((await get(httpPort, manyHostsName(HOSTS - 1))).body).ip === second, {
       description: 'the new pod to serve the last host',
       timeoutMs: 10_000,
       intervalMs: 20,
