@@ -582,6 +582,9 @@ describe('berth agent', () => {
   });
 
   it('keeps serving the old config when nginx -t refuses a new one, and reports why', async () => {
+    // New workers answer before the agent confirms the reload that brought them (and counts
+    // it): count from the agent reporting it serves the config.
+    await waitFor(async () => (await agentStatus())?.configHash === third.hash, { description: 'the agent to report the previous config served' });
     const successes = await reloads('success');
     // Each value has the form the renderer accepts; together nginx refuses them.
     const broken = renderedConfig([...secure, { host: 'broken.example' }], { extra: { proxy_buffers: '2 4k', proxy_busy_buffers_size: '64k' } });
