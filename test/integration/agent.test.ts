@@ -584,7 +584,7 @@ describe('berth agent', () => {
   it('keeps serving the old config when nginx -t refuses a new one, and reports why', async () => {
     // New workers answer before the agent confirms the reload that brought them (and counts
     // it): count from the agent reporting it serves the config.
-    await waitFor(async () => (await agentStatus())?.configHash === third.hash, { description: 'the agent to report the previous config served' });
+    await waitFor(async () => (await agent!.metric('berth_agent_config_info', { hash: third.hash })) === 1, { description: 'the agent to confirm the previous config' });
     const successes = await reloads('success');
     // Each value has the form the renderer accepts; together nginx refuses them.
     const broken = renderedConfig([...secure, { host: 'broken.example' }], { extra: { proxy_buffers: '2 4k', proxy_busy_buffers_size: '64k' } });
