@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { omittedCount } from './bounds.ts';
 import { conditions, dnsLabel, quantity, type Resource } from './meta.ts';
 import { cel, HOST, NAME_LIMITS, objectName, PATH_PREFIX, PORT_NAME, text, TLS_SECRET_NAME } from './rules.ts';
 
@@ -174,15 +175,19 @@ export const applicationRouteStatus = z.object({
 export const applicationStatus = z.object({
   observedGeneration: z.int().min(0).optional(),
   urls: z.array(z.string()).max(512).optional().describe('Where the application is served.'),
+  urlsOmitted: omittedCount('urls'),
   routes: z.array(applicationRouteStatus).max(2048).optional(),
+  routesOmitted: omittedCount('routes'),
   weights: z
     .array(z.object({ version: z.string(), weight: z.int().min(0) }))
     .max(64)
     .optional()
     .describe('Share of requests each Version gets now.'),
+  weightsOmitted: omittedCount('weights'),
   namespace: z.string().optional().describe('The namespace the application lives in.'),
   conditions: conditions.optional(),
   versions: z.array(applicationVersionStatus).max(64).optional().describe('Versions running in the namespace.'),
+  versionsOmitted: omittedCount('versions'),
 });
 export type ApplicationStatus = z.infer<typeof applicationStatus>;
 

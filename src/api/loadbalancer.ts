@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { omittedCount } from './bounds.ts';
 import { ENVIRONMENTS } from './application.ts';
 import { conditions, dnsLabel, labelSelector, type Resource } from './meta.ts';
 import {
@@ -178,7 +179,8 @@ export const loadBalancerStatus = z.object({
     })
     .optional()
     .describe('Size of the config the operator published last, against the limit.'),
-  instances: z.array(loadBalancerInstanceStatus).max(100).optional(),
+  instances: z.array(loadBalancerInstanceStatus).max(100).optional().describe('The pods, sorted by name; those past the limit (e.g. during a rollout) are only counted, in instancesOmitted.'),
+  instancesOmitted: omittedCount('instances'),
   conditions: conditions.optional(),
 });
 export type LoadBalancerStatus = z.infer<typeof loadBalancerStatus>;

@@ -1,10 +1,10 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { DEFAULT_LOADBALANCER_NAMESPACE, INSTANCE_REPORT_LIMITS, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
+import { DEFAULT_LOADBALANCER_NAMESPACE, INSTANCE_REPORT_LIMITS, loadBalancerStatus, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
 import { errorMessage } from '../kit/log.ts';
-import { statusChanged } from '../kit/status.ts';
+import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
 import { AGENT_STATUS_ANNOTATION, configShard, configShardName, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
@@ -108,11 +108,11 @@ export function hostPortsCondition(lb: LoadBalancer, loadBalancers: readonly Loa
 export function createLoadBalancerReconciler(ctx: OperatorContext) {
   const { caches, applier, events, logger, config } = ctx;
 
-  async function writeStatus(lb: LoadBalancer, status: LoadBalancerStatus, conditions: ConditionInput[]): Promise<void> {
+  async function writeLoadBalancerStatus(lb: LoadBalancer, status: LoadBalancerStatus, conditions: ConditionInput[]): Promise<void> {
     let merged = lb.status?.conditions;
     for (const condition of conditions) merged = setCondition(merged, condition, lb.metadata.generation);
     const next = { ...status, observedGeneration: lb.metadata.generation, conditions: merged };
-    if (statusChanged(lb.status, next)) await applier.applyStatus(lb, next);
+    await writeStatus(applier, lb, loadBalancerStatus, next);
   }
 
   /**
@@ -125,7 +125,7 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       `create the LoadBalancer anew with another spec.namespace (the default is ${DEFAULT_LOADBALANCER_NAMESPACE})`;
     if (findCondition(lb.status?.conditions, 'Ready')?.reason !== 'NamespaceNotAllowed') await events.warning(lb, 'NamespaceNotAllowed', message);
     logger.warn({ loadBalancer: lb.metadata.name, namespace: lb.spec.namespace }, 'LoadBalancer placed in the operator\'s namespace; not touching it');
-    await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
+    await writeLoadBalancerStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
   }
 
   /**
@@ -152,7 +152,7 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       // Nothing is applied: the pods keep the last config that was published.
       if (findCondition(lb.status?.conditions, 'Ready')?.message !== message) await events.warning(lb, reason, message);
       logger.warn({ loadBalancer: name, err: message }, 'config not published; keeping the previous one');
-      await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason, message }, ...more]);
+      await writeLoadBalancerStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason, message }, ...more]);
     };
     const unrenderable = (problem: string) => keepPrevious('InvalidConfig', `the config cannot be rendered, the previous one stays in place: ${problem}`);
     const settingsProblem = decision.unrenderable.get(name);
@@ -205,7 +205,7 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       if (hostPorts.status === 'False' && before?.message !== hostPorts.message) await events.warning(lb, 'HostPortClash', hostPorts.message);
     }
     try {
-      await writeStatus(
+      await writeLoadBalancerStatus(
         lb,
         {
           readyReplicas: deployment?.status?.readyReplicas ?? 0,
