@@ -115,7 +115,8 @@ async function main(): Promise<void> {
   const readyAt = new Map<string, number>();
   const podInformer = makeInformer<V1Pod>(kc, `/api/v1/namespaces/${namespace}/pods`, () => core.listNamespacedPod({ namespace }));
   const onPod = (pod: V1Pod) => {
-    if (pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && !readyAt.has(pod.status.podIP ?? '')) readyAt.set(pod.status.podIP!, performance.now());
+    // By name: kwok gives a new pod the IP of one deleted before.
+    if (pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && !readyAt.has(pod.metadata!.name!)) readyAt.set(pod.metadata!.name!, performance.now());
   };
   podInformer.on('add', onPod);
   podInformer.on('update', onPod);
@@ -123,8 +124,8 @@ async function main(): Promise<void> {
   const sliceInformer = makeInformer<V1EndpointSlice>(kc, `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`, () => discovery.listNamespacedEndpointSlice({ namespace }));
   const onSlice = (slice: V1EndpointSlice) => {
     for (const endpoint of slice.endpoints ?? []) {
-      const ip = endpoint.addresses[0];
-      if (ip && endpoint.conditions?.ready && !inSliceAt.has(ip)) inSliceAt.set(ip, performance.now());
+      const pod = endpoint.targetRef?.name;
+      if (pod && endpoint.conditions?.ready && !inSliceAt.has(pod)) inSliceAt.set(pod, performance.now());
     }
   };
   sliceInformer.on('add', onSlice);
@@ -208,16 +209,17 @@ async function main(): Promise<void> {
       ];
       const [sumBefore, countBefore] = await propagation();
       for (let i = 0; i < samples; i++) {
-        const before = new Set((await readyPods(1)).map((pod) => pod.status!.podIP!));
+        const before = new Set((await readyPods(1)).map((pod) => pod.metadata!.name!));
         await scale(2);
-        const added = (await readyPods(2)).map((pod) => pod.status!.podIP!).find((ip) => !before.has(ip))!;
+        const added = (await readyPods(2)).find((pod) => !before.has(pod.metadata!.name!))!;
+        const [name, ip] = [added.metadata!.name!, added.status!.podIP!];
         const servedAt = await waitFor(
-          async () => ((JSON.parse((await get(ports.http, host)).body) as { ip: string }).ip === added ? performance.now() : undefined),
-          { description: `${added} to serve ${host}`, timeoutMs: SAMPLE_TIMEOUT_MS, intervalMs: 5 },
+          async () => ((JSON.parse((await get(ports.http, host)).body) as { ip: string }).ip === ip ? performance.now() : undefined),
+          { description: `${name} to serve ${host}`, timeoutMs: SAMPLE_TIMEOUT_MS, intervalMs: 5 },
         );
-        await waitFor(() => readyAt.has(added) && inSliceAt.has(added), { description: `${added} seen Ready and in its EndpointSlice` });
-        values.push(servedAt - readyAt.get(added)!);
-        toSlice.push(inSliceAt.get(added)! - readyAt.get(added)!);
+        await waitFor(() => readyAt.has(name) && inSliceAt.has(name), { description: `${name} seen Ready and in its EndpointSlice` });
+        values.push(servedAt - readyAt.get(name)!);
+        toSlice.push(inSliceAt.get(name)! - readyAt.get(name)!);
         console.error(`${hosts} hosts, sample ${i + 1}: ${values.at(-1)!.toFixed(0)} ms, in its EndpointSlice after ${toSlice.at(-1)!.toFixed(0)} ms`);
         await scale(1);
         await readyPods(1);
