@@ -75,11 +75,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     configMapName,
     logger,
     events: {
-      config: () => {
-        follower.read();
-        generations.trigger();
-        pusher.trigger();
-      },
+      config: () => void follower.read(),
       endpoints: (service) => {
         if (follower.references(service)) pusher.endpointsChanged();
       },
@@ -92,6 +88,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     configMapName,
     logger,
     servedConfig: () => generations.servedConfig,
+    changed: () => {
+      generations.trigger();
+      pusher.trigger();
+    },
     publish,
   });
   const pusher: BackendPusher = new BackendPusher({
@@ -164,6 +164,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     stopping = true;
     logger.info('shutting down');
     health.stop();
+    follower.stop();
     pusher.stop();
     generations.stop();
     reporter?.stop();

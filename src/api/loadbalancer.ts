@@ -170,6 +170,15 @@ export const loadBalancerStatus = z.object({
   readyReplicas: z.int().min(0).optional(),
   domains: z.int().min(0).optional().describe('Hosts served.'),
   configHash: z.string().optional().describe('Hash of the config the operator rendered last.'),
+  publishedConfig: z
+    .object({
+      shards: z.int().min(0).describe('ConfigMaps holding the compressed config, beside its index.'),
+      renderedBytes: z.int().min(0),
+      compressedBytes: z.int().min(0),
+      limitBytes: z.int().min(0).describe('The most compressed bytes a LoadBalancer may publish.'),
+    })
+    .optional()
+    .describe('Size of the config the operator published last, against the limit.'),
   instances: z.array(loadBalancerInstanceStatus).max(100).optional().describe('The pods, sorted by name; those past the limit (e.g. during a rollout) are only counted, in instancesOmitted.'),
   instancesOmitted: omittedCount('instances'),
   conditions: conditions.optional(),

@@ -6,10 +6,21 @@ import { ownerReference } from '../kit/apply.ts';
 import { LABELS, MANAGED_BY } from '../labels.ts';
 import { CONTROL_SOCKET, PID_FILE } from '../nginx/model.ts';
 import { podPorts } from './model.ts';
+import { PUBLISHED_KEYS, type PublishedConfig, PUBLISHED_CONFIG_LIMITS } from './published-config.ts';
 
 /** Name of everything Berth creates for a LoadBalancer: Deployment, Service, ConfigMap, PDB, identity. */
 export function loadBalancerObjectName(name: string): string {
   return `berth-lb-${name}`;
+}
+
+/** The ConfigMap holding shard `index` of a LoadBalancer's published config; the object named above is its index. */
+export function configShardName(name: string, index: number): string {
+  return `${loadBalancerObjectName(name)}-config-${index}`;
+}
+
+/** Every shard name the agent may read: the Role names them all, so their number is fixed. */
+export function configShardNames(name: string): string[] {
+  return Array.from({ length: PUBLISHED_CONFIG_LIMITS.maxShards }, (_, i) => configShardName(name, i));
 }
 
 /**
@@ -67,13 +78,24 @@ const restrictedContainer = {
   capabilities: { drop: ['ALL'] },
 };
 
-export interface RenderedConfig {
-  hash: string;
-  files: Record<string, string>;
+function ownedMetadata(lb: LoadBalancer, name: string) {
+  const labels = { [LABELS.managedBy]: MANAGED_BY, ...loadBalancerPodLabels(lb.metadata.name) };
+  return { name, namespace: lb.spec.namespace, labels, ownerReferences: [ownerReference(lb)] };
 }
 
 /**
- * The Kubernetes objects of one LoadBalancer: the ConfigMap with the rendered config, an
+ * Shard `index` of the LoadBalancer's config, without its bytes: as applied, so, for a
+ * shard the index no longer names, which empties it (the operator may patch ConfigMaps in
+ * load-balancer namespaces, not delete them).
+ */
+export function configShard(lb: LoadBalancer, index: number) {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: ownedMetadata(lb, configShardName(lb.metadata.name, index)) };
+}
+
+/**
+ * The Kubernetes objects of one LoadBalancer, in the order they are applied: the shards of
+ * the published config, then its index (so an agent never follows an index whose shards
+ * are not written yet), an
  * Nginx Deployment whose pods run nginx beside the Berth agent (sharing a process
  * namespace so the agent can signal nginx), its Service, a PodDisruptionBudget, the
  * agent's identity in the pods' namespace and its bindings to the TLS Secrets it may read.
@@ -81,23 +103,26 @@ export interface RenderedConfig {
  */
 export function desiredLoadBalancerObjects(
   lb: LoadBalancer,
-  rendered: RenderedConfig,
+  published: PublishedConfig,
   config: OperatorConfig,
   tlsNamespaces: readonly string[] = [],
 ): KubernetesObject[] {
   const name = loadBalancerObjectName(lb.metadata.name);
   const namespace = lb.spec.namespace;
   const ports = podPorts(lb, config);
-  const labels = { [LABELS.managedBy]: MANAGED_BY, ...loadBalancerPodLabels(lb.metadata.name) };
-  const owner = [ownerReference(lb)];
-  const metadata = { name, namespace, labels, ownerReferences: owner };
+  const metadata = ownedMetadata(lb, name);
+  const owner = metadata.ownerReferences;
 
-  const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: rendered.files };
+  const shards = published.index.shards.map((shard, i) => ({
+    ...configShard(lb, i),
+    binaryData: { [PUBLISHED_KEYS.shard]: published.shards[i]!.toString('base64') },
+  }));
+  const index = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: { [PUBLISHED_KEYS.index]: JSON.stringify(published.index) } };
 
   // No token is mounted by default: only the agent container gets one (below), never the
   // internet-facing nginx container.
   const serviceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata, automountServiceAccountToken: false };
-  // The agent reads its ConfigMap and reports on its own pod. RBAC cannot name a pod whose
+  // The agent reads its config's index and shards and reports on its own pod. RBAC cannot name a pod whose
   // name is random: the admission policy berth-agent-own-pod (config/admission) limits the
   // patch to the agent's own pod, and to its status annotation.
   const role = {
@@ -105,7 +130,7 @@ export function desiredLoadBalancerObjects(
     kind: 'Role',
     metadata,
     rules: [
-      { apiGroups: [''], resources: ['configmaps'], resourceNames: [name], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: [name, ...configShardNames(lb.metadata.name)], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['patch'] },
     ],
   };
@@ -142,7 +167,7 @@ export function desiredLoadBalancerObjects(
       template: {
         // No config hash here: config changes reach running pods through the agent,
         // never by replacing pods.
-        metadata: { labels },
+        metadata: { labels: metadata.labels },
         spec: {
           serviceAccountName: name,
           automountServiceAccountToken: false,
@@ -257,5 +282,5 @@ export function desiredLoadBalancerObjects(
     spec: { maxUnavailable: 1, selector: { matchLabels: loadBalancerPodLabels(lb.metadata.name) } },
   };
 
-  return [configMap, serviceAccount, role, roleBinding, ...secretReaders, deployment, serviceObject, disruptionBudget];
+  return [...shards, index, serviceAccount, role, roleBinding, ...secretReaders, deployment, serviceObject, disruptionBudget];
 }

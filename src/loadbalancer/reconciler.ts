@@ -7,7 +7,8 @@ import { errorMessage } from '../kit/log.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
-import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
+import { AGENT_STATUS_ANNOTATION, configShard, configShardName, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
+import { configSize, packConfig, PUBLISHED_CONFIG_CAPACITY, type ConfigIndex } from './published-config.ts';
 import type { OperatorConfig } from '../config.ts';
 import { loadBalancerModel, podPorts } from './model.ts';
 import { byAge } from './routes.ts';
@@ -127,6 +128,15 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     await writeLoadBalancerStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
   }
 
+  /**
+   * Empties the shards a longer config used and this one does not, once the index no
+   * longer names them; the status says how many the last one used.
+   */
+  async function emptyUnusedShards(lb: LoadBalancer, index: ConfigIndex): Promise<void> {
+    const before = lb.status?.publishedConfig?.shards ?? 0;
+    for (let i = index.shards.length; i < before; i++) await applier.apply(configShard(lb, i));
+  }
+
   return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
     const lb = caches.loadBalancers.get(name);
     // Everything the LoadBalancer owns goes with it through owner references.
@@ -138,15 +148,15 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
 
     const applications = new Map(caches.applications.list().map((app) => [app.metadata.name, app]));
     const decision = currentRouting(caches, config);
-    const keepPrevious = async (problem: string) => {
-      // Nothing is applied: the pods keep the last config that rendered.
-      const message = `the config cannot be rendered, the previous one stays in place: ${problem}`;
-      if (findCondition(lb.status?.conditions, 'Ready')?.message !== message) await events.warning(lb, 'InvalidConfig', message);
-      logger.warn({ loadBalancer: name, err: problem }, 'render failed; keeping the previous config');
-      await writeLoadBalancerStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'InvalidConfig', message }]);
+    const keepPrevious = async (reason: string, message: string, more: ConditionInput[] = []) => {
+      // Nothing is applied: the pods keep the last config that was published.
+      if (findCondition(lb.status?.conditions, 'Ready')?.message !== message) await events.warning(lb, reason, message);
+      logger.warn({ loadBalancer: name, err: message }, 'config not published; keeping the previous one');
+      await writeLoadBalancerStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason, message }, ...more]);
     };
+    const unrenderable = (problem: string) => keepPrevious('InvalidConfig', `the config cannot be rendered, the previous one stays in place: ${problem}`);
     const settingsProblem = decision.unrenderable.get(name);
-    if (settingsProblem) return keepPrevious(settingsProblem);
+    if (settingsProblem) return unrenderable(settingsProblem);
     const model = loadBalancerModel(lb, decision.accepted, applications, liveVersionsOf(caches), config);
     let rendered;
     try {
@@ -154,27 +164,40 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     } catch (error) {
       // Each claim and the settings rendered on their own; only their combination is left.
       if (!(error instanceof RenderError)) throw error;
-      return keepPrevious(error.message);
+      return unrenderable(error.message);
+    }
+    const published = packConfig(rendered.hash, rendered.files, (i) => configShardName(name, i));
+    const size = configSize(published.index, model.servers.length);
+    if (size.level === 'over') {
+      const tooLarge = `the config cannot be published, the previous one stays in place: ${size.message}`;
+      return keepPrevious('ConfigTooLarge', tooLarge, [{ type: 'ConfigWithinLimits', status: 'False', reason: 'ConfigTooLarge', message: size.message }]);
     }
 
     const tlsNamespaces = decision.accepted.filter((claim) => claim.loadBalancer === name && claim.tlsSecret).map((claim) => claim.namespace);
-    // One by one, in order: a RoleBinding is only accepted once the Role it grants exists
-    // (the operator may grant what it holds, but has no blanket `bind` on Roles).
-    for (const object of desiredLoadBalancerObjects(lb, rendered, config, tlsNamespaces)) await applier.apply(object);
+    // One by one, in order: the index only after its shards, and a RoleBinding only once
+    // the Role it grants exists (the operator may grant what it holds, but has no blanket
+    // `bind` on Roles).
+    for (const object of desiredLoadBalancerObjects(lb, published, config, tlsNamespaces)) await applier.apply(object);
+    await emptyUnusedShards(lb, published.index);
     const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
     const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
     if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');
     if (lb.status?.configHash !== rendered.hash) {
-      logger.info({ loadBalancer: name, hash: rendered.hash, servers: model.servers.length, backends: model.backends.length }, 'rendered config');
+      logger.info({ loadBalancer: name, hash: rendered.hash, servers: model.servers.length, backends: model.backends.length, size: size.message }, 'published config');
       await events.normal(lb, 'ConfigRendered', `config ${rendered.hash}: ${model.servers.length} host(s), ${model.backends.length} backend(s)`);
     }
+    const sizeCondition: ConditionInput =
+      size.level === 'near'
+        ? { type: 'ConfigWithinLimits', status: 'True', reason: 'NearLimit', message: size.message }
+        : { type: 'ConfigWithinLimits', status: 'True', reason: 'WithinLimit', message: size.message };
+    if (size.level === 'near' && findCondition(lb.status?.conditions, 'ConfigWithinLimits')?.reason !== 'NearLimit') await events.warning(lb, 'ConfigNearLimit', size.message);
 
     const pods = caches.pods
       .list(lb.spec.namespace)
       .filter((pod) => pod.metadata?.labels?.[LABELS.loadBalancer] === name && !pod.metadata?.deletionTimestamp);
     const instances = pods.map(instanceOf).sort((a, b) => a.pod.localeCompare(b.pod));
     const deployment = caches.deployments.get(loadBalancerObjectName(name), lb.spec.namespace);
-    const conditions = loadBalancerConditions(rendered.hash, instances);
+    const conditions = [...loadBalancerConditions(rendered.hash, instances), sizeCondition];
     const hostPorts = hostPortsCondition(lb, caches.loadBalancers.list(), config);
     if (hostPorts) {
       conditions.push(hostPorts);
@@ -188,6 +211,12 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
           readyReplicas: deployment?.status?.readyReplicas ?? 0,
           domains: model.servers.length,
           configHash: rendered.hash,
+          publishedConfig: {
+            shards: published.index.shards.length,
+            renderedBytes: published.index.renderedBytes,
+            compressedBytes: published.index.compressedBytes,
+            limitBytes: PUBLISHED_CONFIG_CAPACITY,
+          },
           instances,
         },
         conditions,

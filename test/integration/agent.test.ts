@@ -18,6 +18,7 @@ import { clients, isNotFound, serviceAccountKubeconfig, testNamespace } from '..
 import { controlRequest } from '../support/nginx.ts';
 import { freePort, startBerthProcess, type BerthProcess } from '../support/operator-process.ts';
 import { startPodServer, type PodServer } from '../support/pod-server.ts';
+import { publishConfig } from '../support/published-config.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The agent as it runs in a load-balancer pod, as a real process with a real nginx it
@@ -27,7 +28,6 @@ import { waitFor } from '../support/wait.ts';
 
 const { core, apps, discovery } = clients();
 const LB = 'agent-test';
-const CONFIG_MAP = `berth-lb-${LB}`;
 const STATUS_ANNOTATION = 'berth.dev/agent-status';
 const WORKERS = 2;
 // How soon after an EndpointSlice drops an endpoint nginx must stop sending it requests:
@@ -129,13 +129,8 @@ function selfSigned(host: string): Certificate {
   }
 }
 
-async function writeConfigMap(rendered: { files: Record<string, string> }, name = CONFIG_MAP): Promise<void> {
-  const body = { metadata: { name, namespace }, data: rendered.files };
-  try {
-    await core.replaceNamespacedConfigMap({ name, namespace, body });
-  } catch {
-    await core.createNamespacedConfigMap({ namespace, body });
-  }
+async function writeConfigMap(rendered: RenderedConfig, loadBalancer = LB): Promise<void> {
+  await publishConfig(core, namespace, loadBalancer, rendered);
 }
 
 interface Reply {
@@ -653,6 +648,9 @@ describe('berth agent', () => {
   });
 
   it('keeps serving the old config when nginx -t refuses a new one, and reports why', async () => {
+    // New workers answer before the agent confirms the reload that brought them (and counts
+    // it): count from the agent reporting it serves the config.
+    await waitFor(async () => (await agent!.metric('berth_agent_config_info', { hash: third.hash })) === 1, { description: 'the agent to confirm the previous config' });
     const successes = await reloads('success');
     // Each value has the form the renderer accepts; together nginx refuses them.
     const broken = renderedConfig([...secure, { host: 'broken.example' }], { extra: { proxy_buffers: '2 4k', proxy_busy_buffers_size: '64k' } });
@@ -820,8 +818,7 @@ describe('berth agent beside an nginx it does not run', () => {
   it('puts the config in place, waits for nginx, and follows its reloads and restarts through the pid file', async () => {
     own = await newPorts();
     ownPrefix = newPrefix();
-    const configMap = `berth-lb-${lb}`;
-    await writeConfigMap(renderedConfig([{ host: 'ext.example' }], { ports: own }), configMap);
+    await writeConfigMap(renderedConfig([{ host: 'ext.example' }], { ports: own }), lb);
     external = await startBerthProcess(
       ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
       'agent without --manage-nginx',
@@ -836,7 +833,7 @@ describe('berth agent beside an nginx it does not run', () => {
     expect(servedBy(await get('ext.example', { port: own.http }))).toBe(ip);
 
     const withExt2 = renderedConfig([{ host: 'ext.example' }, { host: 'ext2.example' }], { ports: own });
-    await writeConfigMap(withExt2, configMap);
+    await writeConfigMap(withExt2, lb);
     await waitFor(async () => (await get('ext2.example', { port: own.http })).status === 200, { description: 'the new host to be served', timeoutMs: 20_000 });
     // nginx serves the new host a moment before the agent has confirmed the reload.
     await confirmed(withExt2.hash, external);

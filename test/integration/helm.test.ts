@@ -441,12 +441,16 @@ describe('an installed release', () => {
     expect(secretReader.stderr).toMatch(/forbidden.*escalat|attempting to grant RBAC permissions not currently held/i);
   });
 
-  it('gives the load-balancer agent its ConfigMap, the patch of its pod, EndpointSlices and its TLS Secret, nothing else', async () => {
+  it('gives the load-balancer agent its ConfigMaps (index and shards), the patch of its pod, EndpointSlices and its TLS Secret, nothing else', async () => {
     const wrong = await accessReview(agentUser(), [
       ['list', 'endpointslices.discovery.k8s.io', 'all', true],
       ['watch', 'endpointslices.discovery.k8s.io', 'all', true],
       ['get', `configmaps/${lbObject}`, lbNamespace, true],
       ['watch', `configmaps/${lbObject}`, lbNamespace, true],
+      ['get', `configmaps/${lbObject}-config-0`, lbNamespace, true],
+      ['get', `configmaps/${lbObject}-config-7`, lbNamespace, true],
+      ['get', `configmaps/${lbObject}-config-8`, lbNamespace, false],
+      ['update', `configmaps/${lbObject}-config-0`, lbNamespace, false],
       // RBAC cannot name a random pod; the admission policy narrows this (below).
       ['patch', 'pods', lbNamespace, true],
       ['get', 'secrets/web-tls', app, true],

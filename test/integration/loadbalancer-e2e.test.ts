@@ -17,6 +17,7 @@ import {
   type BerthProcess,
   type OperatorProcess,
 } from '../support/operator-process.ts';
+import { publishedFiles } from '../support/published-config.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Applications served through a LoadBalancer end to end: the operator renders the
@@ -386,8 +387,7 @@ describe('LoadBalancer objects', () => {
     expect(deployment.spec!.template.spec!.shareProcessNamespace).toBe(true);
     const service = await core.readNamespacedService({ namespace: lbNamespace, name });
     expect(service.spec?.ports?.map((p) => p.name)).toContain('http');
-    const configMap = await core.readNamespacedConfigMap({ namespace: lbNamespace, name });
-    expect(configMap.data?.['nginx.conf']).toContain(host());
+    expect((await publishedFiles(core, lbNamespace, lb))['nginx.conf']).toContain(host());
     expect((await berth.getLoadBalancer(lb))?.status?.configHash).toMatch(/^[0-9a-f]+$/);
   });
 

@@ -42,8 +42,8 @@ export interface Nginx {
   writeStreamBackends(state: unknown): void;
   masterPid(): number;
   workerPids(): number[];
-  /** Swaps `current` to a new generation when given a config, then HUP; resolves once only new workers run. */
-  reload(config?: string): Promise<void>;
+  /** Swaps `current` to a new generation when given a config (after `nginx -t`), then HUP; resolves once only new workers run. */
+  reload(config?: string, timeoutMs?: number): Promise<void>;
   /** Stops nginx and starts it again on the same prefix and generation. */
   restart(): Promise<void>;
   /** Stops nginx and removes the prefix. */
@@ -180,7 +180,7 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
     },
     masterPid,
     workerPids,
-    async reload(config) {
+    async reload(config, timeoutMs = 10_000) {
       if (config !== undefined) {
         writeGeneration(config);
         const check = spawnSync('nginx', [...args, '-t'], { encoding: 'utf8' });
@@ -195,7 +195,7 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
           const now = workerPids();
           return now.length > 0 && now.every((pid) => !before.has(pid));
         },
-        { description: 'nginx to replace its workers after SIGHUP', timeoutMs: 10_000, intervalMs: 50 },
+        { description: 'nginx to replace its workers after SIGHUP', timeoutMs, intervalMs: 50 },
       );
     },
     async restart() {

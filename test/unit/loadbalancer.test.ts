@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TLS_SECRETS_ROLE } from '../../src/application/desired.ts';
-import { desiredLoadBalancerObjects } from '../../src/loadbalancer/desired.ts';
+import { configShardName, desiredLoadBalancerObjects } from '../../src/loadbalancer/desired.ts';
+import { packConfig } from '../../src/loadbalancer/published-config.ts';
 import { loadBalancerModel } from '../../src/loadbalancer/model.ts';
 import { hostPortsCondition, loadBalancerConditions } from '../../src/loadbalancer/reconciler.ts';
 import { claimsOf } from '../../src/loadbalancer/routes.ts';
@@ -53,7 +54,7 @@ describe('loadBalancerModel', () => {
 
 describe('desiredLoadBalancerObjects', () => {
   const lb = makeLoadBalancer({ replicas: 3, placement: { nodeSelector: { edge: 'true' }, hostNetwork: true } });
-  const objects = desiredLoadBalancerObjects(lb, { hash: 'abc', files: { 'nginx.conf': 'x', 'backends.json': '{}' } }, config);
+  const objects = desiredLoadBalancerObjects(lb, packConfig('abc', { 'nginx.conf': 'x', 'backends.json': '{}' }, (i) => configShardName('public', i)), config);
 
   it('runs nginx and the agent, non-root and read-only, where the placement says', () => {
     const deployment = onlyOfKind(objects, 'Deployment');
@@ -83,10 +84,15 @@ describe('desiredLoadBalancerObjects', () => {
     expect(JSON.stringify(onlyOfKind(objects, 'Deployment').spec.template)).not.toContain('abc');
   });
 
-  it('keeps the agent to its own ConfigMap and the patch of pods, and binds nothing cluster-wide', () => {
+  it('writes the config shards before the index that names them', () => {
+    const names = ofKind(objects, 'ConfigMap').map((c) => c.metadata.name);
+    expect(names).toEqual(['berth-lb-public-config-0', 'berth-lb-public']);
+  });
+
+  it('keeps the agent to its own ConfigMaps and the patch of pods, and binds nothing cluster-wide', () => {
     const role = onlyOfKind(objects, 'Role');
     expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['berth-lb-public'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['berth-lb-public', ...Array.from({ length: 8 }, (_, i) => `berth-lb-public-config-${i}`)], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['patch'] },
     ]);
     expect(ofKind(objects, 'ClusterRoleBinding')).toEqual([]);
@@ -105,7 +111,7 @@ describe('desiredLoadBalancerObjects', () => {
   });
 
   it('binds the Role of named TLS Secrets in each application namespace whose routes use TLS', () => {
-    const withTls = desiredLoadBalancerObjects(lb, { hash: 'abc', files: {} }, config, ['shop', 'blog', 'shop']);
+    const withTls = desiredLoadBalancerObjects(lb, packConfig('abc', {}, (i) => configShardName('public', i)), config, ['shop', 'blog', 'shop']);
     const bindings = ofKind(withTls, 'RoleBinding').filter((b) => b.metadata.namespace !== lb.spec.namespace);
     expect(bindings.map((b) => [b.metadata.namespace, b.metadata.name, b.roleRef])).toEqual([
       ['blog', 'berth-lb-public-tls-secrets', { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: TLS_SECRETS_ROLE }],
@@ -149,7 +155,7 @@ describe('hostNetwork', () => {
   const edgeB = onNodes('edge-b', '2026-01-02T00:00:00Z', { httpPort: 9080, httpsPort: 8443 });
 
   it('listens on the LoadBalancer\'s own ports: nginx on its Service ports, the agent on agentPort', () => {
-    const objects = desiredLoadBalancerObjects(edgeB, { hash: 'abc', files: {} }, config);
+    const objects = desiredLoadBalancerObjects(edgeB, packConfig('abc', {}, (i) => configShardName('public', i)), config);
     const containers = onlyOfKind(objects, 'Deployment').spec.template.spec.containers;
     expect(containers[0].ports.slice(0, 2)).toEqual([{ name: 'http', containerPort: 9080 }, { name: 'https', containerPort: 8443 }]);
     expect(containers[1].ports).toEqual([{ name: 'agent', containerPort: 10300 }]);
