@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { startAdmissionServer } from './admission/server.ts';
 import { createApplicationReconciler } from './application/reconciler.ts';
 import { createCaches } from './caches.ts';
 import type { OperatorConfig } from './config.ts';
@@ -82,6 +83,8 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   const elector = config.leaderElection.enabled
     ? new LeaderElector(kc, { ...config.leaderElection, identity }, metrics, logger)
     : undefined;
+  // Every replica answers admission; only the leader rotates the certificate.
+  const admission = config.admission.enabled ? startAdmissionServer(kc, config, logger, () => elector?.isLeader ?? true) : undefined;
 
   let rejectDone!: (error: Error) => void;
   let resolveDone!: () => void;
@@ -143,7 +146,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     await Promise.all(controllers.map((controller) => controller.stop()));
     await Promise.all(informers.map((informer) => informer.stop()));
     await elector?.release();
-    await server.close();
+    await Promise.all([server.close(), admission?.stop()]);
     logger.info('stopped');
     resolveDone();
     return done;
