@@ -1,18 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Application } from '../api/application.ts';
+import type { z } from 'zod';
+import { HISTORY_LIMIT, type Application, type change } from '../api/application.ts';
 import type { Version } from '../api/version.ts';
 
 /** Annotation the mutating webhook writes on every change of an Application or Version: who did what, when. */
 export const LAST_CHANGE_ANNOTATION = 'berth.dev/last-change';
 
-/** How many changes an Application's status.history keeps. */
-export const HISTORY_LIMIT = 20;
-
-export interface Change {
-  actor: string;
-  at: string;
-  action: string;
-}
+export type Change = z.infer<typeof change>;
 
 type Member = Application['spec']['members'][number];
 const memberName = (m: Member) => (m.kind === 'Group' ? `group ${m.name}` : m.name);

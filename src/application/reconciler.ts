@@ -1,4 +1,5 @@
 import { CoreV1Api, type V1Namespace } from '@kubernetes/client-node';
+import { LAST_CHANGE_ANNOTATION, mergeHistory, parseChange, type Change } from '../admission/changes.ts';
 import { applicationNamespace, type Application, type ApplicationStatus } from '../api/application.ts';
 import type { OperatorContext } from '../context.ts';
 import { isNotFound } from '../kit/apply.ts';
@@ -68,6 +69,16 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     }
     await setFinalizers(app, finalizers.filter((f) => f !== APPLICATION_FINALIZER));
     logger.info({ application: app.metadata.name }, 'namespace gone; Application released');
+  }
+
+  /** The history with the latest changes of the Application and its Versions; each new one also becomes an event naming its actor. */
+  async function recordHistory(app: Application, namespaceName: string): Promise<Change[]> {
+    const recorded = [app, ...caches.versions.list(namespaceName)]
+      .map((object) => parseChange(object.metadata.annotations?.[LAST_CHANGE_ANNOTATION]))
+      .filter((change) => change !== undefined);
+    const { history, added } = mergeHistory(app.status?.history ?? [], recorded);
+    for (const change of added) await events.normal(app, 'Changed', `${change.actor} ${change.action}`);
+    return history;
   }
 
   return async function reconcileApplication(name: string): Promise<ReconcileResult | void> {
@@ -149,6 +160,6 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     });
     let conditions = withReady.conditions;
     for (const reportedCondition of reported) conditions = setCondition(conditions, reportedCondition, app.metadata.generation);
-    await writeStatus(app, { ...withReady, conditions });
+    await writeStatus(app, { ...withReady, conditions, history: await recordHistory(app, namespaceName) });
   };
 }
