@@ -122,7 +122,7 @@ export const operatorConfig = z.strictObject({
         .describe('DNS names and IPv4 addresses the API server reaches the webhooks at.'),
       certificateValiditySeconds: z
         .int()
-        .min(60)
+        .min(10)
         .default(30 * 24 * 3600)
         .describe('Lifetime of each serving certificate; a new one replaces it once two thirds of it have passed.'),
       checkIntervalSeconds: z.int().min(1).default(30).describe('How often each replica rereads the Secret and the leader checks for rotation.'),
