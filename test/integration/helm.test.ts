@@ -272,12 +272,27 @@ describe('an installed release', () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-helm-config-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
     const configFile = join(dir, 'config.yaml');
-    writeFileSync(configFile, configMap.data!['config.yaml']!);
+    // The operator runs here as a process in the cluster's network, not behind the chart's
+    // Service: its webhooks are reached at 127.0.0.1 instead, with a certificate valid there.
+    const config = parse(configMap.data!['config.yaml']!) as { admission: Record<string, unknown> & { subjectAltNames: string[] } };
+    const webhookPort = await freePort();
+    Object.assign(config.admission, { host: '127.0.0.1', port: webhookPort, subjectAltNames: [...config.admission.subjectAltNames, '127.0.0.1'], checkIntervalSeconds: 1 });
+    writeFileSync(configFile, stringify(config));
     operator = await startOperatorProcess({ identity: `helm-${suffix}`, configFile, kubeconfig: await serviceAccountKubeconfig(namespace, release) });
     await waitFor(async () => (await operator!.metric('leader_election_master_status', { name: lease })) === 1, {
       description: 'the operator to lead',
       timeoutMs: 30_000,
     });
+    for (const kind of ['mutatingwebhookconfiguration', 'validatingwebhookconfiguration']) {
+      const path = kind.startsWith('mutating') ? '/mutate' : '/validate';
+      const patch = [{ op: 'replace', path: '/webhooks/0/clientConfig', value: { url: `https://127.0.0.1:${webhookPort}${path}` } }];
+      expect((await kubectl(['patch', kind, release, '--type=json', '-p', JSON.stringify(patch)])).code).toBe(0);
+    }
+    // The operator, with the release's ServiceAccount only, writes its certificate and the caBundle.
+    await waitFor(
+      async () => (await kubectl(['create', '--dry-run=server', '-f', '-'], { apiVersion: 'berth.dev/v1alpha1', kind: 'Application', metadata: { name: `${app}-probe` }, spec: { environment: 'testing' } })).code === 0,
+      { description: 'the chart\'s webhooks to admit an Application', timeoutMs: 30_000 },
+    );
 
     await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 1 } });
     await waitFor(
@@ -377,7 +392,15 @@ describe('an installed release', () => {
       ['bind', 'clusterroles/berth-agent', 'cluster', false],
       ['update', `leases/${lease}`, namespace, true],
       ['create', 'events', 'all', true],
-      // Never Secrets: the operator reads none.
+      // Admission: the one Secret of its certificate, its two webhook configurations.
+      ['get', `secrets/${release}-webhook-tls`, namespace, true],
+      ['patch', `secrets/${release}-webhook-tls`, namespace, true],
+      ['get', 'secrets/other', namespace, false],
+      ['patch', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${release}`, 'cluster', true],
+      ['patch', `validatingwebhookconfigurations.admissionregistration.k8s.io/${release}`, 'cluster', true],
+      ['patch', 'validatingwebhookconfigurations.admissionregistration.k8s.io/other', 'cluster', false],
+      ['get', 'applications.berth.dev', 'cluster', true],
+      // Never any other Secret: the operator reads none.
       ['get', 'secrets', 'all', false],
       ['list', 'secrets', namespace, false],
       ['watch', 'secrets', other, false],
