@@ -143,6 +143,12 @@ export const operatorConfig = z.strictObject({
       loadBalancers: z.int().min(1).max(64).default(2),
     })
     .prefault({}),
+  resyncPeriodSeconds: z
+    .int()
+    .min(0)
+    .max(86_400)
+    .default(600)
+    .describe('How often every Application, Version and LoadBalancer is reconciled again without any event (a tenth either way, at random), repairing what was changed by hand where no watch looks; 0 turns it off.'),
   loadBalancers: z
     .strictObject({
       nginxImage: z.string().min(1).default('berth/nginx:0.1.0').describe('Image of the nginx container: Debian nginx with Lua, stream and njs modules and Berth\'s Lua files.'),

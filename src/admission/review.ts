@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { V1Namespace } from '@kubernetes/client-node';
-import type { Application } from '../api/application.ts';
+import { CHANGE_ACTION_MAX, CHANGE_ACTOR_MAX, type Application } from '../api/application.ts';
+import { truncateText } from '../api/bounds.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
 import type { Version } from '../api/version.ts';
 import type { OperatorConfig } from '../config.ts';
@@ -84,7 +85,7 @@ export function mutate(request: AdmissionRequest, now: Date): AdmissionResponse 
     return allow(request.uid);
   }
   const previous = (old?.metadata as { annotations?: Record<string, string> } | undefined)?.annotations?.[LAST_CHANGE_ANNOTATION];
-  const record: Change = { actor, at: now.toISOString(), action };
+  const record: Change = { actor: truncateText(actor, CHANGE_ACTOR_MAX), at: now.toISOString(), action: truncateText(action, CHANGE_ACTION_MAX) };
   patch.push(...setAnnotation(object, LAST_CHANGE_ANNOTATION, action ? JSON.stringify(record) : previous));
   if (patch.length === 0) return allow(request.uid);
   return { ...allow(request.uid), patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') };

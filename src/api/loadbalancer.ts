@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { omittedCount } from './bounds.ts';
 import { ENVIRONMENTS } from './application.ts';
 import { conditions, dnsLabel, labelSelector, type Resource } from './meta.ts';
 import {
@@ -169,7 +170,8 @@ export const loadBalancerStatus = z.object({
   readyReplicas: z.int().min(0).optional(),
   domains: z.int().min(0).optional().describe('Hosts served.'),
   configHash: z.string().optional().describe('Hash of the config the operator rendered last.'),
-  instances: z.array(loadBalancerInstanceStatus).max(100).optional(),
+  instances: z.array(loadBalancerInstanceStatus).max(100).optional().describe('The pods, sorted by name; those past the limit (e.g. during a rollout) are only counted, in instancesOmitted.'),
+  instancesOmitted: omittedCount('instances'),
   conditions: conditions.optional(),
 });
 export type LoadBalancerStatus = z.infer<typeof loadBalancerStatus>;

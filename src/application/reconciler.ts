@@ -1,11 +1,11 @@
 import { CoreV1Api, type V1Namespace } from '@kubernetes/client-node';
 import { LAST_CHANGE_ANNOTATION, mergeHistory, parseChange, type Change } from '../admission/changes.ts';
-import { applicationNamespace, type Application, type ApplicationStatus } from '../api/application.ts';
+import { applicationNamespace, applicationStatus, type Application, type ApplicationStatus } from '../api/application.ts';
 import type { OperatorContext } from '../context.ts';
 import { isNotFound } from '../kit/apply.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
-import { statusChanged } from '../kit/status.ts';
+import { writeStatus } from '../kit/status.ts';
 import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
 import { applicationRouteReport } from '../loadbalancer/report.ts';
 import { trafficCondition, trafficSplit } from '../loadbalancer/routes.ts';
@@ -23,10 +23,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     await applier.mergePatch(app, { metadata: { finalizers, resourceVersion: app.metadata.resourceVersion } });
   }
 
-  async function writeStatus(app: Application, status: ApplicationStatus): Promise<void> {
-    if (!statusChanged(app.status, status)) return;
-    await applier.applyStatus(app, status);
-  }
+  const writeApplicationStatus = (app: Application, status: ApplicationStatus) => writeStatus(applier, app, applicationStatus, status);
 
   function statusWith(app: Application, condition: ConditionInput, extra: Partial<ApplicationStatus> = {}): ApplicationStatus {
     return {
@@ -61,7 +58,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
         logger.info({ application: app.metadata.name, namespace: namespaceName }, 'deleting the namespace of a deleted Application');
         await events.normal(app, 'DeletingNamespace', `deleting namespace ${namespaceName} and everything in it`);
       }
-      await writeStatus(
+      await writeApplicationStatus(
         app,
         statusWith(app, { type: 'Ready', status: 'False', reason: 'Deleting', message: `waiting for namespace ${namespaceName} to be deleted` }),
       );
@@ -97,7 +94,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
         await events.warning(app, 'NamespaceConflict', message);
       }
       logger.info({ application: name, namespace: namespaceName, owner }, 'namespace conflict; not touching it');
-      await writeStatus(app, statusWith(app, { type: 'Ready', status: 'False', reason: 'NamespaceConflict', message }));
+      await writeApplicationStatus(app, statusWith(app, { type: 'Ready', status: 'False', reason: 'NamespaceConflict', message }));
       return;
     }
 
@@ -160,6 +157,6 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     });
     let conditions = withReady.conditions;
     for (const reportedCondition of reported) conditions = setCondition(conditions, reportedCondition, app.metadata.generation);
-    await writeStatus(app, { ...withReady, conditions, history: await recordHistory(app, namespaceName) });
+    await writeApplicationStatus(app, { ...withReady, conditions, history: await recordHistory(app, namespaceName) });
   };
 }

@@ -50,6 +50,12 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'berth.dev/v1alpha1/LoadBalancer': { plural: 'loadbalancers', namespaced: false },
 };
 
+export interface JsonPatchOperation {
+  op: 'test' | 'remove' | 'add' | 'replace';
+  path: string;
+  value?: unknown;
+}
+
 export interface ObjectRef {
   apiVersion: string;
   kind: string;
@@ -114,6 +120,15 @@ export class Applier {
       body: { apiVersion: resource.apiVersion, kind: resource.kind, metadata: { name, ...(namespace ? { namespace } : {}) }, status },
       contentType: 'application/apply-patch+yaml',
       query: { fieldManager: FIELD_MANAGER, force: true },
+    });
+  }
+
+  /** A JSON patch of the status subresource; a `test` operation makes it a compare-and-swap (422 when it fails). */
+  async patchStatus(ref: ObjectRef, operations: readonly JsonPatchOperation[]): Promise<void> {
+    await this.rest.request('PATCH', `${objectPath(ref)}/status`, {
+      body: operations,
+      contentType: 'application/json-patch+json',
+      query: { fieldManager: FIELD_MANAGER },
     });
   }
 

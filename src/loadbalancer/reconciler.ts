@@ -1,10 +1,10 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { DEFAULT_LOADBALANCER_NAMESPACE, INSTANCE_REPORT_LIMITS, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
+import { DEFAULT_LOADBALANCER_NAMESPACE, INSTANCE_REPORT_LIMITS, loadBalancerStatus, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
 import { errorMessage } from '../kit/log.ts';
-import { statusChanged } from '../kit/status.ts';
+import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
 import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
@@ -107,11 +107,11 @@ export function hostPortsCondition(lb: LoadBalancer, loadBalancers: readonly Loa
 export function createLoadBalancerReconciler(ctx: OperatorContext) {
   const { caches, applier, events, logger, config } = ctx;
 
-  async function writeStatus(lb: LoadBalancer, status: LoadBalancerStatus, conditions: ConditionInput[]): Promise<void> {
+  async function writeLoadBalancerStatus(lb: LoadBalancer, status: LoadBalancerStatus, conditions: ConditionInput[]): Promise<void> {
     let merged = lb.status?.conditions;
     for (const condition of conditions) merged = setCondition(merged, condition, lb.metadata.generation);
     const next = { ...status, observedGeneration: lb.metadata.generation, conditions: merged };
-    if (statusChanged(lb.status, next)) await applier.applyStatus(lb, next);
+    await writeStatus(applier, lb, loadBalancerStatus, next);
   }
 
   /**
@@ -124,7 +124,7 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       `create the LoadBalancer anew with another spec.namespace (the default is ${DEFAULT_LOADBALANCER_NAMESPACE})`;
     if (findCondition(lb.status?.conditions, 'Ready')?.reason !== 'NamespaceNotAllowed') await events.warning(lb, 'NamespaceNotAllowed', message);
     logger.warn({ loadBalancer: lb.metadata.name, namespace: lb.spec.namespace }, 'LoadBalancer placed in the operator\'s namespace; not touching it');
-    await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
+    await writeLoadBalancerStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
   }
 
   return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
@@ -143,7 +143,7 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       const message = `the config cannot be rendered, the previous one stays in place: ${problem}`;
       if (findCondition(lb.status?.conditions, 'Ready')?.message !== message) await events.warning(lb, 'InvalidConfig', message);
       logger.warn({ loadBalancer: name, err: problem }, 'render failed; keeping the previous config');
-      await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'InvalidConfig', message }]);
+      await writeLoadBalancerStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'InvalidConfig', message }]);
     };
     const settingsProblem = decision.unrenderable.get(name);
     if (settingsProblem) return keepPrevious(settingsProblem);
@@ -182,7 +182,7 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       if (hostPorts.status === 'False' && before?.message !== hostPorts.message) await events.warning(lb, 'HostPortClash', hostPorts.message);
     }
     try {
-      await writeStatus(
+      await writeLoadBalancerStatus(
         lb,
         {
           readyReplicas: deployment?.status?.readyReplicas ?? 0,
