@@ -99,7 +99,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     ? new LeaderElector(kc, { ...config.leaderElection, identity }, metrics, logger)
     : undefined;
   // Every replica answers admission; only the leader rotates the certificate.
-  const admission = config.admission.enabled ? startAdmissionServer(kc, config, logger, () => elector?.isLeader ?? true) : undefined;
+  const admission = config.admission.enabled ? startAdmissionServer(kc, config, metrics, logger, () => elector?.isLeader ?? true) : undefined;
 
   let rejectDone!: (error: Error) => void;
   let resolveDone!: () => void;

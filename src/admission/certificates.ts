@@ -69,7 +69,7 @@ export class CertificateKeeper {
   private readonly secretPath: string;
   private readonly logger: Logger;
   private readonly onChange: (material: ServingMaterial) => void;
-  current: ServingMaterial | undefined;
+  private current: ServingMaterial | undefined;
 
   constructor(kc: KubeConfig, config: AdmissionConfig, namespace: string, logger: Logger, onChange: (material: ServingMaterial) => void) {
     this.rest = new KubeRest(kc);

@@ -7,6 +7,7 @@ import type { Version } from '../api/version.ts';
 import type { OperatorConfig } from '../config.ts';
 import { isNotFound } from '../kit/apply.ts';
 import { errorMessage, type Logger } from '../kit/log.ts';
+import type { OperatorMetrics } from '../kit/metrics.ts';
 import { KubeRest } from '../kit/rest.ts';
 import { CertificateKeeper, type ServingMaterial } from './certificates.ts';
 import { mutate, validate, type AdmissionLookups, type AdmissionRequest, type AdmissionResponse } from './review.ts';
@@ -50,15 +51,22 @@ export interface AdmissionServer {
  * holds a certificate (the leader creates it), and swaps in each rotated certificate
  * without dropping connections.
  */
-export function startAdmissionServer(kc: KubeConfig, config: OperatorConfig, logger: Logger, leading: () => boolean): AdmissionServer {
+export function startAdmissionServer(
+  kc: KubeConfig,
+  config: OperatorConfig,
+  metrics: OperatorMetrics,
+  logger: Logger,
+  leading: () => boolean,
+): AdmissionServer {
   const lookups = apiLookups(kc);
   let server: FastifyInstance | undefined;
   let stopped = false;
 
   async function listen(material: ServingMaterial): Promise<void> {
     const app = Fastify({ logger: false, https: { cert: material.certificate, key: material.key } });
-    const handle = (review: (request: AdmissionRequest) => Promise<AdmissionResponse>) => async (body: unknown) => {
+    const handle = (webhook: string, review: (request: AdmissionRequest) => Promise<AdmissionResponse>) => async (body: unknown) => {
       const request = (body as { request: AdmissionRequest }).request;
+      const timer = metrics.admissionReviews.startTimer({ webhook });
       let response: AdmissionResponse;
       try {
         response = await review(request);
@@ -69,10 +77,11 @@ export function startAdmissionServer(kc: KubeConfig, config: OperatorConfig, log
           status: { code: 503, reason: 'ServiceUnavailable', message: `Berth could not check this change (${errorMessage(error)}); try again` },
         };
       }
+      timer({ allowed: String(response.allowed) });
       return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };
     };
-    const mutation = handle(async (request) => mutate(request, new Date()));
-    const validation = handle((request) => validate(request, lookups, config));
+    const mutation = handle('mutate', async (request) => mutate(request, new Date()));
+    const validation = handle('validate', (request) => validate(request, lookups, config));
     app.post(ADMISSION_PATHS.mutate, async (request) => mutation(request.body));
     app.post(ADMISSION_PATHS.validate, async (request) => validation(request.body));
     await app.listen({ host: config.admission.host, port: config.admission.port });

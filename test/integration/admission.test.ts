@@ -262,6 +262,8 @@ describe('the webhook across certificate rotations and a leader change', () => {
     }
     expect(failures).toEqual([]);
     expect(attempts).toBeGreaterThan(20);
+    // The follower answered them (before and after it took over).
+    expect(await operators[1]!.metric('berth_admission_review_duration_seconds_count', { webhook: 'mutate', allowed: 'true' })).toBeGreaterThan(20);
   }, 120_000);
 });
 
