@@ -43,6 +43,8 @@ function apiLookups(kc: KubeConfig): AdmissionLookups {
 }
 
 export interface AdmissionServer {
+  /** Whether it answers admission yet (it waits for the first certificate). */
+  readonly serving: boolean;
   stop(): Promise<void>;
 }
 
@@ -104,6 +106,9 @@ export function startAdmissionServer(
   }, config.admission.checkIntervalSeconds * 1000);
 
   return {
+    get serving() {
+      return server !== undefined;
+    },
     async stop() {
       stopped = true;
       clearInterval(timer);

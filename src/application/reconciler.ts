@@ -65,8 +65,12 @@ export function createApplicationReconciler(ctx: OperatorContext) {
       return { requeueAfterMs: DELETE_POLL_MS };
     }
     await setFinalizers(app, finalizers.filter((f) => f !== APPLICATION_FINALIZER));
+    lastAnnounced.delete(app.metadata.name);
     logger.info({ application: app.metadata.name }, 'namespace gone; Application released');
   }
+
+  /** Per Application, when the newest change announced as an event was made. */
+  const lastAnnounced = new Map<string, string>();
 
   /** The history with the latest changes of the Application and its Versions; each new one also becomes an event naming its actor. */
   async function recordHistory(app: Application, namespaceName: string): Promise<Change[]> {
@@ -74,7 +78,11 @@ export function createApplicationReconciler(ctx: OperatorContext) {
       .map((object) => parseChange(object.metadata.annotations?.[LAST_CHANGE_ANNOTATION]))
       .filter((change) => change !== undefined);
     const { history, added } = mergeHistory(app.status?.history ?? [], recorded);
-    for (const change of added) await events.normal(app, 'Changed', `${change.actor} ${change.action}`);
+    // The cache may not show the status just written yet: announce each change once.
+    const announced = lastAnnounced.get(app.metadata.name) ?? '';
+    for (const change of added.filter((c) => c.at > announced)) await events.normal(app, 'Changed', `${change.actor} ${change.action}`);
+    const newest = added.at(-1)?.at;
+    if (newest && newest > announced) lastAnnounced.set(app.metadata.name, newest);
     return history;
   }
 

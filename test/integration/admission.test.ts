@@ -173,10 +173,11 @@ describe('self-service onboarding', () => {
     );
     const byAction = Object.fromEntries(history.map((e) => [e.action, e.actor]));
     expect(byAction).toMatchObject({ 'added bob as Developer': 'alice', 'scaled v1 from 1 to 2': 'bob' });
-    await waitFor(
-      async () => (await core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${app}` })).items.some((e) => e.message === 'bob scaled v1 from 1 to 2'),
+    const event = await waitFor(
+      async () => (await core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${app}` })).items.find((e) => e.message === 'bob scaled v1 from 1 to 2'),
       { description: 'an event naming bob' },
     );
+    expect(event.count ?? 1).toBe(1);
   });
 
   it('refuses environments, namespaces and LoadBalancers not open to self-service, and warns about missing objects', async () => {
