@@ -23,7 +23,10 @@ LB_PREFIX="$REPO_ROOT/.cluster/lb-public"
 # on their pod IPs; a wildcard listen on 8080 would collide, so nginx takes 8000.
 NGINX_PORT=8000
 DEV_CONFIG="$REPO_ROOT/.cluster/operator-config.yaml"
-sed "s/^  httpPort: 8080$/  httpPort: $NGINX_PORT/" config/operator/config.yaml >"$DEV_CONFIG"
+# The API server shares the operator's network here: the webhooks are reached at 127.0.0.1.
+sed -e "s/^  httpPort: 8080$/  httpPort: $NGINX_PORT/" -e "s/^  enabled: false$/  enabled: true/" config/operator/config.yaml >"$DEV_CONFIG"
+in_cluster node src/cli.ts webhooks --config "$DEV_CONFIG" --url https://127.0.0.1:9443 |
+  in_cluster kubectl apply --server-side --force-conflicts --field-manager=berth-dev -f - >/dev/null
 pids=()
 # A process and everything it started, children first gathered, so none is left behind.
 process_tree() {

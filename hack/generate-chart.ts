@@ -6,6 +6,8 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { stringify } from 'yaml';
+import { webhookConfigurations } from '../src/admission/webhooks.ts';
 import { renderCrdFiles } from '../src/api/crd.ts';
 import { operatorConfig } from '../src/config.ts';
 
@@ -23,6 +25,19 @@ function valuesSchema(): string {
   return `${JSON.stringify(schema, null, 2)}\n`;
 }
 
+/**
+ * The webhook configurations of src/admission/webhooks.ts, with placeholders the
+ * template fills in: RELEASE_NAMESPACE, WEBHOOK_SERVICE and CONFIGURATION_NAME.
+ */
+function webhookTemplate(): string {
+  const config = operatorConfig.parse({
+    namespace: 'RELEASE_NAMESPACE',
+    admission: { webhookConfigurations: { mutating: 'CONFIGURATION_NAME', validating: 'CONFIGURATION_NAME' } },
+  });
+  const { mutating, validating } = webhookConfigurations(config, { target: { service: { namespace: 'RELEASE_NAMESPACE', name: 'WEBHOOK_SERVICE', port: 443 } } });
+  return `# Generated from src/admission/webhooks.ts by make generate.\n${stringify(mutating)}---\n${stringify(validating)}`;
+}
+
 /** Every generated file of the chart, by path relative to the repository root. */
 export function generatedChartFiles(): Map<string, string> {
   const files = new Map<string, string>();
@@ -32,6 +47,7 @@ export function generatedChartFiles(): Map<string, string> {
       files.set(`${CHART}/files/${dir}/${file}`, readFileSync(`${ROOT}config/${dir}/${file}`, 'utf8'));
     }
   }
+  files.set(`${CHART}/files/webhooks/webhooks.yaml`, webhookTemplate());
   files.set(`${CHART}/values.schema.json`, valuesSchema());
   return files;
 }

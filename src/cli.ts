@@ -3,6 +3,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { webhookConfigurations } from './admission/webhooks.ts';
 import { startAgent } from './agent/agent.ts';
 import { renderCrdFiles } from './api/crd.ts';
 import { ConfigError, loadOperatorConfig } from './config.ts';
@@ -21,7 +23,11 @@ const USAGE = `usage:
       --pod-name default to $POD_NAMESPACE, $POD_NAME.
   berth crds [--output DIR] [--check]
       Write the CustomResourceDefinitions generated from the API schemas (default: crds/);
-      --check only reports whether DIR is up to date.`;
+      --check only reports whether DIR is up to date.
+  berth webhooks [--config FILE] --url URL
+      Print the admission webhook configurations for an operator reached at URL (e.g.
+      https://127.0.0.1:9443 where the API server shares the operator's network, as in
+      make dev); the chart writes them with a Service instead.`;
 
 async function operator(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -143,6 +149,17 @@ function crds(args: string[]): number {
   return 0;
 }
 
+function webhooks(args: string[]): number {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, url: { type: 'string' } } });
+  if (!values.url) {
+    process.stderr.write(`berth webhooks: --url is required\n${USAGE}\n`);
+    return 2;
+  }
+  const { mutating, validating } = webhookConfigurations(loadOperatorConfig(values.config), { target: { url: values.url } });
+  process.stdout.write(`${stringify(mutating)}---\n${stringify(validating)}`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -152,6 +169,8 @@ async function main(argv: string[]): Promise<number> {
       return agent(rest);
     case 'crds':
       return crds(rest);
+    case 'webhooks':
+      return webhooks(rest);
     default:
       process.stderr.write(`${USAGE}\n`);
       return command === undefined || command === '--help' ? 0 : 2;

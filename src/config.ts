@@ -101,6 +101,41 @@ export const operatorConfig = z.strictObject({
     .strictObject({ host: z.string().default('0.0.0.0'), port: z.int().min(0).max(65535).default(8080) })
     .default({ host: '0.0.0.0', port: 8080 })
     .describe('Where /metrics, /healthz and /readyz are served.'),
+  admission: z
+    .strictObject({
+      enabled: z.boolean().default(false).describe('Serve the admission webhooks (every replica serves them, over TLS).'),
+      host: z.string().default('0.0.0.0'),
+      port: z.int().min(0).max(65535).default(9443).describe('HTTPS port of /mutate and /validate.'),
+      secretName: z
+        .string()
+        .min(1)
+        .default('berth-webhook-tls')
+        .describe('Secret in the operator\'s namespace holding the serving certificate (tls.crt, tls.key) and the CA bundle (ca.crt).'),
+      manageCertificate: z
+        .boolean()
+        .default(true)
+        .describe('Create and rotate the certificate and keep caBundle of the webhook configurations current; false when cert-manager does both.'),
+      subjectAltNames: z
+        .array(z.string().min(1))
+        .min(1)
+        .default(['berth-webhook.berth-system.svc', '127.0.0.1'])
+        .describe('DNS names and IPv4 addresses the API server reaches the webhooks at.'),
+      certificateValiditySeconds: z
+        .int()
+        .min(10)
+        .default(30 * 24 * 3600)
+        .describe('Lifetime of each serving certificate; a new one replaces it once two thirds of it have passed.'),
+      checkIntervalSeconds: z.int().min(1).default(30).describe('How often each replica rereads the Secret and the leader checks for rotation.'),
+      webhookConfigurations: z
+        .strictObject({
+          mutating: z.string().min(1).default('berth'),
+          validating: z.string().min(1).default('berth'),
+        })
+        .prefault({})
+        .describe('Names of the MutatingWebhookConfiguration and ValidatingWebhookConfiguration whose caBundle the operator keeps current.'),
+    })
+    .prefault({})
+    .describe('Admission webhooks: creator becomes Owner, who changed what, policy at apply time.'),
   concurrency: z
     .strictObject({
       applications: z.int().min(1).max(64).default(2),

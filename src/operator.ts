@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { startAdmissionServer } from './admission/server.ts';
 import { applicationStatus } from './api/application.ts';
 import { loadBalancerStatus } from './api/loadbalancer.ts';
 import { versionStatus } from './api/version.ts';
@@ -80,23 +81,25 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   let stopping = false;
   let leading = !config.leaderElection.enabled;
   const informers = Object.values(caches);
+  const elector = config.leaderElection.enabled
+    ? new LeaderElector(kc, { ...config.leaderElection, identity }, metrics, logger)
+    : undefined;
+  // Every replica answers admission; only the leader rotates the certificate.
+  const admission = config.admission.enabled ? startAdmissionServer(kc, config, metrics, logger, () => elector?.isLeader ?? true) : undefined;
   const server = await startHttpServer(
     config.http,
     metrics.registry,
     {
       live: () => !stopping,
-      // A standby replica is ready (healthy, waiting); a leader once its caches are filled.
-      ready: () => !stopping && (!leading || informers.every((informer) => informer.isSynced)),
+      // A standby replica is ready (healthy, waiting); a leader once its caches are
+      // filled; either only once it answers admission, which the webhooks' Service needs.
+      ready: () => !stopping && (admission?.serving ?? true) && (!leading || informers.every((informer) => informer.isSynced)),
     },
     () => {
       for (const controller of controllers) controller.queue.observeInProgress();
     },
   );
   logger.info({ http: config.http, identity }, 'serving /metrics, /healthz and /readyz');
-
-  const elector = config.leaderElection.enabled
-    ? new LeaderElector(kc, { ...config.leaderElection, identity }, metrics, logger)
-    : undefined;
 
   let rejectDone!: (error: Error) => void;
   let resolveDone!: () => void;
@@ -162,7 +165,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     await Promise.all(controllers.map((controller) => controller.stop()));
     await Promise.all(informers.map((informer) => informer.stop()));
     await elector?.release();
-    await server.close();
+    await Promise.all([server.close(), admission?.stop()]);
     logger.info('stopped');
     resolveDone();
     return done;

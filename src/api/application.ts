@@ -172,6 +172,21 @@ export const applicationRouteStatus = z.object({
   reason: z.string().optional().describe('Why the route is not served, e.g. another application claimed it first.'),
 });
 
+/** How many changes an Application's status.history keeps. */
+export const HISTORY_LIMIT = 20;
+
+/** Longest user name recorded as an actor. */
+export const CHANGE_ACTOR_MAX = 512;
+
+/** Longest description of one change; the webhook cuts longer ones, so the history holds them as recorded. */
+export const CHANGE_ACTION_MAX = 1024;
+
+export const change = z.object({
+  actor: z.string().max(CHANGE_ACTOR_MAX).describe('Who made the change, as the API server authenticated them.'),
+  at: z.string().max(64).describe('When (RFC 3339).'),
+  action: z.string().max(CHANGE_ACTION_MAX).describe('What changed, e.g. "scaled v3 from 3 to 5".'),
+});
+
 export const applicationStatus = z.object({
   observedGeneration: z.int().min(0).optional(),
   urls: z.array(z.string()).max(512).optional().describe('Where the application is served.'),
@@ -187,6 +202,11 @@ export const applicationStatus = z.object({
   namespace: z.string().optional().describe('The namespace the application lives in.'),
   conditions: conditions.optional(),
   versions: z.array(applicationVersionStatus).max(64).optional().describe('Versions running in the namespace.'),
+  history: z
+    .array(change)
+    .max(HISTORY_LIMIT)
+    .optional()
+    .describe('The latest changes to the Application and its Versions, oldest first: who, when, what.'),
   versionsOmitted: omittedCount('versions'),
 });
 export type ApplicationStatus = z.infer<typeof applicationStatus>;

@@ -1,4 +1,5 @@
 import { CoreV1Api, type V1Namespace } from '@kubernetes/client-node';
+import { LAST_CHANGE_ANNOTATION, mergeHistory, parseChange, type Change } from '../admission/changes.ts';
 import { applicationNamespace, applicationStatus, type Application, type ApplicationStatus } from '../api/application.ts';
 import type { OperatorContext } from '../context.ts';
 import { isNotFound } from '../kit/apply.ts';
@@ -64,7 +65,25 @@ export function createApplicationReconciler(ctx: OperatorContext) {
       return { requeueAfterMs: DELETE_POLL_MS };
     }
     await setFinalizers(app, finalizers.filter((f) => f !== APPLICATION_FINALIZER));
+    lastAnnounced.delete(app.metadata.name);
     logger.info({ application: app.metadata.name }, 'namespace gone; Application released');
+  }
+
+  /** Per Application, when the newest change announced as an event was made. */
+  const lastAnnounced = new Map<string, string>();
+
+  /** The history with the latest changes of the Application and its Versions; each new one also becomes an event naming its actor. */
+  async function recordHistory(app: Application, namespaceName: string): Promise<Change[]> {
+    const recorded = [app, ...caches.versions.list(namespaceName)]
+      .map((object) => parseChange(object.metadata.annotations?.[LAST_CHANGE_ANNOTATION]))
+      .filter((change) => change !== undefined);
+    const { history, added } = mergeHistory(app.status?.history ?? [], recorded);
+    // The cache may not show the status just written yet: announce each change once.
+    const announced = lastAnnounced.get(app.metadata.name) ?? '';
+    for (const change of added.filter((c) => c.at > announced)) await events.normal(app, 'Changed', `${change.actor} ${change.action}`);
+    const newest = added.at(-1)?.at;
+    if (newest && newest > announced) lastAnnounced.set(app.metadata.name, newest);
+    return history;
   }
 
   return async function reconcileApplication(name: string): Promise<ReconcileResult | void> {
@@ -146,6 +165,6 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     });
     let conditions = withReady.conditions;
     for (const reportedCondition of reported) conditions = setCondition(conditions, reportedCondition, app.metadata.generation);
-    await writeApplicationStatus(app, { ...withReady, conditions });
+    await writeApplicationStatus(app, { ...withReady, conditions, history: await recordHistory(app, namespaceName) });
   };
 }

@@ -6,7 +6,7 @@ import { findCondition, setCondition, type ConditionInput } from '../kit/conditi
 import type { ReconcileResult } from '../kit/controller.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS, managedSelector, REPLICAS_HANDED_OVER_ANNOTATION } from '../labels.ts';
-import { checkPolicy, desiredVersionObjects } from './desired.ts';
+import { checkPolicy, desiredVersionObjects, verdictMessage } from './desired.ts';
 import { replicaCounts, versionReadiness } from './readiness.ts';
 import { qosClass } from './resources.ts';
 
@@ -93,7 +93,7 @@ export function createVersionReconciler(ctx: OperatorContext) {
     if (verdict) {
       // Whatever runs from an earlier, valid spec keeps running untouched.
       metrics.policyRejections.inc({ namespace, application: appName });
-      return refused(version, { type: 'Accepted', status: 'False', reason: verdict.reason, message: verdict.problems.join('; ') }, appName);
+      return refused(version, { type: 'Accepted', status: 'False', reason: verdict.reason, message: verdictMessage(verdict) }, appName);
     }
 
     const previous = caches.deployments.get(name, namespace);

@@ -171,7 +171,10 @@ describe('the chart', () => {
     expect(deployment.spec!.replicas).toBe(3);
     expect(container.image).toBe('registry.example/berth:1.2.3');
     expect(container.args).toEqual(['operator', '--config', '/etc/berth/config.yaml']);
-    expect(container.ports).toEqual([{ name: 'http', containerPort: 9090 }]);
+    expect(container.ports).toEqual([
+      { name: 'http', containerPort: 9090 },
+      { name: 'https-webhook', containerPort: 9443 },
+    ]);
     expect(pod.serviceAccountName).toBe('berth-elsewhere');
     expect(container.securityContext).toEqual({
       allowPrivilegeEscalation: false,
@@ -272,11 +275,28 @@ describe('an installed release', () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-helm-config-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
     const configFile = join(dir, 'config.yaml');
-    writeFileSync(configFile, configMap.data!['config.yaml']!);
+    // The operator runs here as a process in the cluster's network, not behind the chart's
+    // Service: its webhooks are reached at 127.0.0.1 instead, with a certificate valid there.
+    const config = parse(configMap.data!['config.yaml']!) as { admission: Record<string, unknown> & { subjectAltNames: string[] } };
+    const webhookPort = await freePort();
+    Object.assign(config.admission, { host: '127.0.0.1', port: webhookPort, subjectAltNames: [...config.admission.subjectAltNames, '127.0.0.1'], checkIntervalSeconds: 1 });
+    writeFileSync(configFile, stringify(config));
     operator = await startOperatorProcess({ identity: `helm-${suffix}`, configFile, kubeconfig: await serviceAccountKubeconfig(namespace, release) });
     await waitFor(async () => (await operator!.metric('leader_election_master_status', { name: lease })) === 1, {
       description: 'the operator to lead',
       timeoutMs: 30_000,
+    });
+    for (const kind of ['mutatingwebhookconfiguration', 'validatingwebhookconfiguration']) {
+      const path = kind.startsWith('mutating') ? '/mutate' : '/validate';
+      const patch = [{ op: 'replace', path: '/webhooks/0/clientConfig', value: { url: `https://127.0.0.1:${webhookPort}${path}` } }];
+      expect((await kubectl(['patch', kind, release, '--type=json', '-p', JSON.stringify(patch)])).code).toBe(0);
+    }
+    // The operator, with the release's ServiceAccount only, writes its certificate and the caBundle.
+    await waitFor(
+      async () => (await kubectl(['create', '--dry-run=server', '-f', '-'], { apiVersion: 'berth.dev/v1alpha1', kind: 'Application', metadata: { name: `${app}-probe` }, spec: { environment: 'testing' } })).code === 0,
+      { description: 'the chart\'s webhooks to admit an Application', timeoutMs: 30_000 },
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\noperator log:\n${operator!.logs().slice(-4000)}`);
     });
 
     await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 1 } });
@@ -377,7 +397,16 @@ describe('an installed release', () => {
       ['bind', 'clusterroles/berth-agent', 'cluster', false],
       ['update', `leases/${lease}`, namespace, true],
       ['create', 'events', 'all', true],
-      // Never Secrets: the operator reads none.
+      // Admission: the one Secret of its certificate, its two webhook configurations.
+      ['get', `secrets/${release}-webhook-tls`, namespace, true],
+      ['patch', `secrets/${release}-webhook-tls`, namespace, true],
+      ['create', `secrets/${release}-webhook-tls`, namespace, true],
+      ['get', 'secrets/other', namespace, false],
+      ['patch', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${release}`, 'cluster', true],
+      ['patch', `validatingwebhookconfigurations.admissionregistration.k8s.io/${release}`, 'cluster', true],
+      ['patch', 'validatingwebhookconfigurations.admissionregistration.k8s.io/other', 'cluster', false],
+      ['get', 'applications.berth.dev', 'cluster', true],
+      // Never any other Secret: the operator reads none.
       ['get', 'secrets', 'all', false],
       ['list', 'secrets', namespace, false],
       ['watch', 'secrets', other, false],
@@ -548,20 +577,25 @@ describe('an installed release', () => {
         .request('PATCH', `/apis/berth.dev/v1alpha1/applications/${app}`, { body, contentType: 'application/json-patch+json', query: dryRun ? { dryRun: 'All' } : {} })
         .then(() => 'allowed', (error: Error) => error.message);
 
+    // A Master of the application (berth-application-authority lets only members change it).
+    const editorUser = `system:serviceaccount:${namespace}:${editor}`;
+    const members = (await berth.getApplication(app))!.spec.members;
+    await berth.patchApplicationSpec(app, { ...(await berth.getApplication(app))!.spec, members: [...members, { kind: 'User', name: editorUser, role: 'Master' }] });
+
     // Unrelated edits pass, and so does an unchanged member list.
     await waitFor(async () => (await patchApplication(asEditor, [{ op: 'add', path: '/spec/description', value: 'edited' }])) === 'allowed', {
       description: 'the editor to be allowed to patch the Application',
     });
     const everyone = [{ op: 'add', path: '/spec/members/-', value: { kind: 'Group', name: 'system:authenticated', role: 'Owner' } }];
+    // Refused by berth-member-roles (no bind) and berth-application-authority (not an Owner), whichever answers first.
     expect(await patchApplication(asEditor, everyone)).toMatch(
-      `spec.members: system:serviceaccount:${namespace}:${editor} may not make Group system:authenticated a member with role Owner: ` +
-        `that needs permission to bind the ClusterRole berth-owner in namespace ${app}`,
+      new RegExp(`spec.members: (${editorUser} may not make Group system:authenticated a member with role Owner: that needs permission to bind the ClusterRole berth-owner in namespace ${app}|only Owners of Application ${app} may change its members)`),
     );
     // Changing a member's role is granting the new one.
-    expect(await patchApplication(asEditor, [{ op: 'replace', path: '/spec/members/0/role', value: 'Master' }])).toMatch(/a member with role Master/);
+    expect(await patchApplication(asEditor, [{ op: 'replace', path: '/spec/members/0/role', value: 'Master' }])).toMatch(/a member with role Master|only Owners/);
     // An administrator may (dry run: nothing is granted here).
     expect(await patchApplication(new KubeRest(clients().kc), everyone, true)).toBe('allowed');
-    expect((await berth.getApplication(app))?.spec.members).toEqual([{ kind: 'User', name: 'alice@example.test', role: 'Developer' }]);
+    expect((await berth.getApplication(app))?.spec.members).toEqual([...members, { kind: 'User', name: editorUser, role: 'Master' }]);
   });
 
   it('is scraped by a real Prometheus: reconciles, work queues, leadership and reloads', async () => {
@@ -633,6 +667,12 @@ describe('an installed release', () => {
         replicas: deployment.spec!.replicas,
       };
     };
+    // Back to the chart's own clientConfig (the Service), which helm's three-way merge expects.
+    for (const kind of ['mutatingwebhookconfiguration', 'validatingwebhookconfiguration']) {
+      const path = kind.startsWith('mutating') ? '/mutate' : '/validate';
+      const patch = [{ op: 'replace', path: '/webhooks/0/clientConfig', value: { service: { namespace, name: `${release}-webhook`, path, port: 443 } } }];
+      expect((await kubectl(['patch', kind, release, '--type=json', '-p', JSON.stringify(patch)])).code).toBe(0);
+    }
     const before = await checksum();
     await helmOk(['upgrade', release, CHART, '-n', namespace, '--reuse-values', '--set', 'replicaCount=3', '--wait', '--timeout', '90s']);
     const scaled = await checksum();

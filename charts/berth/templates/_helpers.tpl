@@ -47,7 +47,8 @@ of src/config.ts, so the operator, not the chart, owns them.
   "namespace" .Release.Namespace
   "leaderElection" (dict "namespace" .Release.Namespace)
   "http" (dict "host" "0.0.0.0" "port" 8080)
-  "loadBalancers" (dict "agentImage" (include "berth.image" .) "nginxImage" (include "berth.nginxImage" .)) -}}
+  "loadBalancers" (dict "agentImage" (include "berth.image" .) "nginxImage" (include "berth.nginxImage" .))
+  "admission" (include "berth.admissionConfig" . | fromYaml) -}}
 {{- toYaml (mergeOverwrite $chart (deepCopy .Values.config)) -}}
 {{- end -}}
 
@@ -67,4 +68,16 @@ of src/config.ts, so the operator, not the chart, owns them.
 {{/* Objects that outlive a release: helm leaves them in place on uninstall. */}}
 {{- define "berth.keep" -}}
 helm.sh/resource-policy: keep
+{{- end -}}
+
+{{/* The operator's admission settings that follow from the chart's values. */}}
+{{- define "berth.admissionConfig" -}}
+{{- $name := include "berth.fullname" . -}}
+enabled: {{ .Values.admission.webhooks }}
+port: {{ .Values.admission.port }}
+secretName: {{ $name }}-webhook-tls
+manageCertificate: {{ eq .Values.admission.certificate.source "operator" }}
+certificateValiditySeconds: {{ mul .Values.admission.certificate.validityDays 86400 }}
+subjectAltNames: [{{ $name }}-webhook.{{ .Release.Namespace }}.svc]
+webhookConfigurations: {mutating: {{ $name }}, validating: {{ $name }}}
 {{- end -}}
