@@ -127,10 +127,31 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
   }
 
+  /** The TLS namespaces each LoadBalancer's access was last pruned to. */
+  const grantedTo = new Map<string, string>();
+
+  /**
+   * Revokes the TLS Secret access no route needs any more. Listing every namespace's
+   * RoleBindings is needed only when the namespaces needing access changed (and once after
+   * a start), not on every reconcile, most of which an instance's report brings.
+   */
+  async function revokeUnneededAccess(lb: LoadBalancer, tlsNamespaces: readonly string[]): Promise<void> {
+    const { name, uid } = lb.metadata;
+    const granted = `${uid} ${[...new Set(tlsNamespaces)].sort().join(' ')}`;
+    if (grantedTo.get(name) === granted) return;
+    const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
+    const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
+    if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');
+    grantedTo.set(name, granted);
+  }
+
   return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
     const lb = caches.loadBalancers.get(name);
     // Everything the LoadBalancer owns goes with it through owner references.
-    if (!lb || lb.metadata.deletionTimestamp) return;
+    if (!lb || lb.metadata.deletionTimestamp) {
+      grantedTo.delete(name);
+      return;
+    }
     if (lb.spec.namespace === config.namespace) {
       await refuseOperatorNamespace(lb);
       return;
@@ -157,13 +178,14 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       return keepPrevious(error.message);
     }
 
-    const tlsNamespaces = decision.accepted.filter((claim) => claim.loadBalancer === name && claim.tlsSecret).map((claim) => claim.namespace);
+    // No access is granted into a namespace being deleted: the apply would only be refused.
+    const tlsNamespaces = decision.accepted
+      .filter((claim) => claim.loadBalancer === name && claim.tlsSecret && !caches.namespaces.get(claim.namespace)?.metadata?.deletionTimestamp)
+      .map((claim) => claim.namespace);
     // One by one, in order: a RoleBinding is only accepted once the Role it grants exists
     // (the operator may grant what it holds, but has no blanket `bind` on Roles).
     for (const object of desiredLoadBalancerObjects(lb, rendered, config, tlsNamespaces)) await applier.apply(object);
-    const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
-    const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
-    if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');
+    await revokeUnneededAccess(lb, tlsNamespaces);
     if (lb.status?.configHash !== rendered.hash) {
       logger.info({ loadBalancer: name, hash: rendered.hash, servers: model.servers.length, backends: model.backends.length }, 'rendered config');
       await events.normal(lb, 'ConfigRendered', `config ${rendered.hash}: ${model.servers.length} host(s), ${model.backends.length} backend(s)`);
