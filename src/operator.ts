@@ -169,7 +169,11 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (lb) loadBalancers.enqueue(lb);
     return lb !== undefined;
   };
-  caches.namespaces.onChange(enqueueApplicationOf);
+  caches.namespaces.onChange((namespace) => {
+    enqueueApplicationOf(namespace);
+    // A Version created before its namespace reached the cache waits for it.
+    for (const version of caches.versions.list(namespace.metadata!.name!)) versions.enqueue(versionKey(namespace.metadata!.name!, version.metadata.name));
+  });
   caches.services.onChange((service) => (service.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(service) : enqueueApplicationOf(service)));
   caches.deployments.onChange((deployment) => enqueueLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
   caches.pods.onChange((pod) => enqueueLoadBalancerOf(pod) || enqueueVersionOf(pod));

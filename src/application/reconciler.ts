@@ -122,8 +122,8 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     }
 
     if (!(app.metadata.finalizers ?? []).includes(APPLICATION_FINALIZER)) {
+      // Before anything is created, so that nothing is left behind; the rest needs no resourceVersion.
       await setFinalizers(app, [...(app.metadata.finalizers ?? []), APPLICATION_FINALIZER]);
-      return; // the update event brings the Application back with its new resourceVersion
     }
 
     // The namespace controller deletes everything in it; an apply would only be refused.
