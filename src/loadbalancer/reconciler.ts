@@ -127,22 +127,23 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
   }
 
-  /** The TLS namespaces each LoadBalancer's access was last pruned to. */
+  /** The TLS namespaces each LoadBalancer's access was last granted and pruned to. */
   const grantedTo = new Map<string, string>();
 
   /**
    * Revokes the TLS Secret access no route needs any more. Listing every namespace's
    * RoleBindings is needed only when the namespaces needing access changed (and once after
-   * a start), not on every reconcile, most of which an instance's report brings.
+   * a start), which is when it is called, not on every reconcile: most of those come from
+   * an instance's report.
    */
+  const grantKey = (lb: LoadBalancer, tlsNamespaces: readonly string[]) => `${lb.metadata.uid} ${[...new Set(tlsNamespaces)].sort().join(' ')}`;
+
   async function revokeUnneededAccess(lb: LoadBalancer, tlsNamespaces: readonly string[]): Promise<void> {
-    const { name, uid } = lb.metadata;
-    const granted = `${uid} ${[...new Set(tlsNamespaces)].sort().join(' ')}`;
-    if (grantedTo.get(name) === granted) return;
+    const { name } = lb.metadata;
     const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
     const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
     if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');
-    grantedTo.set(name, granted);
+    grantedTo.set(name, grantKey(lb, tlsNamespaces));
   }
 
   return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
@@ -183,9 +184,14 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       .filter((claim) => claim.loadBalancer === name && claim.tlsSecret && !caches.namespaces.get(claim.namespace)?.metadata?.deletionTimestamp)
       .map((claim) => claim.namespace);
     // One by one, in order: a RoleBinding is only accepted once the Role it grants exists
-    // (the operator may grant what it holds, but has no blanket `bind` on Roles).
-    for (const object of desiredLoadBalancerObjects(lb, rendered, config, tlsNamespaces)) await applier.apply(object);
-    await revokeUnneededAccess(lb, tlsNamespaces);
+    // (the operator may grant what it holds, but has no blanket `bind` on Roles). The
+    // grants in the applications' namespaces, one per namespace with TLS, only when they
+    // changed: written on every reconcile, they would make each cost as much as there are.
+    const grantsChanged = grantedTo.get(name) !== grantKey(lb, tlsNamespaces);
+    for (const object of desiredLoadBalancerObjects(lb, rendered, config, tlsNamespaces)) {
+      if (grantsChanged || object.metadata?.namespace === lb.spec.namespace) await applier.apply(object);
+    }
+    if (grantsChanged) await revokeUnneededAccess(lb, tlsNamespaces);
     if (lb.status?.configHash !== rendered.hash) {
       logger.info({ loadBalancer: name, hash: rendered.hash, servers: model.servers.length, backends: model.backends.length }, 'rendered config');
       await events.normal(lb, 'ConfigRendered', `config ${rendered.hash}: ${model.servers.length} host(s), ${model.backends.length} backend(s)`);
