@@ -63,7 +63,7 @@ function summary(values: number[]): { p50: number; p95: number } {
   return { p50: percentile(values, 50), p95: percentile(values, 95) };
 }
 
-const row = (label: string, value: string, ratio = '') => console.log(`| ${label.padEnd(58)} | ${value.padStart(13)} | ${ratio.padStart(6)} |`);
+const row = (label: string, value: string, ratio = '') => console.log(`| ${label.padEnd(64)} | ${value.padStart(13)} | ${ratio.padStart(6)} |`);
 const ratio = (value: number, baseline: number) => (value / baseline).toFixed(2);
 
 /** Runs `work` over `items`, `concurrency` at a time. */
@@ -249,7 +249,7 @@ async function main(): Promise<void> {
     });
     console.log(`\nBerth operator benchmark (${samples} latency samples, ${appCount} applications × ${versionCount} Versions, ${concurrency} writes at once)\n`);
     row('measure', 'value', 'ratio');
-    row('-'.repeat(58), '-'.repeat(13), '-'.repeat(6));
+    row('-'.repeat(64), '-'.repeat(13), '-'.repeat(6));
 
     const berthTimes: number[] = [];
     const plainTimes: number[] = [];
@@ -268,14 +268,14 @@ async function main(): Promise<void> {
     row('operator JS heap used, no applications', `${idle.heapUsedMiB.toFixed(1)} MiB`, '');
 
     const directSeconds = await convergeDirectly(direct);
-    row(`${appCount} × ${versionCount} Deployments + Services written directly → Ready (baseline)`, `${directSeconds.toFixed(1)} s`, '1.00');
+    row(`${appCount}×${versionCount} Deployments + Services written → Ready (baseline)`, `${directSeconds.toFixed(1)} s`, '1.00');
     const directDeletion = await deletion(direct, (name) => core.deleteNamespace({ name }), 'namespaces');
     row(`${appCount} namespaces deleted directly → gone (baseline)`, `${directDeletion.toFixed(1)} s`, '1.00');
 
     const requestsBefore = await operator.metrics();
     const berthSeconds = await convergeThroughBerth(many);
-    row(`${appCount} Applications × ${versionCount} Versions created → all Ready`, `${berthSeconds.toFixed(1)} s`, ratio(berthSeconds, directSeconds));
-    row(`operator API requests for it, per Version`, requestsPerVersion(requestsBefore, await operator.metrics()), '');
+    row(`${appCount} Applications × ${versionCount} Versions → all Ready`, `${berthSeconds.toFixed(1)} s`, ratio(berthSeconds, directSeconds));
+    row(`operator API requests per Version: ${requestsPerVersion(requestsBefore, await operator.metrics())}`, '');
     const loaded = await settledMemory(operator);
     row(`operator RSS, ${appCount} applications Ready`, `${loaded.residentMiB.toFixed(1)} MiB`, ratio(loaded.residentMiB, idle.residentMiB));
     row(`operator JS heap used, ${appCount} applications Ready`, `${loaded.heapUsedMiB.toFixed(1)} MiB`, ratio(loaded.heapUsedMiB, idle.heapUsedMiB));

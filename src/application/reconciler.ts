@@ -84,7 +84,9 @@ export function createApplicationReconciler(ctx: OperatorContext) {
   async function pruneOnce(app: Application, desired: readonly KubernetesObject[]): Promise<void> {
     const { name } = app.metadata;
     const spec = `${app.metadata.uid}/${app.metadata.generation}`;
-    if (prunedFor.get(name) === spec) return;
+    // A new Application (no reconcile reported on it yet, its first spec) has had nothing else created for it.
+    const fresh = app.metadata.generation === 1 && app.status?.observedGeneration === undefined;
+    if (prunedFor.get(name) === spec || fresh) return;
     const namespaceName = applicationNamespace(app);
     const selector = managedSelector(name);
     const wanted = (kind: string) => new Set(desired.filter((object) => object.kind === kind).map((object) => object.metadata!.name!));
