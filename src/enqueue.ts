@@ -1,5 +1,6 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Application } from './api/application.ts';
+import type { LoadBalancer } from './api/loadbalancer.ts';
 import type { Version } from './api/version.ts';
 import { coveringWildcards } from './loadbalancer/routes.ts';
 
@@ -20,6 +21,11 @@ export function specSignature(object: KubernetesObject & { spec?: unknown }): st
 export function routingSignature(app: Application): string {
   const { routes, ports, environment, namespace, traffic } = app.spec;
   return JSON.stringify([routes, ports, environment, namespace ?? null, traffic ?? null, app.metadata.labels ?? {}, Boolean(app.metadata.deletionTimestamp)]);
+}
+
+/** What an Application's status reports of a LoadBalancer's: the TLS Secrets its instances cannot serve. */
+export function loadBalancerReportSignature(lb: LoadBalancer): string {
+  return JSON.stringify([...new Set((lb.status?.instances ?? []).flatMap((instance) => instance.placeholderCertificates ?? []))].sort());
 }
 
 /** What an Application's status reports of one of its Versions. */

@@ -8,6 +8,7 @@ import type { OperatorContext } from './context.ts';
 import {
   applicationsOnLoadBalancer,
   applicationsSharingHosts,
+  loadBalancerReportSignature,
   routeReach,
   routingSignature,
   specSignature,
@@ -160,9 +161,12 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (changed(`version-live/${key}`, String(live(version)), event)) routingChanged(app, undefined);
   });
   caches.loadBalancers.onChange((lb, event) => {
-    if (!changed(`loadbalancer/${lb.metadata.name}`, specSignature(lb), event)) return;
-    loadBalancers.enqueue(lb.metadata.name);
-    enqueueApplications(applicationsOnLoadBalancer(caches.applications.list(), lb.metadata.name));
+    const { name } = lb.metadata;
+    const specChanged = changed(`loadbalancer/${name}`, specSignature(lb), event);
+    if (specChanged) loadBalancers.enqueue(name);
+    // The Applications routed through it report what its instances say of their TLS Secrets.
+    const reportChanged = changed(`loadbalancer-report/${name}`, loadBalancerReportSignature(lb), event);
+    if (specChanged || reportChanged) enqueueApplications(applicationsOnLoadBalancer(caches.applications.list(), name));
   });
   const enqueueLoadBalancerOf = (object: KubernetesObject) => {
     const lb = object.metadata?.labels?.[LABELS.loadBalancer];

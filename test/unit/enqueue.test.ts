@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { applicationsOnLoadBalancer, applicationsSharingHosts, routingSignature, specSignature, versionReportSignature } from '../../src/enqueue.ts';
-import { makeRoutedApplication, makeVersion } from './fixtures.ts';
+import { applicationsOnLoadBalancer, applicationsSharingHosts, loadBalancerReportSignature, routingSignature, specSignature, versionReportSignature } from '../../src/enqueue.ts';
+import { makeLoadBalancer, makeRoutedApplication, makeVersion } from './fixtures.ts';
 
 describe('what a change re-queues', () => {
   const shop = makeRoutedApplication('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com' }]);
@@ -47,5 +47,13 @@ describe('what a change re-queues', () => {
     expect(versionReportSignature(observed)).toBe(versionReportSignature(version));
     const ready = { ...version, status: { readyReplicas: 2, conditions: [{ type: 'Ready', status: 'True', reason: 'Ready', message: '', lastTransitionTime: '' }] } };
     expect(versionReportSignature(ready as typeof version)).not.toBe(versionReportSignature(version));
+  });
+
+  it('reports a LoadBalancer to its Applications only when the TLS Secrets its instances cannot serve changed', () => {
+    const lb = makeLoadBalancer();
+    const serving = { ...lb, status: { configHash: 'a', instances: [{ pod: 'p', ready: true }] } };
+    expect(loadBalancerReportSignature(serving)).toBe(loadBalancerReportSignature(lb));
+    const placeholder = { ...lb, status: { instances: [{ pod: 'p', ready: true, placeholderCertificates: ['TLS Secret a/b: not found'] }] } };
+    expect(loadBalancerReportSignature(placeholder)).not.toBe(loadBalancerReportSignature(lb));
   });
 });
