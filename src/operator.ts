@@ -154,7 +154,11 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (changed(`version/${key}`, specSignature(version), event)) versions.enqueue(key);
     const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
     const app = appName ? caches.applications.get(appName) : undefined;
-    if (!app || !changed(`version-report/${key}`, versionReportSignature(version), event)) return;
+    if (!app) {
+      if (event === 'delete') for (const kind of ['version-report', 'version-live']) seen.delete(`${kind}/${key}`);
+      return;
+    }
+    if (!changed(`version-report/${key}`, versionReportSignature(version), event)) return;
     applications.enqueue(app.metadata.name);
     // A Version joining or leaving changes the backends' groups, which each claim is checked with.
     const live = (v: typeof version) => event !== 'delete' && !v.metadata.deletionTimestamp;
