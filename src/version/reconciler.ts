@@ -124,8 +124,12 @@ export function createVersionReconciler(ctx: OperatorContext) {
     // Read fresh: the cached replicas may be older than the autoscaler's last decision.
     if (autoscaled && previous && !handedOver) await handOverReplicas(await apps.readNamespacedDeployment({ name, namespace }));
     const { objects, resources } = desiredVersionObjects(version, app, config, previous !== undefined);
-    const deployment = upToDate(key, version, app) ? previous! : await applyAll(key, version, app, objects);
-    if (autoscaled && !previous) await handOverReplicas(deployment);
+    let deployment = upToDate(key, version, app) ? previous! : await applyAll(key, version, app, objects);
+    if (autoscaled && !previous) {
+      await handOverReplicas(deployment);
+      // Berth's own hold on replicas goes at once, not with whichever event comes next.
+      deployment = await applyAll(key, version, app, desiredVersionObjects(version, app, config, true).objects);
+    }
     if (!autoscaled && handedOver) await takeBackReplicas(deployment);
     if (!version.spec.autoscaling && version.metadata.generation !== version.status?.observedGeneration) {
       await applier.prune('autoscaling/v2', 'HorizontalPodAutoscaler', namespace, `${managedSelector(appName)},${LABELS.version}=${name}`, new Set());
