@@ -11,10 +11,13 @@ import { coveringWildcards } from './loadbalancer/routes.ts';
  * derives objects from. Pure.
  */
 
-/** Everything but status and bookkeeping: what a reconcile of the object itself reads. */
+/**
+ * Everything but status and bookkeeping: what a reconcile of the object itself reads.
+ * Finalizers are left out: the operator adds its own and carries on in the same reconcile.
+ */
 export function specSignature(object: KubernetesObject & { spec?: unknown }): string {
-  const { generation, labels, annotations, finalizers, deletionTimestamp } = object.metadata ?? {};
-  return JSON.stringify([generation, labels ?? {}, annotations ?? {}, finalizers ?? [], deletionTimestamp ?? null]);
+  const { generation, labels, annotations, deletionTimestamp } = object.metadata ?? {};
+  return JSON.stringify([generation, labels ?? {}, annotations ?? {}, deletionTimestamp ?? null]);
 }
 
 /** What the routing decision reads of an Application (src/loadbalancer/routing.ts). */

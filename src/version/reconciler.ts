@@ -6,7 +6,7 @@ import { findCondition, setCondition, type ConditionInput } from '../kit/conditi
 import type { ReconcileResult } from '../kit/controller.ts';
 import { statusChanged } from '../kit/status.ts';
 import { LABELS, managedSelector, REPLICAS_HANDED_OVER_ANNOTATION } from '../labels.ts';
-import { checkPolicy, desiredVersionObjects } from './desired.ts';
+import { checkPolicy, desiredVersionObjects, versionServiceName } from './desired.ts';
 import { replicaCounts, versionReadiness } from './readiness.ts';
 import { qosClass } from './resources.ts';
 
@@ -80,7 +80,7 @@ export function createVersionReconciler(ctx: OperatorContext) {
 
   function upToDate(key: string, version: Version, app: Application): boolean {
     const [namespace, name] = key.split('/') as [string, string];
-    const state = appliedState(version, app, caches.deployments.get(name, namespace), caches.services.get(name, namespace));
+    const state = appliedState(version, app, caches.deployments.get(name, namespace), caches.services.get(versionServiceName(name), namespace));
     return !version.spec.autoscaling && applied.get(key) === state;
   }
 
