@@ -109,7 +109,14 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     if (app.metadata.deletionTimestamp) return finalize(app);
 
     const namespaceName = applicationNamespace(app);
-    const existing = await readNamespace(namespaceName);
+    // The finalizer before anything is created, so that nothing is left behind; the read
+    // alongside it. An Application that turns out not to own its namespace lets go of it
+    // when deleted (finalize).
+    const hasFinalizer = (app.metadata.finalizers ?? []).includes(APPLICATION_FINALIZER);
+    const [existing] = await Promise.all([
+      readNamespace(namespaceName),
+      hasFinalizer ? undefined : setFinalizers(app, [...(app.metadata.finalizers ?? []), APPLICATION_FINALIZER]),
+    ]);
     const owner = existing?.metadata?.labels?.[LABELS.application];
     if (existing && owner !== app.metadata.name) {
       const message = owner
@@ -123,10 +130,6 @@ export function createApplicationReconciler(ctx: OperatorContext) {
       return;
     }
 
-    if (!(app.metadata.finalizers ?? []).includes(APPLICATION_FINALIZER)) {
-      // Before anything is created, so that nothing is left behind; the rest needs no resourceVersion.
-      await setFinalizers(app, [...(app.metadata.finalizers ?? []), APPLICATION_FINALIZER]);
-    }
 
     // The namespace controller deletes everything in it; an apply would only be refused.
     if (existing?.metadata?.deletionTimestamp) return;
