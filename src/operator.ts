@@ -5,9 +5,21 @@ import { applicationStatus } from './api/application.ts';
 import { loadBalancerStatus } from './api/loadbalancer.ts';
 import { versionStatus } from './api/version.ts';
 import { createApplicationReconciler } from './application/reconciler.ts';
+import { applicationNamespace, type Application } from './api/application.ts';
 import { createCaches } from './caches.ts';
 import type { OperatorConfig } from './config.ts';
 import type { OperatorContext } from './context.ts';
+import {
+  applicationsOnLoadBalancer,
+  applicationsSharingHosts,
+  loadBalancerReportSignature,
+  routeReach,
+  routingSignature,
+  specSignature,
+  union,
+  versionReportSignature,
+  type RouteReach,
+} from './enqueue.ts';
 import { Applier } from './kit/apply.ts';
 import { Controller, type ReconcileFunction } from './kit/controller.ts';
 import { EventRecorder } from './kit/events.ts';
@@ -117,39 +129,77 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     const namespace = object.metadata?.namespace;
     if (version && namespace) versions.enqueue(versionKey(namespace, version));
   };
-  // Routes of one application can decide another's (the older claim wins), and every
-  // LoadBalancer renders from all of them: route-related changes fan out. Load
-  // balancers are few, so each is simply re-rendered; its output is compared by hash.
-  const enqueueAllLoadBalancers = () => {
-    for (const lb of caches.loadBalancers.list()) loadBalancers.enqueue(lb.metadata.name);
+  // Each change re-queues only the work it can affect (src/enqueue.ts): a status write, the
+  // operator's own most of the time, re-queues nothing, and a change of routes re-queues
+  // the LoadBalancers and the Applications sharing its hosts, not every one of them.
+  const seen = new Map<string, string>();
+  /** Whether the object's signature differs from the last one seen under `key` (always on add and delete). */
+  const changed = (key: string, signature: string, event: 'add' | 'update' | 'delete'): boolean => {
+    const before = seen.get(key);
+    if (event === 'delete') seen.delete(key);
+    else seen.set(key, signature);
+    return event !== 'update' || before !== signature;
   };
-  const enqueueApplicationsWithRoutes = () => {
-    for (const app of caches.applications.list()) if (app.spec.routes.length > 0) applications.enqueue(app.metadata.name);
+  const reaches = new Map<string, RouteReach>();
+  const enqueueApplications = (names: Iterable<string>) => {
+    for (const name of names) applications.enqueue(name);
   };
-  caches.applications.onChange((app) => {
-    applications.enqueue(app.metadata.name);
-    const namespace = app.spec.namespace ?? app.metadata.name;
-    for (const version of caches.versions.list(namespace)) versions.enqueue(versionKey(namespace, version.metadata.name));
-    enqueueApplicationsWithRoutes();
-    enqueueAllLoadBalancers();
+  const enqueueLoadBalancers = (names: Iterable<string>) => {
+    for (const name of names) loadBalancers.enqueue(name);
+  };
+  /** The routes of `app` changed, or what they lead to: re-queue what the routing decision gives them. */
+  const routingChanged = (app: Application, before: RouteReach | undefined) => {
+    const now = routeReach(app);
+    enqueueLoadBalancers(union(now.loadBalancers, before?.loadBalancers ?? []));
+    enqueueApplications(applicationsSharingHosts(caches.applications.list(), union(now.hosts, before?.hosts ?? [])));
+  };
+  caches.applications.onChange((app, event) => {
+    const { name } = app.metadata;
+    if (changed(`application/${name}`, specSignature(app), event)) {
+      applications.enqueue(name);
+      const namespace = applicationNamespace(app);
+      for (const version of caches.versions.list(namespace)) versions.enqueue(versionKey(namespace, version.metadata.name));
+    }
+    if (changed(`routing/${name}`, routingSignature(app), event)) {
+      routingChanged(app, reaches.get(name));
+      if (event === 'delete') reaches.delete(name);
+      else reaches.set(name, routeReach(app));
+    }
   });
   caches.versions.onChange((version, event) => {
-    versions.enqueue(versionKey(version.metadata.namespace!, version.metadata.name));
-    const app = caches.namespaces.get(version.metadata.namespace!)?.metadata?.labels?.[LABELS.application];
-    if (app) applications.enqueue(app);
-    // A Version joining or leaving changes the backends' groups; status updates do not.
-    if (event !== 'update') enqueueAllLoadBalancers();
+    const namespace = version.metadata.namespace!;
+    const key = versionKey(namespace, version.metadata.name);
+    if (changed(`version/${key}`, specSignature(version), event)) versions.enqueue(key);
+    const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
+    const app = appName ? caches.applications.get(appName) : undefined;
+    if (!app) {
+      if (event === 'delete') for (const kind of ['version-report', 'version-live']) seen.delete(`${kind}/${key}`);
+      return;
+    }
+    if (!changed(`version-report/${key}`, versionReportSignature(version), event)) return;
+    applications.enqueue(app.metadata.name);
+    // A Version joining or leaving changes the backends' groups, which each claim is checked with.
+    const live = (v: typeof version) => event !== 'delete' && !v.metadata.deletionTimestamp;
+    if (changed(`version-live/${key}`, String(live(version)), event)) routingChanged(app, undefined);
   });
-  caches.loadBalancers.onChange((lb) => {
-    loadBalancers.enqueue(lb.metadata.name);
-    enqueueApplicationsWithRoutes();
+  caches.loadBalancers.onChange((lb, event) => {
+    const { name } = lb.metadata;
+    const specChanged = changed(`loadbalancer/${name}`, specSignature(lb), event);
+    if (specChanged) loadBalancers.enqueue(name);
+    // The Applications routed through it report what its instances say of their TLS Secrets.
+    const reportChanged = changed(`loadbalancer-report/${name}`, loadBalancerReportSignature(lb), event);
+    if (specChanged || reportChanged) enqueueApplications(applicationsOnLoadBalancer(caches.applications.list(), name));
   });
   const enqueueLoadBalancerOf = (object: KubernetesObject) => {
     const lb = object.metadata?.labels?.[LABELS.loadBalancer];
     if (lb) loadBalancers.enqueue(lb);
     return lb !== undefined;
   };
-  caches.namespaces.onChange(enqueueApplicationOf);
+  caches.namespaces.onChange((namespace) => {
+    enqueueApplicationOf(namespace);
+    // A Version created before its namespace reached the cache waits for it.
+    for (const version of caches.versions.list(namespace.metadata!.name!)) versions.enqueue(versionKey(namespace.metadata!.name!, version.metadata.name));
+  });
   caches.services.onChange((service) => (service.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(service) : enqueueApplicationOf(service)));
   caches.deployments.onChange((deployment) => enqueueLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
   caches.pods.onChange((pod) => enqueueLoadBalancerOf(pod) || enqueueVersionOf(pod));

@@ -1,4 +1,4 @@
-import { CoreV1Api, type V1Namespace } from '@kubernetes/client-node';
+import { CoreV1Api, type KubernetesObject, type V1Namespace } from '@kubernetes/client-node';
 import { LAST_CHANGE_ANNOTATION, mergeHistory, parseChange, type Change } from '../admission/changes.ts';
 import { applicationNamespace, applicationStatus, type Application, type ApplicationStatus } from '../api/application.ts';
 import type { OperatorContext } from '../context.ts';
@@ -51,7 +51,9 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     const finalizers = app.metadata.finalizers ?? [];
     if (!finalizers.includes(APPLICATION_FINALIZER)) return;
     const namespaceName = applicationNamespace(app);
-    const namespace = await readNamespace(namespaceName);
+    // Only a namespace with Berth's labels can be this Application's, and the cache holds
+    // every one of those: its delete event brings the Application back here.
+    const namespace = caches.namespaces.get(namespaceName);
     if (namespace && namespace.metadata?.labels?.[LABELS.application] === app.metadata.name) {
       if (!namespace.metadata.deletionTimestamp) {
         await applier.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespaceName } });
@@ -86,13 +88,51 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     return history;
   }
 
+  /** The spec (uid and generation) each Application's objects were last pruned for. */
+  const prunedFor = new Map<string, string>();
+
+  /**
+   * Deletes the objects an earlier spec asked for and this one does not. What the operator
+   * creates follows from the spec alone, so that is needed once per spec (and once after a
+   * start): the other reconciles, for a Version's readiness for instance, would only list
+   * the same objects again.
+   */
+  async function pruneOnce(app: Application, desired: readonly KubernetesObject[]): Promise<void> {
+    const { name } = app.metadata;
+    const spec = `${app.metadata.uid}/${app.metadata.generation}`;
+    // A new Application (no reconcile reported on it yet, its first spec) has had nothing else created for it.
+    const fresh = app.metadata.generation === 1 && app.status?.observedGeneration === undefined;
+    if (prunedFor.get(name) === spec || fresh) return;
+    const namespaceName = applicationNamespace(app);
+    const selector = managedSelector(name);
+    const wanted = (kind: string) => new Set(desired.filter((object) => object.kind === kind).map((object) => object.metadata!.name!));
+    const pruned = [
+      ...(await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', namespaceName, selector, wanted('RoleBinding'))),
+      ...(await applier.prune('rbac.authorization.k8s.io/v1', 'Role', namespaceName, selector, wanted('Role'))),
+      ...(await applier.prune('v1', 'ResourceQuota', namespaceName, selector, wanted('ResourceQuota'))),
+      ...(await applier.prune('v1', 'LimitRange', namespaceName, selector, wanted('LimitRange'))),
+    ];
+    if (pruned.length > 0) logger.info({ application: name, pruned }, 'removed objects no longer in the spec');
+    prunedFor.set(name, spec);
+  }
+
   return async function reconcileApplication(name: string): Promise<ReconcileResult | void> {
     const app = caches.applications.get(name);
-    if (!app) return;
+    if (!app) {
+      prunedFor.delete(name);
+      return;
+    }
     if (app.metadata.deletionTimestamp) return finalize(app);
 
     const namespaceName = applicationNamespace(app);
-    const existing = await readNamespace(namespaceName);
+    // The finalizer before anything is created, so that nothing is left behind; the read
+    // alongside it. An Application that turns out not to own its namespace lets go of it
+    // when deleted (finalize).
+    const hasFinalizer = (app.metadata.finalizers ?? []).includes(APPLICATION_FINALIZER);
+    const [existing] = await Promise.all([
+      readNamespace(namespaceName),
+      hasFinalizer ? undefined : setFinalizers(app, [...(app.metadata.finalizers ?? []), APPLICATION_FINALIZER]),
+    ]);
     const owner = existing?.metadata?.labels?.[LABELS.application];
     if (existing && owner !== app.metadata.name) {
       const message = owner
@@ -106,10 +146,9 @@ export function createApplicationReconciler(ctx: OperatorContext) {
       return;
     }
 
-    if (!(app.metadata.finalizers ?? []).includes(APPLICATION_FINALIZER)) {
-      await setFinalizers(app, [...(app.metadata.finalizers ?? []), APPLICATION_FINALIZER]);
-      return; // the update event brings the Application back with its new resourceVersion
-    }
+
+    // The namespace controller deletes everything in it; an apply would only be refused.
+    if (existing?.metadata?.deletionTimestamp) return;
 
     const [namespace, ...rest] = desiredApplicationObjects(app);
     await applier.apply(namespace!);
@@ -118,15 +157,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
       logger.info({ application: name, namespace: namespaceName }, 'created namespace');
       await events.normal(app, 'NamespaceCreated', `created namespace ${namespaceName}`);
     }
-    const selector = managedSelector(name);
-    const wanted = (kind: string) => new Set(rest.filter((object) => object.kind === kind).map((object) => object.metadata!.name!));
-    const pruned = [
-      ...(await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', namespaceName, selector, wanted('RoleBinding'))),
-      ...(await applier.prune('rbac.authorization.k8s.io/v1', 'Role', namespaceName, selector, wanted('Role'))),
-      ...(await applier.prune('v1', 'ResourceQuota', namespaceName, selector, wanted('ResourceQuota'))),
-      ...(await applier.prune('v1', 'LimitRange', namespaceName, selector, wanted('LimitRange'))),
-    ];
-    if (pruned.length > 0) logger.info({ application: name, pruned }, 'removed objects no longer in the spec');
+    await pruneOnce(app, rest);
 
     const versions = caches.versions.list(namespaceName).map((v) => ({
       name: v.metadata.name,

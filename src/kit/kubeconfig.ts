@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RequestOptions } from 'node:https';
 import { KubeConfig, Observable, type ConfigurationOptions, type RequestContext } from '@kubernetes/client-node';
+import { Counter } from 'prom-client';
 import { Agent, type Dispatcher } from 'undici';
 
 /**
@@ -9,6 +10,47 @@ import { Agent, type Dispatcher } from 'undici';
  * body chunks, and a request to a hung server would hold up whoever awaits it.
  */
 export const API_REQUEST_TIMEOUT_MS = 60_000;
+
+/**
+ * Every request to the API server, by method and status code ("<error>" when none came),
+ * as client-go counts them: what one event costs in requests shows here, so work that
+ * grows with the number of objects rather than with the change is seen. Process-wide;
+ * OperatorMetrics and the agent's metrics register it.
+ */
+export const apiRequests = new Counter({
+  name: 'rest_client_requests_total',
+  help: 'Number of HTTP requests to the API server, partitioned by method and status code.',
+  labelNames: ['verb', 'code'] as const,
+  registers: [],
+});
+
+/** Counts a request's outcome once its final status line (or its failure) arrives; passes everything on. */
+function countingHandler(verb: string, handler: Dispatcher.DispatchHandler): Dispatcher.DispatchHandler {
+  let counted = false;
+  const count = (code: string) => {
+    if (counted) return;
+    counted = true;
+    apiRequests.inc({ verb, code });
+  };
+  return {
+    onRequestStart: (...args) => handler.onRequestStart?.(...args),
+    onRequestUpgrade: (...args) => handler.onRequestUpgrade?.(...args),
+    onResponseStart: (...args) => {
+      if (args[1] >= 200) count(String(args[1]));
+      return handler.onResponseStart?.(...args);
+    },
+    onResponseData: (...args) => handler.onResponseData?.(...args),
+    onResponseEnd: (...args) => handler.onResponseEnd?.(...args),
+    onResponseError: (...args) => {
+      count('<error>');
+      return handler.onResponseError?.(...args);
+    },
+  };
+}
+
+// fetch (every client here) hands over handlers of undici's current interface; any other passes uncounted.
+const countRequests: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (options, handler) =>
+  dispatch(options, 'onResponseStart' in handler ? countingHandler(options.method, handler) : handler);
 
 /** The TLS material a connection to the API server is made with, as a short digest. */
 export function tlsIdentity(options: RequestOptions): string {
@@ -74,9 +116,11 @@ export class PooledKubeConfig extends KubeConfig {
   private newPool(tls: RequestOptions, created: Dispatcher): Dispatcher {
     const { ca, cert, key, pfx, passphrase, servername, rejectUnauthorized } = tls;
     const options = this.createDispatcherOptions(this.getCurrentCluster(), { ca, cert, key, pfx, passphrase, servername, rejectUnauthorized });
-    return options.type === 'agent'
-      ? new Agent({ connect: options.connect, allowH2: false, headersTimeout: API_REQUEST_TIMEOUT_MS, bodyTimeout: API_REQUEST_TIMEOUT_MS })
-      : created;
+    const pool =
+      options.type === 'agent'
+        ? new Agent({ connect: options.connect, allowH2: false, headersTimeout: API_REQUEST_TIMEOUT_MS, bodyTimeout: API_REQUEST_TIMEOUT_MS })
+        : created;
+    return pool.compose(countRequests);
   }
 }
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { apiRequests } from './kubeconfig.ts';
 
 /**
  * The operator's metrics. Controller, work-queue and leader-election metrics carry
@@ -125,5 +126,6 @@ export class OperatorMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    this.registry.registerMetric(apiRequests);
   }
 }

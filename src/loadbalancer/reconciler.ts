@@ -137,10 +137,32 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     for (let i = index.shards.length; i < before; i++) await applier.apply(configShard(lb, i));
   }
 
+  /** The TLS namespaces each LoadBalancer's access was last granted and pruned to. */
+  const grantedTo = new Map<string, string>();
+
+  /**
+   * Revokes the TLS Secret access no route needs any more. Listing every namespace's
+   * RoleBindings is needed only when the namespaces needing access changed (and once after
+   * a start), which is when it is called, not on every reconcile: most of those come from
+   * an instance's report.
+   */
+  const grantKey = (lb: LoadBalancer, tlsNamespaces: readonly string[]) => `${lb.metadata.uid} ${[...new Set(tlsNamespaces)].sort().join(' ')}`;
+
+  async function revokeUnneededAccess(lb: LoadBalancer, tlsNamespaces: readonly string[]): Promise<void> {
+    const { name } = lb.metadata;
+    const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
+    const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
+    if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');
+    grantedTo.set(name, grantKey(lb, tlsNamespaces));
+  }
+
   return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
     const lb = caches.loadBalancers.get(name);
     // Everything the LoadBalancer owns goes with it through owner references.
-    if (!lb || lb.metadata.deletionTimestamp) return;
+    if (!lb || lb.metadata.deletionTimestamp) {
+      grantedTo.delete(name);
+      return;
+    }
     if (lb.spec.namespace === config.namespace) {
       await refuseOperatorNamespace(lb);
       return;
@@ -173,15 +195,21 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       return keepPrevious('ConfigTooLarge', tooLarge, [{ type: 'ConfigWithinLimits', status: 'False', reason: 'ConfigTooLarge', message: size.message }]);
     }
 
-    const tlsNamespaces = decision.accepted.filter((claim) => claim.loadBalancer === name && claim.tlsSecret).map((claim) => claim.namespace);
+    // No access is granted into a namespace being deleted: the apply would only be refused.
+    const tlsNamespaces = decision.accepted
+      .filter((claim) => claim.loadBalancer === name && claim.tlsSecret && !caches.namespaces.get(claim.namespace)?.metadata?.deletionTimestamp)
+      .map((claim) => claim.namespace);
     // One by one, in order: the index only after its shards, and a RoleBinding only once
     // the Role it grants exists (the operator may grant what it holds, but has no blanket
-    // `bind` on Roles).
-    for (const object of desiredLoadBalancerObjects(lb, published, config, tlsNamespaces)) await applier.apply(object);
+    // `bind` on Roles). The grants in the applications' namespaces, one per namespace with
+    // TLS, only when they changed: written on every reconcile, they would make each cost as
+    // much as there are.
+    const grantsChanged = grantedTo.get(name) !== grantKey(lb, tlsNamespaces);
+    for (const object of desiredLoadBalancerObjects(lb, published, config, tlsNamespaces)) {
+      if (grantsChanged || object.metadata?.namespace === lb.spec.namespace) await applier.apply(object);
+    }
     await emptyUnusedShards(lb, published.index);
-    const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
-    const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
-    if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');
+    if (grantsChanged) await revokeUnneededAccess(lb, tlsNamespaces);
     if (lb.status?.configHash !== rendered.hash) {
       logger.info({ loadBalancer: name, hash: rendered.hash, servers: model.servers.length, backends: model.backends.length, size: size.message }, 'published config');
       await events.normal(lb, 'ConfigRendered', `config ${rendered.hash}: ${model.servers.length} host(s), ${model.backends.length} backend(s)`);

@@ -53,7 +53,7 @@ export function wildcardCovers(wildcard: string, host: string): boolean {
 }
 
 /** The wildcards that would cover a host, most specific first. */
-function coveringWildcards(host: string): string[] {
+export function coveringWildcards(host: string): string[] {
   const labels = (host.startsWith('*.') ? host.slice(2) : host).split('.');
   return labels.slice(1).map((_, i) => `*.${labels.slice(i + 1).join('.')}`);
 }

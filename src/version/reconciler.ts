@@ -1,4 +1,4 @@
-import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, type KubernetesObject, type V1Deployment } from '@kubernetes/client-node';
 import type { Application } from '../api/application.ts';
 import { versionStatus, type Version, type VersionStatus } from '../api/version.ts';
 import type { OperatorContext } from '../context.ts';
@@ -6,7 +6,7 @@ import { findCondition, setCondition, type ConditionInput } from '../kit/conditi
 import type { ReconcileResult } from '../kit/controller.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS, managedSelector, REPLICAS_HANDED_OVER_ANNOTATION } from '../labels.ts';
-import { checkPolicy, desiredVersionObjects, verdictMessage } from './desired.ts';
+import { checkPolicy, desiredVersionObjects, verdictMessage, versionServiceName } from './desired.ts';
 import { replicaCounts, versionReadiness } from './readiness.ts';
 import { qosClass } from './resources.ts';
 
@@ -37,12 +37,13 @@ export function createVersionReconciler(ctx: OperatorContext) {
 
   async function report(version: Version, status: VersionStatus, ready: ConditionInput): Promise<void> {
     const before = findCondition(version.status?.conditions, 'Ready');
+    // The status first: it is what users and the Application wait for; the event tells the story after.
+    await writeStatus(applier, version, versionStatus, status);
     if (before?.status !== ready.status || before.reason !== ready.reason) {
       logger.info({ version: versionKey(version.metadata.namespace!, version.metadata.name), ready: ready.status, reason: ready.reason, message: ready.message }, 'version readiness changed');
       if (ready.status === 'True') await events.normal(version, ready.reason, ready.message);
       else if (!['Deploying', 'RollingOut'].includes(ready.reason)) await events.warning(version, ready.reason, ready.message);
     }
-    await writeStatus(applier, version, versionStatus, status);
   }
 
   function refused(version: Version, accepted: ConditionInput, application?: string): Promise<void> {
@@ -72,10 +73,36 @@ export function createVersionReconciler(ctx: OperatorContext) {
     await applier.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace } }, HANDOVER);
   }
 
+  /**
+   * What the last apply of each Version was made from and left behind: most reconciles come
+   * from its Deployment's status and pods changing, when nothing is left to write but the
+   * Version's status. A change of either spec, or of the Deployment's or Service's (someone
+   * else's edit), makes it apply again. Autoscaled Versions always apply (replicas move).
+   */
+  const applied = new Map<string, string>();
+  const appliedState = (version: Version, app: Application, deployment: KubernetesObject | undefined, service: KubernetesObject | undefined) =>
+    JSON.stringify([version.metadata.uid, version.metadata.generation, app.metadata.uid, app.metadata.generation, app.metadata.labels ?? {}, deployment?.metadata?.generation, service?.metadata?.resourceVersion]);
+
+  function upToDate(key: string, version: Version, app: Application): boolean {
+    const [namespace, name] = key.split('/') as [string, string];
+    const state = appliedState(version, app, caches.deployments.get(name, namespace), caches.services.get(versionServiceName(name), namespace));
+    return !version.spec.autoscaling && applied.get(key) === state;
+  }
+
+  async function applyAll(key: string, version: Version, app: Application, objects: readonly KubernetesObject[]): Promise<V1Deployment> {
+    const results = await Promise.all(objects.map((object) => applier.apply(object)));
+    const deployment = results.find((object) => object.kind === 'Deployment') as V1Deployment;
+    applied.set(key, appliedState(version, app, deployment, results.find((object) => object.kind === 'Service')));
+    return deployment;
+  }
+
   return async function reconcileVersion(key: string): Promise<ReconcileResult | void> {
     const { namespace, name } = parseVersionKey(key);
     const version = caches.versions.get(name, namespace);
-    if (!version || version.metadata.deletionTimestamp) return;
+    if (!version || version.metadata.deletionTimestamp) {
+      applied.delete(key);
+      return;
+    }
     // The namespace controller deletes everything in it; an apply would only be refused.
     if (caches.namespaces.get(namespace)?.metadata?.deletionTimestamp) return;
 
@@ -102,8 +129,12 @@ export function createVersionReconciler(ctx: OperatorContext) {
     // Read fresh: the cached replicas may be older than the autoscaler's last decision.
     if (autoscaled && previous && !handedOver) await handOverReplicas(await apps.readNamespacedDeployment({ name, namespace }));
     const { objects, resources } = desiredVersionObjects(version, app, config, previous !== undefined);
-    const [deployment] = (await Promise.all(objects.map((object) => applier.apply(object)))) as [V1Deployment, ...unknown[]];
-    if (autoscaled && !previous) await handOverReplicas(deployment);
+    let deployment = upToDate(key, version, app) ? previous! : await applyAll(key, version, app, objects);
+    if (autoscaled && !previous) {
+      await handOverReplicas(deployment);
+      // Berth's own hold on replicas goes at once, not with whichever event comes next.
+      deployment = await applyAll(key, version, app, desiredVersionObjects(version, app, config, true).objects);
+    }
     if (!autoscaled && handedOver) await takeBackReplicas(deployment);
     if (!version.spec.autoscaling && version.metadata.generation !== version.status?.observedGeneration) {
       await applier.prune('autoscaling/v2', 'HorizontalPodAutoscaler', namespace, `${managedSelector(appName)},${LABELS.version}=${name}`, new Set());

@@ -98,7 +98,7 @@ describe('Version autoscaling', () => {
     const created = await deploymentWhere(
       fresh,
       'v1',
-      // Berth shares the field from its creating apply until its next apply, which leaves it out.
+      // Handed over (marked) and let go by Berth's own field manager: two writes, in that order.
       (d) => d.metadata?.annotations?.[REPLICAS_HANDED_OVER_ANNOTATION] !== undefined && !replicaOwners(d).includes('berth-operator'),
       'the new Deployment handed over',
     );
