@@ -13,6 +13,8 @@ import { OperatorMetrics } from './kit/metrics.ts';
 import { startHttpServer } from './kit/server.ts';
 import { LABELS } from './labels.ts';
 import { createLoadBalancerReconciler } from './loadbalancer/reconciler.ts';
+import { ReleaseMetrics } from './release/metrics.ts';
+import { createReleaseReconciler, releaseKey } from './release/reconciler.ts';
 import { createVersionReconciler, versionKey } from './version/reconciler.ts';
 
 export interface OperatorOptions {
@@ -30,7 +32,7 @@ export interface RunningOperator {
 
 /**
  * Starts the operator: serves health and metrics at once, waits for leadership (when
- * enabled), then fills the caches and runs the Application, Version and LoadBalancer controllers.
+ * enabled), then fills the caches and runs the Application, Version, LoadBalancer and Release controllers.
  */
 export async function startOperator({ kc, config, logger, identity = `${hostname()}-${process.pid}` }: OperatorOptions): Promise<RunningOperator> {
   const metrics = new OperatorMetrics();
@@ -60,7 +62,12 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     metrics,
     logger,
   });
-  const controllers = [applications, versions, loadBalancers];
+  const releases = new Controller('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry)), {
+    concurrency: config.concurrency.releases,
+    metrics,
+    logger,
+  });
+  const controllers = [applications, versions, loadBalancers, releases];
 
   let stopping = false;
   let leading = !config.leaderElection.enabled;
@@ -115,8 +122,12 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     enqueueApplicationsWithRoutes();
     enqueueAllLoadBalancers();
   });
+  const enqueueReleasesIn = (namespace: string) => {
+    for (const release of caches.releases.list(namespace)) releases.enqueue(releaseKey(namespace, release.metadata.name));
+  };
   caches.versions.onChange((version, event) => {
     versions.enqueue(versionKey(version.metadata.namespace!, version.metadata.name));
+    enqueueReleasesIn(version.metadata.namespace!);
     const app = caches.namespaces.get(version.metadata.namespace!)?.metadata?.labels?.[LABELS.application];
     if (app) applications.enqueue(app);
     // A Version joining or leaving changes the backends' groups; status updates do not.
@@ -125,6 +136,15 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   caches.loadBalancers.onChange((lb) => {
     loadBalancers.enqueue(lb.metadata.name);
     enqueueApplicationsWithRoutes();
+    // Instances report the config they serve: the releases' actual weights follow it.
+    for (const release of caches.releases.list()) releases.enqueue(releaseKey(release.metadata.namespace!, release.metadata.name));
+  });
+  caches.releases.onChange((release) => {
+    const namespace = release.metadata.namespace!;
+    // A change of one Release can make another the governing one.
+    enqueueReleasesIn(namespace);
+    enqueueApplicationOf(caches.namespaces.get(namespace) ?? release);
+    enqueueAllLoadBalancers();
   });
   const enqueueLoadBalancerOf = (object: KubernetesObject) => {
     const lb = object.metadata?.labels?.[LABELS.loadBalancer];

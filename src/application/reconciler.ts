@@ -7,8 +7,8 @@ import type { ReconcileResult } from '../kit/controller.ts';
 import { statusChanged } from '../kit/status.ts';
 import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
 import { applicationRouteReport } from '../loadbalancer/report.ts';
-import { trafficCondition, trafficSplit } from '../loadbalancer/routes.ts';
-import { currentRouting } from '../loadbalancer/routing.ts';
+import { trafficSplit } from '../loadbalancer/routes.ts';
+import { currentRouting, releaseWeightsOf } from '../loadbalancer/routing.ts';
 import { desiredApplicationObjects } from './desired.ts';
 
 const DELETE_POLL_MS = 1_000;
@@ -132,16 +132,16 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     if (before?.status !== condition.status && condition.status === 'True') await events.normal(app, 'Ready', condition.message);
 
     const routes = applicationRouteReport(app, currentRouting(caches, ctx.config), caches.loadBalancers.list());
-    const reported = [...routes.conditions, trafficCondition(app, versions.map((v) => v.name))];
+    const reported = routes.conditions;
     // One Warning per problem the status did not already say, so a lasting problem is not repeated.
     const said = reported.map((c) => findCondition(app.status?.conditions, c.type)?.message ?? '').join('\n');
-    const problems = [...routes.problems, ...reported.filter((c) => c.type === 'TrafficAssigned' && c.status === 'False')];
+    const problems = routes.problems;
     for (const problem of problems) if (!said.includes(problem.message)) await events.warning(app, problem.reason, problem.message);
     const withReady = statusWith(app, condition, {
       versions: versions.sort((a, b) => a.name.localeCompare(b.name)).map(({ ready: _ready, ...v }) => v),
       routes: routes.routes,
       urls: routes.urls,
-      weights: trafficSplit(app, versions.map((v) => v.name)).map(({ version, weight }) => ({
+      weights: trafficSplit(releaseWeightsOf(caches)(namespaceName), versions.map((v) => v.name)).map(({ version, weight }) => ({
         version,
         weight: weight ?? versions.find((v) => v.name === version)!.readyReplicas,
       })),

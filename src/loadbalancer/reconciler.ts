@@ -9,7 +9,7 @@ import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
 import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
 import { loadBalancerModel } from './model.ts';
-import { currentRouting, liveVersionsOf } from './routing.ts';
+import { currentRouting, liveVersionsOf, releaseWeightsOf } from './routing.ts';
 
 type InstanceStatus = NonNullable<LoadBalancerStatus['instances']>[number];
 
@@ -93,7 +93,7 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     };
     const settingsProblem = decision.unrenderable.get(name);
     if (settingsProblem) return keepPrevious(settingsProblem);
-    const model = loadBalancerModel(lb, decision.accepted, applications, liveVersionsOf(caches), config);
+    const model = loadBalancerModel(lb, decision.accepted, applications, liveVersionsOf(caches), config, releaseWeightsOf(caches));
     let rendered;
     try {
       rendered = renderNginxConfig(model);

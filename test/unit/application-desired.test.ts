@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { MEMBER_ROLES } from '../../src/api/application.ts';
+import { ENVIRONMENTS, MEMBER_ROLES } from '../../src/api/application.ts';
 import { LIMIT_RANGE_NAME, QUOTA_NAME, desiredApplicationObjects, memberClusterRole } from '../../src/application/desired.ts';
 import { LABELS, MANAGED_BY, managedSelector } from '../../src/labels.ts';
 import { desiredVersionObjects } from '../../src/version/desired.ts';
@@ -184,7 +184,17 @@ describe('desiredApplicationObjects: member RoleBindings', () => {
       .map((doc) => doc.toJS() as { kind?: string; metadata?: { name?: string } } | null)
       .filter((doc) => doc?.kind === 'ClusterRole')
       .map((doc) => doc!.metadata!.name);
-    for (const role of MEMBER_ROLES) expect(shipped, role).toContain(memberClusterRole(role));
+    for (const environment of ENVIRONMENTS) {
+      for (const role of MEMBER_ROLES) expect(shipped, `${role} in ${environment}`).toContain(memberClusterRole(role, environment));
+    }
+  });
+
+  it('binds Developers of a production Application to the role that cannot drive releases', () => {
+    const members = [{ kind: 'User' as const, name: 'dev', role: 'Developer' as const }];
+    const roleOf = (environment: 'production' | 'staging') =>
+      (ofKind(desiredApplicationObjects(makeApplication({ environment, members })), 'RoleBinding')[0] as unknown as { roleRef: { name: string } }).roleRef.name;
+    expect(roleOf('production')).toBe('berth-developer-production');
+    expect(roleOf('staging')).toBe('berth-developer');
   });
 });
 
