@@ -122,6 +122,8 @@ export function decideRelease(release: Release, world: ReleaseWorld): ReleaseDec
   }
 
   if (target === stable) {
+    // Settled: keep the sentence that says how it got here (first release, promotion, rollback).
+    if (previous.phase === 'Promoted' && !previous.canary) return finish({ ...base, weights: only(stable) });
     const message = previous.canary ? `Promoted: serving ${stable}; the release of ${previous.canary} was withdrawn` : `Promoted: serving ${stable}`;
     return finish({ ...base, phase: 'Promoted', reason: undefined, canary: undefined, currentStep: undefined, weights: only(stable), message });
   }

@@ -27,6 +27,10 @@ describe('decideRelease', () => {
     expect(decision.status).toMatchObject({ phase: 'Promoted', stable: 'v1', weights: [{ version: 'v1', weight: 100 }] });
     expect(decision.status.message).toBe('Promoted: serving v1 (first release, steps skipped)');
     expect(decision.events).toEqual([{ type: 'Normal', reason: 'Promoted', message: decision.status.message }]);
+    // Looking again changes nothing and says nothing.
+    const again = run(next(makeRelease({ version: 'v1', steps: canarySteps }), decision), ready('v1'), at(5));
+    expect(again.status).toEqual(decision.status);
+    expect(again.events).toEqual([]);
   });
 
   it('runs the steps: a weight, a pause until promoted, a timed pause, then promotes and retains the old Version', () => {
