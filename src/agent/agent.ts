@@ -1,5 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from '../kit/log.ts';
+import { errorMessage, type Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
 import { loadBalancerObjectName } from '../loadbalancer/desired.ts';
 import { BackendPusher } from './backend-pusher.ts';
@@ -55,6 +55,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { kc, logger } = options;
   const metrics = new AgentMetrics();
   const control = new ControlClient(options.controlPort);
+  metrics.serveRequestCounters(
+    () => control.counters(),
+    (error) => logger.debug({ err: errorMessage(error) }, 'no request counters from nginx for this scrape'),
+  );
   const runtime = new NginxRuntime({
     prefix: options.prefix,
     binary: options.nginxBinary,

@@ -6,7 +6,20 @@ import { statusChanged } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { claimsOf } from '../loadbalancer/routes.ts';
 import type { ReleaseMetrics } from './metrics.ts';
-import { decideRelease, type VersionState } from './progress.ts';
+import { parseCounterExposition } from '../nginx/counters.ts';
+import { errorMessage } from '../kit/log.ts';
+import { judgeWindow, windowCounts, type Snapshot } from './analysis.ts';
+import { decideRelease, type ReleaseDecision, type VersionState } from './progress.ts';
+
+const SCRAPE_TIMEOUT_MS = 2_000;
+
+/** An analysis window in progress: what the agents had counted when it opened. */
+interface OpenWindow {
+  canary: string;
+  step: number;
+  startedAt: Date;
+  baseline: Snapshot;
+}
 
 export function releaseKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
@@ -36,7 +49,8 @@ function readyCondition(status: ReleaseStatus): ConditionInput {
 }
 
 export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMetrics) {
-  const { caches, applier, events, logger } = ctx;
+  const { caches, applier, events, logger, config } = ctx;
+  const windows = new Map<string, OpenWindow>();
 
   function versionsOf(namespace: string): Map<string, VersionState & { readyReplicas: number }> {
     return new Map(
@@ -69,10 +83,82 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
       .slice(0, 64);
   }
 
+  /** The application's LoadBalancers, each with the instances that report. */
+  function servingInstances(namespace: string): { instance: string; address: string }[] {
+    const application = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
+    const app = application ? caches.applications.get(application) : undefined;
+    if (!app) return [];
+    return [...new Set(claimsOf(app).map((claim) => claim.loadBalancer))].flatMap((name) => {
+      const lb = caches.loadBalancers.get(name);
+      if (!lb) return [];
+      return caches.pods
+        .list(lb.spec.namespace)
+        .filter((pod) => pod.metadata?.labels?.[LABELS.loadBalancer] === name && !pod.metadata.deletionTimestamp && pod.status?.podIP)
+        .map((pod) => ({ instance: `${name}/${pod.metadata!.name}`, address: `${pod.status!.podIP}:${config.loadBalancers.agentPort}` }));
+    });
+  }
+
+  /** What every instance's agent counted so far for the application's backends; an instance that does not answer is left out. */
+  async function snapshot(namespace: string, application: string): Promise<Snapshot> {
+    const read = await Promise.all(
+      servingInstances(namespace).map(async ({ instance, address }) => {
+        try {
+          const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
+          if (!response.ok) throw new Error(`HTTP ${response.status}`);
+          return [instance, parseCounterExposition(await response.text(), (backend) => backend.startsWith(`${application}.`))] as const;
+        } catch (error) {
+          logger.warn({ instance, address, err: errorMessage(error) }, 'cannot read the request counters of a load-balancer instance');
+          return undefined;
+        }
+      }),
+    );
+    return new Map(read.filter((entry) => entry !== undefined));
+  }
+
+  /**
+   * Runs the analysis step the decision is at: opens a window, or closes one whose
+   * interval passed and decides again with its measurement.
+   */
+  async function analyse(key: string, release: Release, decision: ReleaseDecision, versions: Map<string, VersionState>): Promise<ReleaseDecision> {
+    const analysing = decision.analysing;
+    const canary = decision.status.canary;
+    const stable = decision.status.stable;
+    const application = caches.namespaces.get(release.metadata.namespace!)?.metadata?.labels?.[LABELS.application];
+    if (!analysing || !canary || !stable || !application) {
+      windows.delete(key);
+      return decision;
+    }
+    const analysis = release.spec.steps[analysing.step]!.analysis!;
+    const now = new Date();
+    const open = windows.get(key);
+    if (!open || open.canary !== canary || open.step !== analysing.step || open.startedAt < analysing.since) {
+      windows.set(key, { canary, step: analysing.step, startedAt: now, baseline: await snapshot(release.metadata.namespace!, application) });
+      return { ...decision, requeueAfterMs: analysis.intervalSeconds * 1000 };
+    }
+    const left = open.startedAt.getTime() + analysis.intervalSeconds * 1000 - now.getTime();
+    if (left > 0) return { ...decision, requeueAfterMs: left };
+    const after = await snapshot(release.metadata.namespace!, application);
+    windows.set(key, { canary, step: analysing.step, startedAt: now, baseline: after });
+    const measurement = judgeWindow(analysis, {
+      step: analysing.step,
+      startedAt: open.startedAt,
+      finishedAt: now,
+      canary,
+      canaryCounts: windowCounts(open.baseline, after, canary),
+      stableCounts: windowCounts(open.baseline, after, stable),
+    });
+    logger.info({ release: key, phase: measurement.phase, message: measurement.message }, 'analysis window closed');
+    const next = decideRelease(release, { versions, now, measurement });
+    return next.analysing ? { ...next, requeueAfterMs: analysis.intervalSeconds * 1000 } : next;
+  }
+
   return async function reconcileRelease(key: string): Promise<ReconcileResult | void> {
     const [namespace, name] = key.split('/') as [string, string];
     const release = caches.releases.get(name, namespace);
-    if (!release || release.metadata.deletionTimestamp) return;
+    if (!release || release.metadata.deletionTimestamp) {
+      windows.delete(key);
+      return;
+    }
 
     const governing = governingRelease(caches.releases.list(namespace));
     if (governing && governing.metadata.name !== name) {
@@ -86,7 +172,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     }
 
     const versions = versionsOf(namespace);
-    const decision = decideRelease(release, { versions, now: new Date() });
+    const decision = await analyse(key, release, decideRelease(release, { versions, now: new Date() }), versions);
     const status: ReleaseStatus = {
       ...decision.status,
       actualWeights: actualWeights(namespace, decision.status.weights ?? [], versions),

@@ -47,6 +47,8 @@ local function build(decoded)
                 port = endpoint.port,
                 peer = peer,
                 cookie = ngx.md5(peer):sub(1, 16),
+                -- The Version the request is counted under (berth.counters).
+                group = group.name or "",
             }
         end
         local weight = group.weight or #endpoints
@@ -196,7 +198,7 @@ function M.access()
         ngx.say("no endpoints available")
         return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
     end
-    local ctx = { backend = backend }
+    local ctx = { backend = backend, name = name }
     if backend.sticky_cookie then
         ctx.first = sticky_endpoint(backend)
     end

@@ -1,0 +1,108 @@
+-- Requests, 5xx answers and latency per backend and Version (the group of the peer that
+-- answered), counted in the log phase into the shared dict `berth_counters`, which every
+-- worker shares. The agent reads them from the control endpoint (GET /counters) and
+-- exports them; the release controller's analysis reads the agent. Counters only grow
+-- until the dict is wiped (restart): readers take differences and treat a drop as a reset.
+--
+--   <backend> TAB <version> TAB r      requests
+--   <backend> TAB <version> TAB e      5xx answers
+--   <backend> TAB <version> TAB s      sum of request times, in milliseconds
+--   <backend> TAB <version> TAB <i>    requests that took at most BOUNDS_MS[i] (and more than BOUNDS_MS[i - 1])
+local cjson = require("cjson.safe")
+
+local dict = ngx.shared.berth_counters
+if not dict then
+    error("berth: the config must declare `lua_shared_dict berth_counters <size>;`")
+end
+
+-- Latency bucket bounds in milliseconds, at most ~25% apart above 10 ms, so a p99
+-- interpolated inside a bucket is off by a few percent at most. The last is +Inf.
+local BOUNDS_MS = {
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30, 35, 40, 45, 50, 60, 70, 80, 90,
+    100, 120, 140, 160, 180, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 900,
+    1000, 1200, 1400, 1600, 1800, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 6000, 7000, 8000, 9000,
+    10000, 15000, 20000, 30000, 60000, 120000,
+}
+local OVERFLOW = #BOUNDS_MS + 1
+
+local M = {}
+
+local function bucket(ms)
+    local low, high = 1, #BOUNDS_MS
+    if ms > BOUNDS_MS[high] then
+        return OVERFLOW
+    end
+    while low < high do
+        local middle = math.floor((low + high) / 2)
+        if ms <= BOUNDS_MS[middle] then
+            high = middle
+        else
+            low = middle + 1
+        end
+    end
+    return low
+end
+
+local function add(key, value)
+    local _, err, forcible = dict:incr(key, value, 0)
+    if err then
+        ngx.log(ngx.ERR, "berth: counter ", key, ": ", err)
+    elseif forcible then
+        ngx.log(ngx.WARN, "berth: berth_counters is full; older counters were evicted")
+    end
+end
+
+-- log_by_lua: counts the request under the Version of the last peer tried.
+function M.log()
+    local ctx = ngx.ctx.berth
+    local last = ctx and ctx.last
+    if not last then
+        return
+    end
+    local prefix = ctx.name .. "\t" .. last.group .. "\t"
+    local ms = (ngx.now() - ngx.req.start_time()) * 1000
+    add(prefix .. "r", 1)
+    if ngx.status >= 500 then
+        add(prefix .. "e", 1)
+    end
+    add(prefix .. "s", ms)
+    add(prefix .. bucket(ms), 1)
+end
+
+-- GET /counters on the control endpoint: every counter, grouped per backend and Version.
+function M.dump()
+    local series = {}
+    local index = {}
+    for _, key in ipairs(dict:get_keys(0)) do
+        local backend, version, field = key:match("^([^\t]*)\t([^\t]*)\t(.+)$")
+        if backend then
+            local id = backend .. "\t" .. version
+            local entry = index[id]
+            if not entry then
+                entry = { backend = backend, version = version, requests = 0, errors = 0, sumMs = 0, buckets = {} }
+                for i = 1, OVERFLOW do
+                    entry.buckets[i] = 0
+                end
+                index[id] = entry
+                series[#series + 1] = entry
+            end
+            local value = dict:get(key) or 0
+            if field == "r" then
+                entry.requests = value
+            elseif field == "e" then
+                entry.errors = value
+            elseif field == "s" then
+                entry.sumMs = value
+            else
+                local i = tonumber(field)
+                if i and entry.buckets[i] then
+                    entry.buckets[i] = value
+                end
+            end
+        end
+    end
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode({ boundsMs = BOUNDS_MS, series = series }))
+end
+
+return M
