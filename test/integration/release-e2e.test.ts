@@ -21,7 +21,10 @@ let operator: OperatorProcess;
 let agent: BerthProcess | undefined;
 let follower: PodFollower;
 let prefix: string | undefined;
-const ports = { http: 0, https: 0, control: 0 };
+const ports = { http: 0, https: 0, control: 0, agent: 0 };
+let failing: PodFollower;
+/** Share of requests the stand-ins of Version `bad` answer with 503, changed by the tests. */
+let badErrorRate = 0;
 const lb = `rel-${Date.now().toString(36)}`;
 afterAll(async () => {
   await berth.deleteLoadBalancer(lb);
@@ -45,7 +48,8 @@ beforeAll(async () => {
     identity: 'release-e2e',
     configFile: operatorConfigFile({
       leaderElection: { leaseName: 'berth-release-e2e' },
-      loadBalancers: { httpPort: ports.http, httpsPort: ports.https, controlPort: ports.control },
+      // The release analysis reads the agent's /metrics on the LoadBalancer pod's IP.
+      loadBalancers: { httpPort: ports.http, httpsPort: ports.https, controlPort: ports.control, agentPort: ports.agent },
     }),
   });
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 2 } });
@@ -56,7 +60,15 @@ beforeAll(async () => {
   // A CPU quota lets a test make a Version that never gets Ready: its pods do not fit.
   await berth.createApplication(app, { environment: 'testing', quota: { cpu: '8' }, ports: [{ name: 'http', port: APP_PORT }], routes: [{ host: host(), loadBalancer: lb }] });
   await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${app}` })).items.length === 1, { description: `namespace ${app}` });
-  follower = await followPods(app, `berth.dev/application=${app}`, APP_PORT);
+  follower = await followPods(app, `berth.dev/application=${app},berth.dev/version!=bad`, APP_PORT);
+  // Every other answer of Version `bad` counts; a share of them are 503s.
+  let answered = 0;
+  failing = await followPods(app, 'berth.dev/version=bad', APP_PORT, undefined, (_req, res) => {
+    answered += 1;
+    if (answered % 1000 >= badErrorRate * 1000) return false;
+    res.writeHead(503).end('failing on purpose');
+    return true;
+  });
   await berth.createVersion(app, 'v1', healthy('registry.example/web:1'));
   await berth.versionCondition(app, 'v1', 'Ready', 'True');
 
@@ -65,6 +77,8 @@ beforeAll(async () => {
   agent = await startBerthProcess(
     ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', lbPod, '--prefix', prefix, '--control-port', String(ports.control), '--manage-nginx'],
     'agent',
+    undefined,
+    ports.agent,
   );
   await waitFor(async () => (await fetch(`http://127.0.0.1:${agent!.port}/readyz`)).ok, { description: 'the agent to be ready' });
 }, 180_000);
@@ -72,6 +86,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.stop();
   await follower?.stop();
+  await failing?.stop();
   if (prefix) rmSync(prefix, { recursive: true, force: true });
 });
 
@@ -140,6 +155,58 @@ describe('a grey release', () => {
     expect((await versionsServing(20)).get('v1')).toBe(20);
     const aborted = await berth.releaseWhere(app, app, 'aborted at the deadline', (s) => s.reason === 'ProgressDeadlineExceeded', 40_000);
     expect(aborted.message).toBe('Aborted: serving v1; v4 was not Ready within 10s (spec.progressDeadlineSeconds)');
+  });
+
+  const analysed = (extra: Record<string, unknown> = {}) => ({
+    steps: [{ setWeight: 50 }, { analysis: { successRate: 95, p99Ms: 1000, intervalSeconds: 10, count: 1, minRequests: 40, ...extra } }],
+    abort: false,
+  });
+
+  it('aborts a Version that fails its analysis, and every later request reaches the stable Version', async () => {
+    badErrorRate = 0.2;
+    await berth.createVersion(app, 'bad', healthy('registry.example/web:bad'));
+    await berth.versionCondition(app, 'bad', 'Ready', 'True');
+    const load = startLoad(ports.http, host(), { concurrency: 2, maxMs: 90_000, maxRequests: 100_000, pauseMs: 10 });
+    // The balancer skips a peer for 10 s after 3 failures, so few attempts reach a failing Version: a low minRequests.
+    await berth.patchReleaseSpec(app, app, { version: 'bad', ...analysed({ minRequests: 10 }) });
+    const aborted = await berth.releaseWhere(app, app, 'aborted by analysis', (s) => s.reason === 'AnalysisFailed', 60_000);
+    const result = await load.stop();
+    expect(aborted.message).toMatch(/^Aborted: serving v1; bad failed analysis: success rate \d+(\.\d)?% < 95% over [\d,]+ requests$/);
+    const measured = aborted.measurements!.at(-1)!;
+    expect(measured.phase).toBe('Failed');
+    // The stand-ins answered 20% with 503; ejection after 3 failures shortens each run of attempts.
+    expect(measured.successRate!).toBeGreaterThan(50);
+    expect(measured.successRate!).toBeLessThan(95);
+    // nginx retried the failed attempts on other peers: no request failed the stable Version would have answered.
+    expect(result.failures).toEqual(new Map());
+    await waitFor(async () => (await versionsServing(40)).get('v1') === 40, { description: 'every request on v1' });
+    const events = await core.listNamespacedEvent({ namespace: app, fieldSelector: `involvedObject.kind=Release,involvedObject.name=${app},reason=AnalysisFailed` });
+    expect(events.items[0]?.type).toBe('Warning');
+  });
+
+  it('pauses, not aborts, when too few requests reach the new Version', async () => {
+    badErrorRate = 0;
+    await berth.patchReleaseSpec(app, app, { version: 'v1' });
+    await berth.releaseWhere(app, app, 'back on v1', (s) => s.phase === 'Promoted' && !s.canary);
+    await berth.patchReleaseSpec(app, app, { version: 'bad', ...analysed({ minRequests: 1000 }) });
+    const paused = await berth.releaseWhere(app, app, 'inconclusive', (s) => s.reason === 'InconclusiveAnalysis', 40_000);
+    expect(paused.phase).toBe('Paused');
+    expect(paused.message).toMatch(/^Paused at step 2 of 2: analysis inconclusive: only \d+ requests? to bad in 1\ds, fewer than minRequests 1000; still measuring$/);
+  });
+
+  it('promotes a healthy Version that passes its analysis', async () => {
+    const load = startLoad(ports.http, host(), { concurrency: 2, maxMs: 90_000, maxRequests: 100_000, pauseMs: 10 });
+    await berth.patchReleaseSpec(app, app, { version: 'bad', ...analysed({ minRequests: 40 }) });
+    const promoted = await berth.releaseWhere(app, app, 'promoted after analysis', (s) => s.phase === 'Promoted' && s.stable === 'bad', 60_000);
+    const result = await load.stop();
+    expect(result.failures).toEqual(new Map());
+    const passed = promoted.measurements!.filter((m) => m.phase === 'Successful');
+    expect(passed.at(-1)!.message).toMatch(/^success rate 100% ≥ 95%, p99 \d+ ms ≤ 1000 ms over [\d,]+ requests$/);
+    // The agent exports the counters under their documented names.
+    expect(await agent!.metric('berth_upstream_requests_total', { backend: `${app}.http`, version: 'bad' })).toBeGreaterThan(0);
+    // Back to v1 for the tests that follow.
+    await berth.patchReleaseSpec(app, app, { version: 'v1' });
+    await berth.releaseWhere(app, app, 'rolled back to v1', (s) => s.stable === 'v1');
   });
 
   it('reports per load-balancer instance the split it applies', async () => {

@@ -12,9 +12,16 @@ export interface PodFollower {
  * Plays the containers of matching pods: as soon as kwok gives a pod an IP, an HTTP
  * server answers on that IP and port with the pod's identity; when the pod object is
  * gone, its server stops. A pod that is merely terminating keeps serving, as a real
- * one does while its preStop drain runs.
+ * one does while its preStop drain runs. `handler` may answer a request instead (e.g.
+ * with a 5xx), as in startPodServer.
  */
-export async function followPods(namespace: string | undefined, labelSelector: string, port: number, kc?: KubeConfig): Promise<PodFollower> {
+export async function followPods(
+  namespace: string | undefined,
+  labelSelector: string,
+  port: number,
+  kc?: KubeConfig,
+  handler?: Parameters<typeof startPodServer>[3],
+): Promise<PodFollower> {
   const { core, kc: config } = clients(kc);
   const servers = new Map<string, PodServer>();
   const podKey = (pod: V1Pod) => (namespace ? pod.metadata!.name! : `${pod.metadata!.namespace}/${pod.metadata!.name}`);
@@ -32,7 +39,7 @@ export async function followPods(namespace: string | undefined, labelSelector: s
     const identity = { pod: pod.metadata!.name!, version: pod.metadata?.labels?.['berth.dev/version'] ?? '' };
     starting.set(
       name,
-      startPodServer(ip, port, identity)
+      startPodServer(ip, port, identity, handler)
         .then((server) => void servers.set(name, server))
         // The IP may still be bound by a pod that is going away; the next event retries.
         .catch(() => undefined)

@@ -6,6 +6,7 @@
 local ngx_balancer = require("ngx.balancer")
 local cjson = require("cjson.safe")
 local store = require("berth.store")
+local counters = require("berth.counters")
 
 -- nginx's max_fails/fail_timeout do not apply to peers chosen in Lua, so the same rule
 -- lives here: MAX_FAILS failures within FAIL_TIMEOUT seconds skip a peer for
@@ -217,6 +218,7 @@ function M.balance()
     if ctx.tried then
         if ngx_balancer.get_last_failure() then
             record_failure(ctx.last.peer, now)
+            counters.failed_attempt(ctx)
         end
         endpoint = pick(backend, now, ctx.tried) or pick(backend, nil, ctx.tried)
     else

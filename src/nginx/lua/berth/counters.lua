@@ -4,7 +4,7 @@
 -- exports them; the release controller's analysis reads the agent. Counters only grow
 -- until the dict is wiped (restart): readers take differences and treat a drop as a reset.
 --
---   <backend> TAB <version> TAB r      requests
+--   <backend> TAB <version> TAB r      attempts (a request retried on another peer counts once per peer)
 --   <backend> TAB <version> TAB e      5xx answers
 --   <backend> TAB <version> TAB s      sum of request times, in milliseconds
 --   <backend> TAB <version> TAB <i>    requests that took at most BOUNDS_MS[i] (and more than BOUNDS_MS[i - 1])
@@ -52,21 +52,30 @@ local function add(key, value)
     end
 end
 
--- log_by_lua: counts the request under the Version of the last peer tried.
-function M.log()
-    local ctx = ngx.ctx.berth
-    local last = ctx and ctx.last
-    if not last then
-        return
-    end
-    local prefix = ctx.name .. "\t" .. last.group .. "\t"
+local function count(backend, version, failed)
+    local prefix = backend .. "\t" .. version .. "\t"
     local ms = (ngx.now() - ngx.req.start_time()) * 1000
     add(prefix .. "r", 1)
-    if ngx.status >= 500 then
+    if failed then
         add(prefix .. "e", 1)
     end
     add(prefix .. "s", ms)
     add(prefix .. bucket(ms), 1)
+end
+
+-- balancer_by_lua, before a retry: the attempt that failed (error, timeout, 502, 503 or
+-- 504) counts as a 5xx of its Version, though the client may get another peer's answer.
+function M.failed_attempt(ctx)
+    count(ctx.name, ctx.last.group, true)
+end
+
+-- log_by_lua: counts the last attempt under the Version of its peer. Attempts, not
+-- requests, are counted, so a Version whose failures other peers hide still shows them.
+function M.log()
+    local ctx = ngx.ctx.berth
+    if ctx and ctx.last then
+        count(ctx.name, ctx.last.group, ngx.status >= 500)
+    end
 end
 
 -- GET /counters on the control endpoint: every counter, grouped per backend and Version.
