@@ -61,11 +61,11 @@ beforeAll(async () => {
   await berth.createApplication(app, { environment: 'testing', quota: { cpu: '8' }, ports: [{ name: 'http', port: APP_PORT }], routes: [{ host: host(), loadBalancer: lb }] });
   await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${app}` })).items.length === 1, { description: `namespace ${app}` });
   follower = await followPods(app, `berth.dev/application=${app},berth.dev/version!=bad`, APP_PORT);
-  // Every other answer of Version `bad` counts; a share of them are 503s.
+  // Version `bad` answers badErrorRate of its requests with 503, spread evenly (every 5th at 20%).
   let answered = 0;
   failing = await followPods(app, 'berth.dev/version=bad', APP_PORT, undefined, (_req, res) => {
     answered += 1;
-    if (answered % 1000 >= badErrorRate * 1000) return false;
+    if (Math.floor(answered * badErrorRate) === Math.floor((answered - 1) * badErrorRate)) return false;
     res.writeHead(503).end('failing on purpose');
     return true;
   });
