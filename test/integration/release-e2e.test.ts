@@ -6,7 +6,7 @@ import { berthClient, testApplicationName } from '../support/berth.ts';
 import { sample, startLoad } from '../support/http-load.ts';
 import { clients, testNamespace } from '../support/kube.ts';
 import { kubectl } from '../support/manifests.ts';
-import { followPods, type PodFollower } from '../support/pod-follower.ts';
+import { failingAt, followPods, type PodFollower } from '../support/pod-follower.ts';
 import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess, type OperatorProcess } from '../support/operator-process.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -22,7 +22,6 @@ let agent: BerthProcess | undefined;
 let follower: PodFollower;
 let prefix: string | undefined;
 const ports = { http: 0, https: 0, control: 0, agent: 0 };
-let failing: PodFollower;
 /** Share of requests the stand-ins of Version `bad` answer with 503, changed by the tests. */
 let badErrorRate = 0;
 const lb = `rel-${Date.now().toString(36)}`;
@@ -60,15 +59,10 @@ beforeAll(async () => {
   // A CPU quota lets a test make a Version that never gets Ready: its pods do not fit.
   await berth.createApplication(app, { environment: 'testing', quota: { cpu: '8' }, ports: [{ name: 'http', port: APP_PORT }], routes: [{ host: host(), loadBalancer: lb }] });
   await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${app}` })).items.length === 1, { description: `namespace ${app}` });
-  follower = await followPods(app, `berth.dev/application=${app},berth.dev/version!=bad`, APP_PORT);
-  // Version `bad` answers badErrorRate of its requests with 503, spread evenly (every 5th at 20%).
-  let answered = 0;
-  failing = await followPods(app, 'berth.dev/version=bad', APP_PORT, undefined, (_req, res) => {
-    answered += 1;
-    if (Math.floor(answered * badErrorRate) === Math.floor((answered - 1) * badErrorRate)) return false;
-    res.writeHead(503).end('failing on purpose');
-    return true;
-  });
+  // Version `bad` answers badErrorRate of its requests with 503.
+  follower = await followPods(app, `berth.dev/application=${app}`, APP_PORT, undefined, (pod) =>
+    pod.metadata?.labels?.['berth.dev/version'] === 'bad' ? failingAt(() => badErrorRate) : undefined,
+  );
   await berth.createVersion(app, 'v1', healthy('registry.example/web:1'));
   await berth.versionCondition(app, 'v1', 'Ready', 'True');
 
@@ -86,7 +80,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.stop();
   await follower?.stop();
-  await failing?.stop();
   if (prefix) rmSync(prefix, { recursive: true, force: true });
 });
 
