@@ -278,6 +278,7 @@ function M.init_worker()
     if not ok then
         ngx.log(ngx.ERR, "berth: cannot start the pruning timer: ", err)
     end
+    counters.init_worker()
 end
 
 return M

@@ -1,8 +1,9 @@
 -- Requests, 5xx answers and latency per backend and Version (the group of the peer that
--- answered), counted in the log phase into the shared dict `berth_counters`, which every
--- worker shares. The agent reads them from the control endpoint (GET /counters) and
--- exports them; the release controller's analysis reads the agent. Counters only grow
--- until the dict is wiped (restart): readers take differences and treat a drop as a reset.
+-- answered), counted in the log phase and added every second into the shared dict
+-- `berth_counters`, which every worker shares. The agent reads them from the control
+-- endpoint (GET /counters) and exports them; the release controller's analysis reads the
+-- agent. Counters only grow until the dict is wiped (restart): readers take differences
+-- and treat a drop as a reset.
 --
 --   <backend> TAB <version> TAB r      attempts (a request retried on another peer counts once per peer)
 --   <backend> TAB <version> TAB e      5xx answers
@@ -52,15 +53,50 @@ local function add(key, value)
     end
 end
 
-local function count(backend, version, failed)
-    local prefix = backend .. "\t" .. version .. "\t"
-    local ms = (ngx.now() - ngx.req.start_time()) * 1000
-    add(prefix .. "r", 1)
-    if failed then
-        add(prefix .. "e", 1)
+-- Each worker counts in its own table and adds it to the shared dict every
+-- FLUSH_SECONDS: a request then costs a few table updates instead of locked dict writes.
+-- Readers see counts at most that much late.
+local FLUSH_SECONDS = 1
+-- backend -> version -> { r = attempts, e = 5xx, s = sum of ms, b = { [bucket] = count } }
+local pending = {}
+
+local function flush()
+    local counted = pending
+    pending = {}
+    for backend, versions in pairs(counted) do
+        for version, entry in pairs(versions) do
+            local prefix = backend .. "\t" .. version .. "\t"
+            add(prefix .. "r", entry.r)
+            if entry.e > 0 then
+                add(prefix .. "e", entry.e)
+            end
+            add(prefix .. "s", entry.s)
+            for i, n in pairs(entry.b) do
+                add(prefix .. i, n)
+            end
+        end
     end
-    add(prefix .. "s", ms)
-    add(prefix .. bucket(ms), 1)
+end
+
+local function count(backend, version, failed)
+    local versions = pending[backend]
+    if not versions then
+        versions = {}
+        pending[backend] = versions
+    end
+    local entry = versions[version]
+    if not entry then
+        entry = { r = 0, e = 0, s = 0, b = {} }
+        versions[version] = entry
+    end
+    local ms = (ngx.now() - ngx.req.start_time()) * 1000
+    local i = bucket(ms)
+    entry.r = entry.r + 1
+    if failed then
+        entry.e = entry.e + 1
+    end
+    entry.s = entry.s + ms
+    entry.b[i] = (entry.b[i] or 0) + 1
 end
 
 -- balancer_by_lua, before a retry: the attempt that failed (error, timeout, 502, 503 or
@@ -75,6 +111,15 @@ function M.log()
     local ctx = ngx.ctx.berth
     if ctx and ctx.last then
         count(ctx.name, ctx.last.group, ngx.status >= 500)
+    end
+end
+
+-- From init_worker: flushes every FLUSH_SECONDS, and once more when the worker exits
+-- (a reload), so its last counts are not lost.
+function M.init_worker()
+    local ok, err = ngx.timer.every(FLUSH_SECONDS, flush)
+    if not ok then
+        ngx.log(ngx.ERR, "berth: cannot start the counter flush timer: ", err)
     end
 end
 
