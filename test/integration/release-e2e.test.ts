@@ -52,13 +52,9 @@ beforeAll(async () => {
     }),
   });
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 2 } });
-  const lbPod = await waitFor(
-    async () => (await core.listNamespacedPod({ namespace: lbNamespace, labelSelector: `berth.dev/loadbalancer=${lb}` })).items[0]?.metadata?.name,
-    { description: 'the LoadBalancer pod' },
-  );
+  const lbPod = await berth.loadBalancerPod(lb, lbNamespace);
   // A CPU quota lets a test make a Version that never gets Ready: its pods do not fit.
-  await berth.createApplication(app, { environment: 'testing', quota: { cpu: '8' }, ports: [{ name: 'http', port: APP_PORT }], routes: [{ host: host(), loadBalancer: lb }] });
-  await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${app}` })).items.length === 1, { description: `namespace ${app}` });
+  await berth.createApplicationWithNamespace(app, { environment: 'testing', quota: { cpu: '8' }, ports: [{ name: 'http', port: APP_PORT }], routes: [{ host: host(), loadBalancer: lb }] });
   // Version `bad` answers badErrorRate of its requests with 503.
   follower = await followPods(app, `berth.dev/application=${app}`, APP_PORT, undefined, (pod) =>
     pod.metadata?.labels?.['berth.dev/version'] === 'bad' ? failingAt(() => badErrorRate) : undefined,

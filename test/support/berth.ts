@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll } from 'vitest';
 import type { Application } from '../../src/api/application.ts';
 import type { LoadBalancer } from '../../src/api/loadbalancer.ts';
@@ -15,6 +15,7 @@ const version = 'v1alpha1';
 /** Typed access to Berth's custom resources for tests. */
 export function berthClient(kc: KubeConfig = testKubeConfig()) {
   const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
   const client = {
     async createApplication(name: string, spec: Record<string, unknown>): Promise<Application> {
       return (await custom.createClusterCustomObject({
@@ -115,6 +116,18 @@ export function berthClient(kc: KubeConfig = testKubeConfig()) {
         throw new Error(`${error.message}
 last status: ${JSON.stringify(last)}`);
       });
+    },
+    /** Creates an Application and waits until the operator made its namespace. */
+    async createApplicationWithNamespace(name: string, spec: Record<string, unknown>): Promise<void> {
+      await client.createApplication(name, spec);
+      await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${name}` })).items.length === 1, { description: `namespace ${name}` });
+    },
+    /** The name of a pod of the LoadBalancer's Deployment, once there is one. */
+    async loadBalancerPod(name: string, namespace: string): Promise<string> {
+      return waitFor(
+        async () => (await core.listNamespacedPod({ namespace, labelSelector: `berth.dev/loadbalancer=${name}` })).items[0]?.metadata?.name,
+        { description: `a pod of LoadBalancer ${name}` },
+      );
     },
     async createLoadBalancer(name: string, spec: Record<string, unknown>): Promise<LoadBalancer> {
       return (await custom.createClusterCustomObject({
