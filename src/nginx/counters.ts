@@ -74,7 +74,7 @@ export function counterFamilies(dump: CounterDump): MetricFamily[] {
     },
     {
       name: COUNTER_METRICS.duration,
-      help: 'Time from the first byte of the request to the end of the answer, by backend and Version.',
+      help: 'Time of each attempt, from choosing the peer to the end of its answer, by backend and Version.',
       type: 'histogram',
       values: duration,
     },

@@ -239,6 +239,8 @@ function M.balance()
     end
     ctx.tried[endpoint.peer] = true
     ctx.last = endpoint
+    -- When this attempt started: berth.counters times each attempt on its own.
+    ctx.attempt_started = now
     local ok, err = ngx_balancer.set_current_peer(endpoint.host, endpoint.port)
     if not ok then
         ngx.log(ngx.ERR, "berth: set_current_peer ", endpoint.peer, ": ", err)

@@ -7,8 +7,8 @@
 --
 --   <backend> TAB <version> TAB r      attempts (a request retried on another peer counts once per peer)
 --   <backend> TAB <version> TAB e      5xx answers
---   <backend> TAB <version> TAB s      sum of request times, in milliseconds
---   <backend> TAB <version> TAB <i>    requests that took at most BOUNDS_MS[i] (and more than BOUNDS_MS[i - 1])
+--   <backend> TAB <version> TAB s      sum of attempt times (from choosing the peer to the end), in milliseconds
+--   <backend> TAB <version> TAB <i>    attempts that took at most BOUNDS_MS[i] (and more than BOUNDS_MS[i - 1])
 local cjson = require("cjson.safe")
 
 local dict = ngx.shared.berth_counters
@@ -78,7 +78,8 @@ local function flush()
     end
 end
 
-local function count(backend, version, failed)
+local function count(ctx, failed)
+    local backend, version = ctx.name, ctx.last.group
     local versions = pending[backend]
     if not versions then
         versions = {}
@@ -89,7 +90,8 @@ local function count(backend, version, failed)
         entry = { r = 0, e = 0, s = 0, b = {} }
         versions[version] = entry
     end
-    local ms = (ngx.now() - ngx.req.start_time()) * 1000
+    -- nginx's cached clock, as of the event that finished the attempt: no system call.
+    local ms = (ngx.now() - ctx.attempt_started) * 1000
     local i = bucket(ms)
     entry.r = entry.r + 1
     if failed then
@@ -102,7 +104,7 @@ end
 -- balancer_by_lua, before a retry: the attempt that failed (error, timeout, 502, 503 or
 -- 504) counts as a 5xx of its Version, though the client may get another peer's answer.
 function M.failed_attempt(ctx)
-    count(ctx.name, ctx.last.group, true)
+    count(ctx, true)
 end
 
 -- log_by_lua: counts the last attempt under the Version of its peer. Attempts, not
@@ -110,7 +112,7 @@ end
 function M.log()
     local ctx = ngx.ctx.berth
     if ctx and ctx.last then
-        count(ctx.name, ctx.last.group, ngx.status >= 500)
+        count(ctx, ngx.status >= 500)
     end
 end
 
