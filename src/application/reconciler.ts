@@ -146,7 +146,8 @@ export function createApplicationReconciler(ctx: OperatorContext) {
         weight: weight ?? versions.find((v) => v.name === version)!.readyReplicas,
       })),
     });
-    let conditions = withReady.conditions;
+    // The split moved to the namespace's Release: a TrafficAssigned from before says nothing now.
+    let conditions = (withReady.conditions ?? []).filter((c) => c.type !== 'TrafficAssigned');
     for (const reportedCondition of reported) conditions = setCondition(conditions, reportedCondition, app.metadata.generation);
     await writeStatus(app, { ...withReady, conditions });
   };
