@@ -13,6 +13,7 @@
 // connections) drives each side in turn, round after round, so both see the same machine.
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { CONTROL_SOCKET } from '../src/nginx/model.ts';
 import { renderNginxConfig } from '../src/nginx/render.ts';
 import { startNginx, type Nginx } from '../test/support/nginx.ts';
 import { freePort } from '../test/support/operator-process.ts';
@@ -69,11 +70,10 @@ function runWrk(port: number): Sample {
   };
 }
 
-const [endpointA, endpointB, balancedPort, staticPort, uncountedPort, controlPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+const [endpointA, endpointB, balancedPort, staticPort, uncountedPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
 const started: Nginx[] = [];
 try {
   const endpoints = await startNginx({
-    controlPort: endpointA,
     config: `worker_processes 1;
 pid logs/nginx.pid;
 error_log logs/error.log warn;
@@ -86,6 +86,11 @@ http {
         listen 127.0.0.1:${endpointB};
         location / { return 200 "ok\\n"; }
     }
+    # What startNginx waits for.
+    server {
+        listen unix:${CONTROL_SOCKET};
+        location = /healthz { return 200 "ok"; }
+    }
 }
 `,
   });
@@ -93,7 +98,7 @@ http {
 
   const model = {
     settings: { workerProcesses: 1 },
-    ports: { http: balancedPort, control: controlPort },
+    ports: { http: balancedPort },
     servers: [{ host: HOST, locations: [{ pathPrefix: '/', backend: BACKEND }] }],
     backends: [{ name: BACKEND, groups: [{ name: 'v1', service: { namespace: 'bench', name: 'bench-v1', port: 'http' }, weight: 100 }] }],
   };
@@ -129,7 +134,7 @@ ${uncountedLocation}
 `;
   const config = rendered.replace(/\n}\n$/, `\n${baseline}`);
   if (config === rendered) throw new Error('the rendered config does not end with its http block');
-  const proxy = await startNginx({ config, controlPort });
+  const proxy = await startNginx({ config });
   started.push(proxy);
   const pushed = await proxy.putBackends({
     backends: [{ name: BACKEND, groups: [{ name: 'v1', endpoints: [endpointA, endpointB].map((port) => ({ address: '127.0.0.1', port })) }] }],

@@ -88,7 +88,7 @@ async function scale(replicas: number): Promise<void> {
   await berth.patchVersionSpec(app, 'v1', { ...current.spec, replicas });
 }
 
-const ports = { http: 0, control: 0 };
+const ports = { http: 0 };
 let agent: BerthProcess | undefined;
 let follower: PodFollower | undefined;
 const prefix = mkdtempSync(join(tmpdir(), 'berth-bench-lb-'));
@@ -98,12 +98,11 @@ chmodSync(prefix, 0o755);
 async function main(): Promise<void> {
   await setUpCluster();
   ports.http = await freePort();
-  ports.control = await freePort();
   const operator = await startOperatorProcess({
     identity: `bench-${run}`,
     configFile: operatorConfigFile({
       leaderElection: { leaseName: `berth-bench-${run}` },
-      loadBalancers: { httpPort: ports.http, controlPort: ports.control },
+      loadBalancers: { httpPort: ports.http },
     }),
   });
   let readiness: { start(): Promise<void>; stop(): Promise<void> } | undefined;
@@ -119,7 +118,7 @@ async function main(): Promise<void> {
     await berth.versionCondition(app, 'v1', 'Ready', 'True');
 
     agent = await startBerthProcess(
-      ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', lbPod, '--prefix', prefix, '--control-port', String(ports.control), '--manage-nginx'],
+      ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', lbPod, '--prefix', prefix, '--manage-nginx'],
       'agent',
     );
     await waitFor(async () => (await fetch(`http://127.0.0.1:${agent!.port}/readyz`)).ok, { description: 'the agent to be ready' });

@@ -24,7 +24,7 @@ const BASELINE = 100;
 const SIZES = [BASELINE, 1_000, 5_000];
 
 function model(domains: number): NginxModel {
-  const m: NginxModel = { ports: { http: 80, https: 443, control: 10246 }, servers: [], backends: [] };
+  const m: NginxModel = { ports: { http: 80, https: 443 }, servers: [], backends: [] };
   for (let i = 0; i < domains; i++) {
     const app = `app-${i}`;
     const backend = `${app}.http`;

@@ -9,10 +9,13 @@ cd "$REPO_ROOT"
 
 in_cluster() { "$HACK_DIR/cluster.sh" exec "$@"; }
 
-log "installing CRDs, Berth's ClusterRoles and the berth-system namespace"
-in_cluster kubectl apply --server-side --field-manager=berth-dev -f crds/ -f config/rbac/ >/dev/null
+log "installing CRDs, Berth's ClusterRoles and admission policies, the berth-system and berth-loadbalancers namespaces"
+# The tests apply the same files under a field manager of their own.
+in_cluster kubectl apply --server-side --force-conflicts --field-manager=berth-dev -f crds/ -f config/rbac/ -f config/admission/ >/dev/null
 in_cluster kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
-in_cluster kubectl create namespace berth-system --dry-run=client -o yaml | in_cluster kubectl apply --server-side --field-manager=berth-dev -f - >/dev/null
+for namespace in berth-system berth-loadbalancers; do
+  in_cluster kubectl create namespace "$namespace" --dry-run=client -o yaml | in_cluster kubectl apply --server-side --field-manager=berth-dev -f - >/dev/null
+done
 
 HTTP_PORT=${BERTH_DEV_HTTP_PORT:-8081}
 LB_PREFIX="$REPO_ROOT/.cluster/lb-public"
@@ -20,7 +23,10 @@ LB_PREFIX="$REPO_ROOT/.cluster/lb-public"
 # on their pod IPs; a wildcard listen on 8080 would collide, so nginx takes 8000.
 NGINX_PORT=8000
 DEV_CONFIG="$REPO_ROOT/.cluster/operator-config.yaml"
-sed "s/^  httpPort: 8080$/  httpPort: $NGINX_PORT/" config/operator/config.yaml >"$DEV_CONFIG"
+# The API server shares the operator's network here: the webhooks are reached at 127.0.0.1.
+sed -e "s/^  httpPort: 8080$/  httpPort: $NGINX_PORT/" -e "s/^  enabled: false$/  enabled: true/" config/operator/config.yaml >"$DEV_CONFIG"
+in_cluster node src/cli.ts webhooks --config "$DEV_CONFIG" --url https://127.0.0.1:9443 |
+  in_cluster kubectl apply --server-side --force-conflicts --field-manager=berth-dev -f - >/dev/null
 pids=()
 # A process and everything it started, children first gathered, so none is left behind.
 process_tree() {
@@ -66,14 +72,14 @@ in_cluster node hack/stand-in-pods.ts &
 pids+=($!)
 lb_pod=""
 until [[ -n $lb_pod ]]; do
-  lb_pod=$(in_cluster kubectl get pods -n berth-system -l berth.dev/loadbalancer=public -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
+  lb_pod=$(in_cluster kubectl get pods -n berth-loadbalancers -l berth.dev/loadbalancer=public -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
   sleep 0.5
 done
 mkdir -p "$LB_PREFIX"
 # nginx started as root runs its workers as nobody, who must be able to enter the prefix.
 chmod 755 "$LB_PREFIX"
-in_cluster node src/cli.ts agent --loadbalancer public --namespace berth-system --pod-name "$lb_pod" \
-  --prefix "$LB_PREFIX" --control-port 10246 --http-port 10254 --manage-nginx &
+in_cluster node src/cli.ts agent --loadbalancer public --namespace berth-loadbalancers --pod-name "$lb_pod" \
+  --prefix "$LB_PREFIX" --http-port 10254 --manage-nginx &
 pids+=($!)
 
 in_cluster kubectl wait --for=condition=Ready --timeout=120s -n shop versions.berth.dev/v1 >/dev/null

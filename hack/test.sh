@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: installs what is missing (Node, npm packages, the control
-# plane), brings up the local cluster unless one is running, type-checks, runs every test
+# plane), brings up the test cluster unless it is running, type-checks, runs every test
 # inside its network namespace, and stops the cluster again if it started it.
 #   hack/test.sh [vitest args...]     e.g. hack/test.sh --project unit
 set -euo pipefail
@@ -8,6 +8,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 started=$SECONDS
 
 install_prerequisites
+# A cluster of its own, so what `make dev` left on the development cluster (samples, a
+# running operator) never meets the tests, and both can run at once.
+export BERTH_NETNS=${BERTH_NETNS:-berth-test}
+export BERTH_CLUSTER_DIR=${BERTH_CLUSTER_DIR:-$REPO_ROOT/.cluster-test}
 use_local_cluster
 
 cd "$REPO_ROOT"

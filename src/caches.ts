@@ -1,9 +1,12 @@
 import {
   AppsV1Api,
+  AutoscalingV2Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesListObject,
+  type KubernetesObject,
+  RbacAuthorizationV1Api,
   type V1Deployment,
   type V1Namespace,
   type V1Pod,
@@ -22,6 +25,30 @@ const managed = `${LABELS.managedBy}=${MANAGED_BY}`;
 
 type Listed<T> = KubernetesListObject<T & { metadata?: { name?: string } }>;
 
+/**
+ * Informers of what the operator creates in application namespaces but otherwise never
+ * reads: their events only bring the owner back to the reconciler, which puts back what
+ * was changed or deleted by hand. (In load-balancer namespaces the operator may not watch
+ * cluster-wide; the periodic resync repairs what it writes there.)
+ */
+function createdKindCaches(kc: KubeConfig, log: Logger) {
+  const core = kc.makeApiClient(CoreV1Api);
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  const autoscaling = kc.makeApiClient(AutoscalingV2Api);
+  const watchCreated = (name: string, path: string, list: () => Promise<KubernetesListObject<KubernetesObject>>) =>
+    new Informer<KubernetesObject>(kc, { name, path, list, labelSelector: managed, ignoreStatus: true, logger: log });
+  return {
+    roleBindings: watchCreated('rolebindings', '/apis/rbac.authorization.k8s.io/v1/rolebindings', () =>
+      rbac.listRoleBindingForAllNamespaces({ labelSelector: managed }),
+    ),
+    resourceQuotas: watchCreated('resourcequotas', '/api/v1/resourcequotas', () => core.listResourceQuotaForAllNamespaces({ labelSelector: managed })),
+    limitRanges: watchCreated('limitranges', '/api/v1/limitranges', () => core.listLimitRangeForAllNamespaces({ labelSelector: managed })),
+    autoscalers: watchCreated('horizontalpodautoscalers', '/apis/autoscaling/v2/horizontalpodautoscalers', () =>
+      autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managed }),
+    ),
+  };
+}
+
 /** The informers the operator reads the cluster through: only what Berth manages. */
 export function createCaches(kc: KubeConfig, logger: Logger) {
   const core = kc.makeApiClient(CoreV1Api);
@@ -29,6 +56,7 @@ export function createCaches(kc: KubeConfig, logger: Logger) {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const log = logger.child({ component: 'informer' });
   return {
+    ...createdKindCaches(kc, log),
     applications: new Informer<Application & { metadata: { name: string } }>(kc, {
       name: 'applications',
       path: `/apis/${GROUP}/v1alpha1/applications`,

@@ -3,6 +3,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { webhookConfigurations } from './admission/webhooks.ts';
 import { startAgent } from './agent/agent.ts';
 import { renderCrdFiles } from './api/crd.ts';
 import { ConfigError, loadOperatorConfig } from './config.ts';
@@ -13,14 +15,19 @@ import { startOperator } from './operator.ts';
 const USAGE = `usage:
   berth operator [--config FILE] [--http-port PORT] [--identity NAME]
       Run the operator against the cluster of KUBECONFIG (or the in-cluster account).
-  berth agent --loadbalancer NAME --control-port PORT [--namespace NS] [--pod-name NAME]
+  berth agent --loadbalancer NAME [--namespace NS] [--pod-name NAME]
               [--prefix DIR] [--http-port PORT] [--manage-nginx] [--nginx BINARY]
               [--lua-dir DIR] [--njs-dir DIR] [--reload-timeout SECONDS]
       Run beside nginx in a load-balancer pod: apply the ConfigMap berth-lb-NAME, push
-      endpoints to nginx. --namespace and --pod-name default to $POD_NAMESPACE, $POD_NAME.
+      endpoints to nginx through the control socket in the prefix. --namespace and
+      --pod-name default to $POD_NAMESPACE, $POD_NAME.
   berth crds [--output DIR] [--check]
       Write the CustomResourceDefinitions generated from the API schemas (default: crds/);
-      --check only reports whether DIR is up to date.`;
+      --check only reports whether DIR is up to date.
+  berth webhooks [--config FILE] --url URL
+      Print the admission webhook configurations for an operator reached at URL (e.g.
+      https://127.0.0.1:9443 where the API server shares the operator's network, as in
+      make dev); the chart writes them with a Service instead.`;
 
 async function operator(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -67,7 +74,6 @@ async function agent(args: string[]): Promise<number> {
       namespace: { type: 'string', default: process.env.POD_NAMESPACE },
       'pod-name': { type: 'string', default: process.env.POD_NAME },
       prefix: { type: 'string', default: '/var/lib/berth' },
-      'control-port': { type: 'string' },
       'http-port': { type: 'string', default: '10254' },
       'manage-nginx': { type: 'boolean', default: false },
       nginx: { type: 'string', default: 'nginx' },
@@ -76,13 +82,11 @@ async function agent(args: string[]): Promise<number> {
       'reload-timeout': { type: 'string', default: '30' },
     },
   });
-  const controlPort = Number(values['control-port']);
   const httpPort = Number(values['http-port']);
   const reloadTimeout = Number(values['reload-timeout']);
   const problems = [
     ...(values.loadbalancer ? [] : ['--loadbalancer is required']),
     ...(values.namespace ? [] : ['--namespace (or $POD_NAMESPACE) is required']),
-    ...(Number.isInteger(controlPort) && controlPort > 0 && controlPort < 65536 ? [] : ['--control-port must be a port number']),
     ...(Number.isInteger(httpPort) && httpPort >= 0 && httpPort < 65536 ? [] : ['--http-port must be a port number']),
     ...(reloadTimeout > 0 ? [] : ['--reload-timeout must be a positive number of seconds']),
   ];
@@ -100,7 +104,6 @@ async function agent(args: string[]): Promise<number> {
     namespace: values.namespace,
     ...(values['pod-name'] ? { podName: values['pod-name'] } : {}),
     prefix: values.prefix,
-    controlPort,
     http: { host: '0.0.0.0', port: httpPort },
     manageNginx: values['manage-nginx'],
     nginxBinary: values.nginx,
@@ -146,6 +149,17 @@ function crds(args: string[]): number {
   return 0;
 }
 
+function webhooks(args: string[]): number {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, url: { type: 'string' } } });
+  if (!values.url) {
+    process.stderr.write(`berth webhooks: --url is required\n${USAGE}\n`);
+    return 2;
+  }
+  const { mutating, validating } = webhookConfigurations(loadOperatorConfig(values.config), { target: { url: values.url } });
+  process.stdout.write(`${stringify(mutating)}---\n${stringify(validating)}`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -155,6 +169,8 @@ async function main(argv: string[]): Promise<number> {
       return agent(rest);
     case 'crds':
       return crds(rest);
+    case 'webhooks':
+      return webhooks(rest);
     default:
       process.stderr.write(`${USAGE}\n`);
       return command === undefined || command === '--help' ? 0 : 2;

@@ -3,7 +3,7 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import type { Environment } from './api/application.ts';
 import { quantity } from './api/meta.ts';
-import { POD_PORTS } from './api/rules.ts';
+import { integer, POD_PORTS, UNPRIVILEGED_PORTS } from './api/rules.ts';
 import type { Tier } from './api/version.ts';
 
 interface EnvironmentPolicy {
@@ -58,6 +58,11 @@ const policyDefaults: { environments: Record<Environment, EnvironmentPolicy>; ti
 
 /** The operator's configuration file (a ConfigMap in a cluster): platform policy and runtime settings. */
 export const operatorConfig = z.strictObject({
+  namespace: z
+    .string()
+    .min(1)
+    .default('berth-system')
+    .describe('The namespace the operator runs in (the chart sets the release namespace). No LoadBalancer may place its pods there.'),
   environments: z
     .strictObject({
       production: environmentPolicy(policyDefaults.environments.production),
@@ -96,6 +101,41 @@ export const operatorConfig = z.strictObject({
     .strictObject({ host: z.string().default('0.0.0.0'), port: z.int().min(0).max(65535).default(8080) })
     .default({ host: '0.0.0.0', port: 8080 })
     .describe('Where /metrics, /healthz and /readyz are served.'),
+  admission: z
+    .strictObject({
+      enabled: z.boolean().default(false).describe('Serve the admission webhooks (every replica serves them, over TLS).'),
+      host: z.string().default('0.0.0.0'),
+      port: z.int().min(0).max(65535).default(9443).describe('HTTPS port of /mutate and /validate.'),
+      secretName: z
+        .string()
+        .min(1)
+        .default('berth-webhook-tls')
+        .describe('Secret in the operator\'s namespace holding the serving certificate (tls.crt, tls.key) and the CA bundle (ca.crt).'),
+      manageCertificate: z
+        .boolean()
+        .default(true)
+        .describe('Create and rotate the certificate and keep caBundle of the webhook configurations current; false when cert-manager does both.'),
+      subjectAltNames: z
+        .array(z.string().min(1))
+        .min(1)
+        .default(['berth-webhook.berth-system.svc', '127.0.0.1'])
+        .describe('DNS names and IPv4 addresses the API server reaches the webhooks at.'),
+      certificateValiditySeconds: z
+        .int()
+        .min(10)
+        .default(30 * 24 * 3600)
+        .describe('Lifetime of each serving certificate; a new one replaces it once two thirds of it have passed.'),
+      checkIntervalSeconds: z.int().min(1).default(30).describe('How often each replica rereads the Secret and the leader checks for rotation.'),
+      webhookConfigurations: z
+        .strictObject({
+          mutating: z.string().min(1).default('berth'),
+          validating: z.string().min(1).default('berth'),
+        })
+        .prefault({})
+        .describe('Names of the MutatingWebhookConfiguration and ValidatingWebhookConfiguration whose caBundle the operator keeps current.'),
+    })
+    .prefault({})
+    .describe('Admission webhooks: creator becomes Owner, who changed what, policy at apply time.'),
   concurrency: z
     .strictObject({
       applications: z.int().min(1).max(64).default(2),
@@ -104,14 +144,23 @@ export const operatorConfig = z.strictObject({
       releases: z.int().min(1).max(64).default(2),
     })
     .prefault({}),
+  resyncPeriodSeconds: z
+    .int()
+    .min(0)
+    .max(86_400)
+    .default(600)
+    .describe('How often every Application, Version and LoadBalancer is reconciled again without any event (a tenth either way, at random), repairing what was changed by hand where no watch looks; 0 turns it off.'),
   loadBalancers: z
     .strictObject({
       nginxImage: z.string().min(1).default('berth/nginx:0.1.0').describe('Image of the nginx container: Debian nginx with Lua, stream and njs modules and Berth\'s Lua files.'),
       agentImage: z.string().min(1).default('berth/berth:0.1.0').describe('Image of the agent container (the operator\'s own image).'),
-      httpPort: z.int().min(1024).max(65535).default(POD_PORTS.http).describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023).'),
-      httpsPort: z.int().min(1024).max(65535).default(POD_PORTS.https),
-      controlPort: z.int().min(1024).max(65535).default(POD_PORTS.control).describe('Loopback port of the Lua control endpoint.'),
-      agentPort: z.int().min(1024).max(65535).default(POD_PORTS.agent).describe('Port of the agent\'s /metrics, /healthz and /readyz.'),
+      httpPort: integer(UNPRIVILEGED_PORTS)
+        .default(POD_PORTS.http)
+        .describe('Port nginx listens on for HTTP inside the pod (non-root, so above 1023). With hostNetwork, the LoadBalancer\'s service.httpPort instead.'),
+      httpsPort: integer(UNPRIVILEGED_PORTS).default(POD_PORTS.https).describe('With hostNetwork, the LoadBalancer\'s service.httpsPort instead.'),
+      agentPort: integer(UNPRIVILEGED_PORTS)
+        .default(POD_PORTS.agent)
+        .describe('Port of the agent\'s /metrics, /healthz and /readyz. With hostNetwork, the LoadBalancer\'s placement.agentPort instead.'),
     })
     .prefault({})
     .describe('How load-balancer pods are built.'),

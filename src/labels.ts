@@ -14,6 +14,12 @@ export const MANAGED_BY = 'berth';
 /** On a Version's Deployment: its replicas are left to the HorizontalPodAutoscaler. */
 export const REPLICAS_HANDED_OVER_ANNOTATION = 'berth.dev/replicas-handed-over';
 
+/**
+ * On a production Application: "true" lets it be deleted (the admission policy
+ * berth-application-authority refuses deleting one without it).
+ */
+export const ALLOW_DELETION_ANNOTATION = 'berth.dev/allow-deletion';
+
 /** Finalizer that makes an Application wait until its namespace is gone. */
 export const APPLICATION_FINALIZER = 'berth.dev/namespace-cleanup';
 

@@ -1,21 +1,27 @@
 import { hostname } from 'node:os';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { startAdmissionServer } from './admission/server.ts';
+import { applicationStatus } from './api/application.ts';
+import { loadBalancerStatus } from './api/loadbalancer.ts';
+import { releaseStatus } from './api/release.ts';
+import { versionStatus } from './api/version.ts';
 import { createApplicationReconciler } from './application/reconciler.ts';
 import { createCaches } from './caches.ts';
 import type { OperatorConfig } from './config.ts';
 import type { OperatorContext } from './context.ts';
 import { Applier } from './kit/apply.ts';
-import { Controller } from './kit/controller.ts';
+import { Controller, type ReconcileFunction } from './kit/controller.ts';
 import { EventRecorder } from './kit/events.ts';
 import { LeaderElector } from './kit/leader.ts';
 import type { Logger } from './kit/log.ts';
 import { OperatorMetrics } from './kit/metrics.ts';
+import { ReconcileErrorReporter, type ReconciledKind } from './kit/reconcile-errors.ts';
 import { startHttpServer } from './kit/server.ts';
 import { LABELS } from './labels.ts';
 import { createLoadBalancerReconciler } from './loadbalancer/reconciler.ts';
 import { ReleaseMetrics } from './release/metrics.ts';
-import { createReleaseReconciler, releaseKey } from './release/reconciler.ts';
-import { createVersionReconciler, versionKey } from './version/reconciler.ts';
+import { createReleaseReconciler, parseReleaseKey, releaseKey } from './release/reconciler.ts';
+import { createVersionReconciler, parseVersionKey, versionKey } from './version/reconciler.ts';
 
 export interface OperatorOptions {
   kc: KubeConfig;
@@ -46,49 +52,65 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     metrics,
     logger,
   };
-  const applications = new Controller('application', createApplicationReconciler(ctx), {
-    concurrency: config.concurrency.applications,
-    metrics,
-    logger,
+  // Each controller shows its errors on the object a key names and resyncs every key.
+  const newController = (name: string, reconcile: ReconcileFunction, concurrency: number, kind: ReconciledKind) =>
+    new Controller(name, reconcile, {
+      concurrency,
+      metrics,
+      logger,
+      outcomes: new ReconcileErrorReporter(kind, { applier: ctx.applier, events: ctx.events, logger }),
+      resync: { periodMs: config.resyncPeriodSeconds * 1000, keys: kind.keys },
+    });
+  const applications = newController('application', createApplicationReconciler(ctx), config.concurrency.applications, {
+    get: (name) => caches.applications.get(name),
+    keys: () => caches.applications.list().map((app) => app.metadata.name),
+    statusSchema: applicationStatus,
   });
-  const versions = new Controller('version', createVersionReconciler(ctx), {
-    concurrency: config.concurrency.versions,
-    metrics,
-    logger,
+  const versions = newController('version', createVersionReconciler(ctx), config.concurrency.versions, {
+    get: (key) => {
+      const { namespace, name } = parseVersionKey(key);
+      return caches.versions.get(name, namespace);
+    },
+    keys: () => caches.versions.list().map((version) => versionKey(version.metadata.namespace!, version.metadata.name)),
+    statusSchema: versionStatus,
   });
-
-  const loadBalancers = new Controller('loadbalancer', createLoadBalancerReconciler(ctx), {
-    concurrency: config.concurrency.loadBalancers,
-    metrics,
-    logger,
+  const loadBalancers = newController('loadbalancer', createLoadBalancerReconciler(ctx), config.concurrency.loadBalancers, {
+    get: (name) => caches.loadBalancers.get(name),
+    keys: () => caches.loadBalancers.list().map((lb) => lb.metadata.name),
+    statusSchema: loadBalancerStatus,
   });
-  const releases = new Controller('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry)), {
-    concurrency: config.concurrency.releases,
-    metrics,
-    logger,
+  const releases = newController('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry)), config.concurrency.releases, {
+    get: (key) => {
+      const { namespace, name } = parseReleaseKey(key);
+      return caches.releases.get(name, namespace);
+    },
+    keys: () => caches.releases.list().map((release) => releaseKey(release.metadata.namespace!, release.metadata.name)),
+    statusSchema: releaseStatus,
   });
   const controllers = [applications, versions, loadBalancers, releases];
 
   let stopping = false;
   let leading = !config.leaderElection.enabled;
   const informers = Object.values(caches);
+  const elector = config.leaderElection.enabled
+    ? new LeaderElector(kc, { ...config.leaderElection, identity }, metrics, logger)
+    : undefined;
+  // Every replica answers admission; only the leader rotates the certificate.
+  const admission = config.admission.enabled ? startAdmissionServer(kc, config, metrics, logger, () => elector?.isLeader ?? true) : undefined;
   const server = await startHttpServer(
     config.http,
     metrics.registry,
     {
       live: () => !stopping,
-      // A standby replica is ready (healthy, waiting); a leader once its caches are filled.
-      ready: () => !stopping && (!leading || informers.every((informer) => informer.isSynced)),
+      // A standby replica is ready (healthy, waiting); a leader once its caches are
+      // filled; either only once it answers admission, which the webhooks' Service needs.
+      ready: () => !stopping && (admission?.serving ?? true) && (!leading || informers.every((informer) => informer.isSynced)),
     },
     () => {
       for (const controller of controllers) controller.queue.observeInProgress();
     },
   );
   logger.info({ http: config.http, identity }, 'serving /metrics, /healthz and /readyz');
-
-  const elector = config.leaderElection.enabled
-    ? new LeaderElector(kc, { ...config.leaderElection, identity }, metrics, logger)
-    : undefined;
 
   let rejectDone!: (error: Error) => void;
   let resolveDone!: () => void;
@@ -155,6 +177,10 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   caches.services.onChange((service) => (service.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(service) : enqueueApplicationOf(service)));
   caches.deployments.onChange((deployment) => enqueueLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
   caches.pods.onChange((pod) => enqueueLoadBalancerOf(pod) || enqueueVersionOf(pod));
+  // Whatever else Berth created: a change or deletion by hand brings back the owner's reconcile.
+  const enqueueOwnerOf = (object: KubernetesObject) =>
+    enqueueLoadBalancerOf(object) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object) : enqueueApplicationOf(object));
+  for (const created of [caches.roleBindings, caches.resourceQuotas, caches.limitRanges, caches.autoscalers]) created.onChange(enqueueOwnerOf);
 
   async function stop(): Promise<void> {
     if (stopping) return done;
@@ -163,7 +189,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     await Promise.all(controllers.map((controller) => controller.stop()));
     await Promise.all(informers.map((informer) => informer.stop()));
     await elector?.release();
-    await server.close();
+    await Promise.all([server.close(), admission?.stop()]);
     logger.info('stopped');
     resolveDone();
     return done;

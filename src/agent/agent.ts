@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, type Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
 import { loadBalancerObjectName } from '../loadbalancer/desired.ts';
+import { CONTROL_SOCKET } from '../nginx/model.ts';
 import { BackendPusher } from './backend-pusher.ts';
 import { ConfigFollower } from './config-follower.ts';
 import { ControlClient } from './control.ts';
@@ -21,7 +23,6 @@ export interface AgentOptions {
   /** The Pod to report status on; none means no status annotation. */
   podName?: string;
   prefix: string;
-  controlPort: number;
   http: { host: string; port: number };
   manageNginx: boolean;
   nginxBinary: string;
@@ -54,7 +55,7 @@ const NGINX_STOP_TIMEOUT_MS = 30_000;
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { kc, logger } = options;
   const metrics = new AgentMetrics();
-  const control = new ControlClient(options.controlPort);
+  const control = new ControlClient(join(options.prefix, CONTROL_SOCKET));
   metrics.serveRequestCounters(
     () => control.counters(),
     (error) => logger.debug({ err: errorMessage(error) }, 'no request counters from nginx for this scrape'),
@@ -78,11 +79,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     configMapName,
     logger,
     events: {
-      config: () => {
-        follower.read();
-        generations.trigger();
-        pusher.trigger();
-      },
+      config: () => void follower.read(),
       endpoints: (service) => {
         if (follower.references(service)) pusher.endpointsChanged();
       },
@@ -93,9 +90,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     sources,
     namespace: options.namespace,
     configMapName,
-    controlPort: options.controlPort,
     logger,
     servedConfig: () => generations.servedConfig,
+    changed: () => {
+      generations.trigger();
+      pusher.trigger();
+    },
     publish,
   });
   const pusher: BackendPusher = new BackendPusher({
@@ -168,6 +168,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     stopping = true;
     logger.info('shutting down');
     health.stop();
+    follower.stop();
     pusher.stop();
     generations.stop();
     reporter?.stop();

@@ -9,16 +9,16 @@ export interface PushResult {
 }
 
 /**
- * The loopback control endpoint the rendered config serves (docs/data-plane.md). Every
+ * The control endpoint the rendered config serves on a unix socket (docs/data-plane.md). Every
  * request opens its own connection: a kept-alive connection would tie this process to
  * one worker, and an idle one to an old worker would keep that worker draining after a
  * reload, which holds back the next reload.
  */
 export class ControlClient {
-  private readonly port: number;
+  private readonly socketPath: string;
 
-  constructor(port: number) {
-    this.port = port;
+  constructor(socketPath: string) {
+    this.socketPath = socketPath;
   }
 
   /** The config hash of the generation nginx serves. */
@@ -45,8 +45,7 @@ export class ControlClient {
     return new Promise((resolve, reject) => {
       const req = request(
         {
-          host: '127.0.0.1',
-          port: this.port,
+          socketPath: this.socketPath,
           method,
           path,
           agent: false,

@@ -55,7 +55,8 @@ export class Generations {
   private servingConfig: LoadBalancerConfig | undefined;
   private applying = false;
   private failed: { id: string; attempts: number; retryAt?: number } | undefined;
-  private deferredFor: number | undefined;
+  /** The deferred reload last logged: which generation waits, for how many draining workers. */
+  private deferredFor: string | undefined;
   private secretsAwaitedSince: number | undefined;
   private placeholder: TlsMaterial | undefined;
   /** The TLS Secrets the wanted generation serves the placeholder for, with why. */
@@ -194,8 +195,9 @@ export class Generations {
     }
     const draining = runtime.workers(master).filter((worker) => worker.draining).length;
     if (draining > 0) {
-      if (this.deferredFor !== draining) logger.info({ draining, generation: desired.id }, 'reload deferred: workers of an earlier generation still drain');
-      this.deferredFor = draining;
+      const deferral = `${desired.id}/${draining}`;
+      if (this.deferredFor !== deferral) logger.info({ draining, generation: desired.id }, 'reload deferred: workers of an earlier generation still drain');
+      this.deferredFor = deferral;
       this.structure.retryAfter(DRAIN_POLL_MS);
       return;
     }

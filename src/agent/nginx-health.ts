@@ -8,6 +8,12 @@ import type { NginxRuntime } from './nginx.ts';
 const HEALTH_INTERVAL_MS = 1_000;
 // While nginx starts or comes back, look more often: readiness waits for it.
 const HEALTH_INTERVAL_STARTING_MS = 200;
+// Right after a managed nginx was (re)started, look very often: it answers on its control
+// socket within tens of milliseconds, and until the backends are pushed again every
+// request it takes is a 503. Only for a while, so a control endpoint that stays down is
+// not polled at this rate.
+const HEALTH_INTERVAL_JUST_STARTED_MS = 10;
+const JUST_STARTED_MS = 3_000;
 // Every this many health checks, also verify that nginx still holds the backends.
 const STORED_CHECK_EVERY = 10;
 
@@ -35,6 +41,7 @@ export class NginxHealth {
   private checks = 0;
   private timer: NodeJS.Timeout | undefined;
   private checking = false;
+  private startedAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: NginxHealthOptions) {
     this.options = options;
@@ -42,7 +49,10 @@ export class NginxHealth {
       options.generations.nginxExited(options.runtime.recentOutput());
       this.schedule(0);
     };
-    options.runtime.onStart = () => this.schedule(HEALTH_INTERVAL_STARTING_MS);
+    options.runtime.onStart = () => {
+      this.startedAt = performance.now();
+      this.schedule(HEALTH_INTERVAL_JUST_STARTED_MS);
+    };
   }
 
   /** Whether nginx answers on its control endpoint. */
@@ -72,7 +82,13 @@ export class NginxHealth {
     } finally {
       this.checking = false;
     }
-    if (!this.timer) this.schedule(this.answering && this.options.generations.served ? HEALTH_INTERVAL_MS : HEALTH_INTERVAL_STARTING_MS);
+    if (!this.timer) this.schedule(this.nextInterval());
+  }
+
+  private nextInterval(): number {
+    if (this.answering && this.options.generations.served) return HEALTH_INTERVAL_MS;
+    if (!this.answering && performance.now() - this.startedAt < JUST_STARTED_MS) return HEALTH_INTERVAL_JUST_STARTED_MS;
+    return HEALTH_INTERVAL_STARTING_MS;
   }
 
   private async checkNginx(): Promise<void> {

@@ -20,6 +20,7 @@ import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Generation } from './desired.ts';
 import type { Logger } from '../kit/log.ts';
+import { CONTROL_SOCKET } from '../nginx/model.ts';
 
 export interface NginxRuntimeOptions {
   /** The directory nginx runs in (`-p`). */
@@ -46,6 +47,8 @@ export interface TestResult {
 // The same global directive the pod's nginx container and the managed child run with:
 // `nginx -t` must see exactly what the running nginx will load.
 const GLOBALS = ['-g', 'daemon off;'];
+// A master that dies is started again at once: every moment without it refuses
+// connections. Only when it keeps dying do restarts back off, from this delay, doubling.
 const RESTART_BASE_MS = 250;
 const RESTART_MAX_MS = 10_000;
 // A child that ran this long counts as healthy: its next crash restarts without delay.
@@ -68,7 +71,8 @@ export class NginxRuntime {
   private child: ChildProcess | undefined;
   private childExited: Promise<void> = Promise.resolve();
   private restartTimer: NodeJS.Timeout | undefined;
-  private restartDelayMs = RESTART_BASE_MS;
+  /** Crashes since the managed nginx last ran for HEALTHY_RUN_MS. */
+  private quickCrashes = 0;
   private stopping = false;
   private readonly output: string[] = [];
   private directivesOf: { generation: string; conf: string } | undefined;
@@ -224,8 +228,11 @@ export class NginxRuntime {
   start(): void {
     if (!this.options.manage || this.stopping || this.restartTimer || this.masterPid() !== undefined) return;
     const args = ['-p', `${this.prefix}/`, '-c', join(this.prefix, 'current', 'nginx.conf'), ...GLOBALS];
+    // In the prefix, where the config's control socket is created; one left by a master
+    // that was killed would make the bind fail.
+    rmSync(join(this.prefix, CONTROL_SOCKET), { force: true });
     // Its own process group, so the workers of a master that died can be killed with it.
-    const child = spawn(this.options.binary, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.options.binary, args, { cwd: this.prefix, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const startedAt = Date.now();
     this.logger.info({ pid: child.pid, args }, 'started nginx');
@@ -238,9 +245,9 @@ export class NginxRuntime {
         if (this.child === child) this.child = undefined;
         resolve();
         if (this.stopping) return;
-        this.restartDelayMs = Date.now() - startedAt > HEALTHY_RUN_MS ? RESTART_BASE_MS : this.restartDelayMs;
-        const delay = this.restartDelayMs;
-        this.restartDelayMs = Math.min(delay * 2, RESTART_MAX_MS);
+        if (Date.now() - startedAt > HEALTHY_RUN_MS) this.quickCrashes = 0;
+        const delay = this.quickCrashes === 0 ? 0 : Math.min(RESTART_BASE_MS * 2 ** (this.quickCrashes - 1), RESTART_MAX_MS);
+        this.quickCrashes += 1;
         this.logger.warn({ code, signal, restartInMs: delay, output: this.recentOutput() }, 'nginx exited; restarting it');
         this.onExit();
         this.restartTimer = setTimeout(() => {

@@ -1,7 +1,9 @@
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1ConfigMap, type V1EndpointSlice, type V1Secret } from '@kubernetes/client-node';
 import { Informer } from '../kit/informer.ts';
 import type { Logger } from '../kit/log.ts';
+import { isNotFound } from '../kit/apply.ts';
 import { LABELS, MANAGED_BY } from '../labels.ts';
+import { PUBLISHED_KEYS } from '../loadbalancer/published-config.ts';
 import { tlsMaterialProblem } from './certificates.ts';
 import { objectKey, SERVICE_NAME_LABEL, type ServiceRef, type TlsMaterial, type TlsSecretRef } from './desired.ts';
 
@@ -15,7 +17,7 @@ export interface SourceEvents {
 /**
  * Everything the agent reads from the cluster, each watched as narrowly as it can be:
  *
- * - its ConfigMap, by name;
+ * - the index ConfigMap of its config, by name (the shards it names are read on demand);
  * - EndpointSlices of Berth's per-version Services through one cluster-wide informer on
  *   the managed-by label (slices copy their Service's labels), which every route uses;
  * - EndpointSlices of each stream Service through an informer of its own, selected by
@@ -79,9 +81,24 @@ export class ClusterSources {
     await Promise.all(all.map((informer) => informer.stop()));
   }
 
-  /** The ConfigMap's data; undefined while it does not exist. */
+  /** The data of the config's index ConfigMap; undefined while it does not exist. */
   config(): Record<string, string> | undefined {
     return this.configMap.get(this.configMapName, this.namespace)?.data;
+  }
+
+  /**
+   * One shard of the published config, read when the index names it (the agent may read
+   * its shards by name only, so they are fetched, not watched); undefined when it is gone.
+   */
+  async configShard(name: string): Promise<Buffer | undefined> {
+    try {
+      const shard = await this.core.readNamespacedConfigMap({ namespace: this.namespace, name });
+      const bytes = shard.binaryData?.[PUBLISHED_KEYS.shard];
+      return bytes === undefined ? undefined : Buffer.from(bytes, 'base64');
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
   }
 
   /**

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { omittedCount } from './bounds.ts';
 import { conditions, dnsLabel, quantity, type Resource } from './meta.ts';
 import { cel, HOST, NAME_LIMITS, objectName, PATH_PREFIX, PORT_NAME, text, TLS_SECRET_NAME } from './rules.ts';
 
@@ -159,18 +160,42 @@ export const applicationRouteStatus = z.object({
   reason: z.string().optional().describe('Why the route is not served, e.g. another application claimed it first.'),
 });
 
+/** How many changes an Application's status.history keeps. */
+export const HISTORY_LIMIT = 20;
+
+/** Longest user name recorded as an actor. */
+export const CHANGE_ACTOR_MAX = 512;
+
+/** Longest description of one change; the webhook cuts longer ones, so the history holds them as recorded. */
+export const CHANGE_ACTION_MAX = 1024;
+
+export const change = z.object({
+  actor: z.string().max(CHANGE_ACTOR_MAX).describe('Who made the change, as the API server authenticated them.'),
+  at: z.string().max(64).describe('When (RFC 3339).'),
+  action: z.string().max(CHANGE_ACTION_MAX).describe('What changed, e.g. "scaled v3 from 3 to 5".'),
+});
+
 export const applicationStatus = z.object({
   observedGeneration: z.int().min(0).optional(),
   urls: z.array(z.string()).max(512).optional().describe('Where the application is served.'),
+  urlsOmitted: omittedCount('urls'),
   routes: z.array(applicationRouteStatus).max(2048).optional(),
+  routesOmitted: omittedCount('routes'),
   weights: z
     .array(z.object({ version: z.string(), weight: z.int().min(0) }))
     .max(64)
     .optional()
     .describe('Share of requests each Version gets now: the split of the namespace\'s Release, or each Version\'s ready pods.'),
+  weightsOmitted: omittedCount('weights'),
   namespace: z.string().optional().describe('The namespace the application lives in.'),
   conditions: conditions.optional(),
   versions: z.array(applicationVersionStatus).max(64).optional().describe('Versions running in the namespace.'),
+  history: z
+    .array(change)
+    .max(HISTORY_LIMIT)
+    .optional()
+    .describe('The latest changes to the Application and its Versions, oldest first: who, when, what.'),
+  versionsOmitted: omittedCount('versions'),
 });
 export type ApplicationStatus = z.infer<typeof applicationStatus>;
 

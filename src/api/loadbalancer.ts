@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { omittedCount } from './bounds.ts';
 import { ENVIRONMENTS } from './application.ts';
 import { conditions, dnsLabel, labelSelector, type Resource } from './meta.ts';
 import {
@@ -10,10 +11,12 @@ import {
   LABEL_VALUE,
   NGINX_SETTING_RANGES as RANGES,
   NGINX_SIZE,
+  POD_PORTS,
   SERVICE_PORT_NAME,
   SHARED_DICT_SIZE,
   streamPortRule,
   text,
+  UNPRIVILEGED_PORTS,
 } from './rules.ts';
 
 const toleration = z.object({
@@ -50,7 +53,7 @@ export const nginxSettings = z.object({
   upstreamKeepalive: integer(RANGES.upstreamKeepalive).default(64).describe('Idle keep-alive connections to backends per worker.'),
   workerShutdownTimeoutSeconds: integer(RANGES.workerShutdownTimeoutSeconds)
     .default(30)
-    .describe('How long old workers may drain after a reload before their connections are cut.'),
+    .describe('How long workers may drain, after a reload or when their pod stops, before their connections are cut.'),
   sharedDictSize: text(SHARED_DICT_SIZE).default('16m').describe('Memory for the backend table shared by the workers, 1m to 1g.'),
   extra: cel(z.record(z.string().max(64), z.string().max(64)), ...extraDirectiveRules())
     .optional()
@@ -58,16 +61,25 @@ export const nginxSettings = z.object({
 });
 export type NginxSettings = z.infer<typeof nginxSettings>;
 
+/** Where LoadBalancer pods run unless spec.namespace says otherwise: never the operator's own namespace. */
+export const DEFAULT_LOADBALANCER_NAMESPACE = 'berth-loadbalancers';
+
 const loadBalancerFields = z.object({
   namespace: cel(dnsLabel, { rule: 'self == oldSelf', message: 'namespace cannot change; create a new LoadBalancer' })
-    .default('berth-system')
-    .describe('Namespace the Nginx pods run in. Cannot change.'),
+    .default(DEFAULT_LOADBALANCER_NAMESPACE)
+    .describe('Namespace the Nginx pods run in; not the operator\'s own. Cannot change.'),
   replicas: z.int().min(0).max(100).default(2).describe('Nginx pods.'),
   placement: z
     .object({
       nodeSelector: cel(z.record(z.string().max(LABEL_KEY.maxLength), text(LABEL_VALUE)).meta({ maxProperties: 32 }), keysRule(LABEL_KEY)).optional(),
       tolerations: z.array(toleration).max(32).optional(),
-      hostNetwork: z.boolean().default(false).describe('Listen on the nodes\' own addresses (one pod per node).'),
+      hostNetwork: z
+        .boolean()
+        .default(false)
+        .describe('Listen on the nodes\' own addresses (one pod per node): nginx on service.httpPort and service.httpsPort, the agent on agentPort.'),
+      agentPort: integer(UNPRIVILEGED_PORTS)
+        .default(POD_PORTS.agent)
+        .describe('With hostNetwork: the node port of the agent\'s metrics and probes. LoadBalancers that share nodes need different ports.'),
     })
     .prefault({})
     .describe('Where the Nginx pods run.'),
@@ -105,6 +117,19 @@ export const loadBalancerSpec = cel(
     rule: "self.streams.all(s, s.protocol != 'TCP' || (s.port != self.service.httpPort && s.port != self.service.httpsPort))",
     message: 'a TCP stream port must differ from service.httpPort and service.httpsPort',
     fieldPath: '.streams',
+  },
+  {
+    // With hostNetwork the pods listen on the node's ports, which their processes (not root) must be allowed to open.
+    rule: `!self.placement.hostNetwork || (self.service.httpPort >= ${UNPRIVILEGED_PORTS.min} && self.service.httpsPort >= ${UNPRIVILEGED_PORTS.min})`,
+    message: `with placement.hostNetwork, nginx (not root) listens on service.httpPort and service.httpsPort of the node: use ports from ${UNPRIVILEGED_PORTS.min}`,
+    fieldPath: '.service',
+  },
+  {
+    rule:
+      '!self.placement.hostNetwork || (self.placement.agentPort != self.service.httpPort && self.placement.agentPort != self.service.httpsPort && ' +
+      "self.streams.all(s, s.protocol != 'TCP' || s.port != self.placement.agentPort))",
+    message: 'with placement.hostNetwork, placement.agentPort is a port of the node: it must differ from service.httpPort, service.httpsPort and the TCP stream ports',
+    fieldPath: '.placement',
   },
 );
 export type LoadBalancerSpec = z.infer<typeof loadBalancerSpec>;
@@ -145,7 +170,17 @@ export const loadBalancerStatus = z.object({
   readyReplicas: z.int().min(0).optional(),
   domains: z.int().min(0).optional().describe('Hosts served.'),
   configHash: z.string().optional().describe('Hash of the config the operator rendered last.'),
-  instances: z.array(loadBalancerInstanceStatus).max(100).optional(),
+  publishedConfig: z
+    .object({
+      shards: z.int().min(0).describe('ConfigMaps holding the compressed config, beside its index.'),
+      renderedBytes: z.int().min(0),
+      compressedBytes: z.int().min(0),
+      limitBytes: z.int().min(0).describe('The most compressed bytes a LoadBalancer may publish.'),
+    })
+    .optional()
+    .describe('Size of the config the operator published last, against the limit.'),
+  instances: z.array(loadBalancerInstanceStatus).max(100).optional().describe('The pods, sorted by name; those past the limit (e.g. during a rollout) are only counted, in instancesOmitted.'),
+  instancesOmitted: omittedCount('instances'),
   conditions: conditions.optional(),
 });
 export type LoadBalancerStatus = z.infer<typeof loadBalancerStatus>;

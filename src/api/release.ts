@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { omittedCount } from './bounds.ts';
 import { conditions, type Resource } from './meta.ts';
 import { cel, NAME_LIMITS, objectName, text } from './rules.ts';
 
@@ -117,8 +118,8 @@ export type Weights = z.infer<typeof weights>;
 
 export const measurement = z.object({
   step: z.int().min(0),
-  startedAt: z.string(),
-  finishedAt: z.string(),
+  startedAt: z.string().max(64),
+  finishedAt: z.string().max(64),
   phase: z.enum(['Successful', 'Failed', 'Inconclusive']),
   requests: z.int().min(0),
   successRate: z.number().optional().describe('Non-5xx answers of the new Version in the window, in percent.'),
@@ -134,17 +135,17 @@ export const releaseStatus = z.object({
   phase: z.enum(RELEASE_PHASES).optional(),
   reason: z.string().max(64).optional().describe('Why the release is Paused or Aborted.'),
   message: z.string().max(1024).optional().describe('What is going on, in one sentence.'),
-  stable: z.string().optional().describe('The Version that serves when the release is not in progress.'),
-  canary: z.string().optional().describe('The Version being released.'),
+  stable: z.string().max(NAME_LIMITS.Version).optional().describe('The Version that serves when the release is not in progress.'),
+  canary: z.string().max(NAME_LIMITS.Version).optional().describe('The Version being released.'),
   currentStep: z.int().min(0).optional().describe('Index of the step in progress; equal to the number of steps when all are done.'),
-  startedAt: z.string().optional().describe('When the release of the canary started.'),
-  stepStartedAt: z.string().optional(),
+  startedAt: z.string().max(64).optional().describe('When the release of the canary started.'),
+  stepStartedAt: z.string().max(64).optional(),
   weights: weights.optional().describe('The split the load balancers are told to apply.'),
   actualWeights: z
     .array(
       z.object({
-        loadBalancer: z.string(),
-        pod: z.string(),
+        loadBalancer: z.string().max(NAME_LIMITS.LoadBalancer),
+        pod: z.string().max(253),
         current: z.boolean().describe('Whether the instance serves the config holding the desired weights.'),
         weights,
       }),
@@ -152,9 +153,10 @@ export const releaseStatus = z.object({
     .max(64)
     .optional()
     .describe('The split each load-balancer instance applies: desired weights of the Versions that have ready pods, when the instance serves the current config.'),
+  actualWeightsOmitted: omittedCount('actualWeights'),
   measurements: z.array(measurement).max(32).optional().describe('The analysis measurements of this release, newest last.'),
   retained: z
-    .array(z.object({ version: z.string(), until: z.string() }))
+    .array(z.object({ version: z.string().max(NAME_LIMITS.Version), until: z.string().max(64) }))
     .max(16)
     .optional()
     .describe('Earlier Versions kept running for an instant rollback, and until when.'),

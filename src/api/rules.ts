@@ -217,11 +217,14 @@ export function stickyCookie(application: string, maxAgeSeconds: number | undefi
   return { cookie: stickyCookieName(application), ...(maxAgeSeconds ? { maxAgeSeconds } : {}) };
 }
 
+/** Ports nginx and the agent may listen on: neither runs as root. */
+export const UNPRIVILEGED_PORTS: Range = Object.freeze({ min: 1024, max: 65_535 });
+
 /**
  * The ports a load-balancer pod uses itself, unless the operator's configuration moves
  * them: stream ports must leave them free.
  */
-export const POD_PORTS = Object.freeze({ http: 8080, https: 8443, control: 10246, agent: 10254 });
+export const POD_PORTS = Object.freeze({ http: 8080, https: 8443, agent: 10254 });
 
 /** CEL refusing a stream port the pod itself uses. */
 export function streamPortRule(): CelRule {

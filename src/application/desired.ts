@@ -8,6 +8,14 @@ export const QUOTA_NAME = 'berth-quota';
 export const LIMIT_RANGE_NAME = 'berth-defaults';
 
 /**
+ * The Role, one per application namespace and always of this name, that lists by name the
+ * Secrets its routes name for TLS. The operator may write and bind a Role of this one name
+ * without holding what it grants (`escalate` and `bind` restricted to the name);
+ * config/admission keeps it to reading named Secrets.
+ */
+export const TLS_SECRETS_ROLE = 'berth-tls-secrets';
+
+/**
  * The ClusterRole (shipped in config/rbac) a member role binds to. RBAC cannot tell
  * environments apart, so a Developer of a production Application gets a role of its own
  * that may read releases but not drive them.
@@ -103,6 +111,18 @@ export function desiredApplicationObjects(app: Application): KubernetesObject[] 
       },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
       subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: member.kind, name: member.name }],
+    } as KubernetesObject);
+  }
+
+  // The Secrets the routes name for TLS, and no other: load balancers that serve these
+  // routes bind this Role (src/loadbalancer), so their agents read only these.
+  const tlsSecrets = [...new Set(app.spec.routes.flatMap((route) => (route.tls ? [route.tls.secretName] : [])))].sort();
+  if (tlsSecrets.length > 0) {
+    objects.push({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: TLS_SECRETS_ROLE, namespace, labels: { ...labels, [LABELS.grants]: 'tls-secrets' }, ownerReferences: owner },
+      rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: tlsSecrets, verbs: ['get', 'list', 'watch'] }],
     } as KubernetesObject);
   }
   return objects;

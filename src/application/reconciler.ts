@@ -1,10 +1,11 @@
 import { CoreV1Api, type V1Namespace } from '@kubernetes/client-node';
-import { applicationNamespace, type Application, type ApplicationStatus } from '../api/application.ts';
+import { LAST_CHANGE_ANNOTATION, mergeHistory, parseChange, type Change } from '../admission/changes.ts';
+import { applicationNamespace, applicationStatus, type Application, type ApplicationStatus } from '../api/application.ts';
 import type { OperatorContext } from '../context.ts';
 import { isNotFound } from '../kit/apply.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
-import { statusChanged } from '../kit/status.ts';
+import { writeStatus } from '../kit/status.ts';
 import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
 import { applicationRouteReport } from '../loadbalancer/report.ts';
 import { trafficSplit } from '../loadbalancer/routes.ts';
@@ -22,10 +23,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     await applier.mergePatch(app, { metadata: { finalizers, resourceVersion: app.metadata.resourceVersion } });
   }
 
-  async function writeStatus(app: Application, status: ApplicationStatus): Promise<void> {
-    if (!statusChanged(app.status, status)) return;
-    await applier.applyStatus(app, status);
-  }
+  const writeApplicationStatus = (app: Application, status: ApplicationStatus) => writeStatus(applier, app, applicationStatus, status);
 
   function statusWith(app: Application, condition: ConditionInput, extra: Partial<ApplicationStatus> = {}): ApplicationStatus {
     return {
@@ -60,14 +58,32 @@ export function createApplicationReconciler(ctx: OperatorContext) {
         logger.info({ application: app.metadata.name, namespace: namespaceName }, 'deleting the namespace of a deleted Application');
         await events.normal(app, 'DeletingNamespace', `deleting namespace ${namespaceName} and everything in it`);
       }
-      await writeStatus(
+      await writeApplicationStatus(
         app,
         statusWith(app, { type: 'Ready', status: 'False', reason: 'Deleting', message: `waiting for namespace ${namespaceName} to be deleted` }),
       );
       return { requeueAfterMs: DELETE_POLL_MS };
     }
     await setFinalizers(app, finalizers.filter((f) => f !== APPLICATION_FINALIZER));
+    lastAnnounced.delete(app.metadata.name);
     logger.info({ application: app.metadata.name }, 'namespace gone; Application released');
+  }
+
+  /** Per Application, when the newest change announced as an event was made. */
+  const lastAnnounced = new Map<string, string>();
+
+  /** The history with the latest changes of the Application and its Versions; each new one also becomes an event naming its actor. */
+  async function recordHistory(app: Application, namespaceName: string): Promise<Change[]> {
+    const recorded = [app, ...caches.versions.list(namespaceName), ...caches.releases.list(namespaceName)]
+      .map((object) => parseChange(object.metadata.annotations?.[LAST_CHANGE_ANNOTATION]))
+      .filter((change) => change !== undefined);
+    const { history, added } = mergeHistory(app.status?.history ?? [], recorded);
+    // The cache may not show the status just written yet: announce each change once.
+    const announced = lastAnnounced.get(app.metadata.name) ?? '';
+    for (const change of added.filter((c) => c.at > announced)) await events.normal(app, 'Changed', `${change.actor} ${change.action}`);
+    const newest = added.at(-1)?.at;
+    if (newest && newest > announced) lastAnnounced.set(app.metadata.name, newest);
+    return history;
   }
 
   return async function reconcileApplication(name: string): Promise<ReconcileResult | void> {
@@ -86,7 +102,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
         await events.warning(app, 'NamespaceConflict', message);
       }
       logger.info({ application: name, namespace: namespaceName, owner }, 'namespace conflict; not touching it');
-      await writeStatus(app, statusWith(app, { type: 'Ready', status: 'False', reason: 'NamespaceConflict', message }));
+      await writeApplicationStatus(app, statusWith(app, { type: 'Ready', status: 'False', reason: 'NamespaceConflict', message }));
       return;
     }
 
@@ -106,6 +122,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     const wanted = (kind: string) => new Set(rest.filter((object) => object.kind === kind).map((object) => object.metadata!.name!));
     const pruned = [
       ...(await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', namespaceName, selector, wanted('RoleBinding'))),
+      ...(await applier.prune('rbac.authorization.k8s.io/v1', 'Role', namespaceName, selector, wanted('Role'))),
       ...(await applier.prune('v1', 'ResourceQuota', namespaceName, selector, wanted('ResourceQuota'))),
       ...(await applier.prune('v1', 'LimitRange', namespaceName, selector, wanted('LimitRange'))),
     ];
@@ -149,6 +166,6 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     // The split moved to the namespace's Release: a TrafficAssigned from before says nothing now.
     let conditions = (withReady.conditions ?? []).filter((c) => c.type !== 'TrafficAssigned');
     for (const reportedCondition of reported) conditions = setCondition(conditions, reportedCondition, app.metadata.generation);
-    await writeStatus(app, { ...withReady, conditions });
+    await writeApplicationStatus(app, { ...withReady, conditions, history: await recordHistory(app, namespaceName) });
   };
 }

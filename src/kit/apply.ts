@@ -42,7 +42,6 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'v1/Pod': { plural: 'pods', namespaced: true },
   'rbac.authorization.k8s.io/v1/Role': { plural: 'roles', namespaced: true },
   'rbac.authorization.k8s.io/v1/RoleBinding': { plural: 'rolebindings', namespaced: true },
-  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': { plural: 'clusterrolebindings', namespaced: false },
   'policy/v1/PodDisruptionBudget': { plural: 'poddisruptionbudgets', namespaced: true },
   'apps/v1/Deployment': { plural: 'deployments', namespaced: true },
   'autoscaling/v2/HorizontalPodAutoscaler': { plural: 'horizontalpodautoscalers', namespaced: true },
@@ -51,6 +50,12 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'berth.dev/v1alpha1/LoadBalancer': { plural: 'loadbalancers', namespaced: false },
   'berth.dev/v1alpha1/Release': { plural: 'releases', namespaced: true },
 };
+
+export interface JsonPatchOperation {
+  op: 'test' | 'remove' | 'add' | 'replace';
+  path: string;
+  value?: unknown;
+}
 
 export interface ObjectRef {
   apiVersion: string;
@@ -116,6 +121,15 @@ export class Applier {
       body: { apiVersion: resource.apiVersion, kind: resource.kind, metadata: { name, ...(namespace ? { namespace } : {}) }, status },
       contentType: 'application/apply-patch+yaml',
       query: { fieldManager: FIELD_MANAGER, force: true },
+    });
+  }
+
+  /** A JSON patch of the status subresource; a `test` operation makes it a compare-and-swap (422 when it fails). */
+  async patchStatus(ref: ObjectRef, operations: readonly JsonPatchOperation[]): Promise<void> {
+    await this.rest.request('PATCH', `${objectPath(ref)}/status`, {
+      body: operations,
+      contentType: 'application/json-patch+json',
+      query: { fieldManager: FIELD_MANAGER },
     });
   }
 

@@ -9,18 +9,43 @@ export interface ReconcileResult {
 
 export type ReconcileFunction = (key: string) => Promise<ReconcileResult | void>;
 
+/** Where the outcome of each reconcile is shown besides logs and metrics (see ReconcileErrorReporter). */
+export interface ReconcileOutcomes {
+  failed(key: string, error: unknown): Promise<void>;
+  succeeded(key: string): Promise<void>;
+}
+
+export interface ControllerOptions {
+  concurrency: number;
+  metrics: OperatorMetrics;
+  logger: Logger;
+  outcomes: ReconcileOutcomes;
+  /**
+   * Every key is queued again about this often (0: never) even without events: what was
+   * changed by hand where no watch looks is repaired, and a missed event costs no more.
+   */
+  resync: { periodMs: number; keys(): Iterable<string> };
+}
+
+/** A tenth either way, so that controllers (and restarted operators) do not resync in step. */
+export function resyncDelay(periodMs: number, random = Math.random()): number {
+  return Math.round(periodMs * (0.9 + 0.2 * random));
+}
+
 /**
  * Runs a reconcile function over a work queue with bounded concurrency: errors are
- * logged and retried with per-key backoff, and every outcome is counted.
+ * logged, shown on the object and retried with per-key backoff, every outcome is
+ * counted, and every key is resynced periodically.
  */
 export class Controller {
   readonly queue: WorkQueue;
   readonly name: string;
   private readonly reconcile: ReconcileFunction;
-  private readonly options: { concurrency: number; metrics: OperatorMetrics; logger: Logger };
+  private readonly options: ControllerOptions;
   private workers: Promise<void>[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
 
-  constructor(name: string, reconcile: ReconcileFunction, options: { concurrency: number; metrics: OperatorMetrics; logger: Logger }) {
+  constructor(name: string, reconcile: ReconcileFunction, options: ControllerOptions) {
     this.name = name;
     this.reconcile = reconcile;
     this.options = options;
@@ -35,16 +60,28 @@ export class Controller {
 
   start(): void {
     for (let i = 0; i < this.options.concurrency; i++) this.workers.push(this.work());
+    this.scheduleResync();
+  }
+
+  private scheduleResync(): void {
+    const { periodMs, keys } = this.options.resync;
+    if (periodMs <= 0) return;
+    this.resyncTimer = setTimeout(() => {
+      for (const key of keys()) this.queue.add(key);
+      this.scheduleResync();
+    }, resyncDelay(periodMs));
+    this.resyncTimer.unref();
   }
 
   /** Stops handing out keys and waits for reconciles in flight to finish. */
   async stop(): Promise<void> {
+    clearTimeout(this.resyncTimer);
     this.queue.shutdown();
     await Promise.all(this.workers);
   }
 
   private async work(): Promise<void> {
-    const { metrics, logger } = this.options;
+    const { metrics, logger, outcomes } = this.options;
     const labels = { controller: this.name };
     for (;;) {
       const key = await this.queue.get();
@@ -54,6 +91,7 @@ export class Controller {
       try {
         const result = await this.reconcile(key);
         this.queue.forget(key);
+        await outcomes.succeeded(key);
         if (result?.requeueAfterMs !== undefined) {
           metrics.reconcileTotal.inc({ ...labels, result: 'requeue_after' });
           this.queue.addAfter(key, result.requeueAfterMs);
@@ -65,6 +103,7 @@ export class Controller {
         metrics.reconcileErrors.inc(labels);
         const retryInMs = this.queue.addRateLimited(key);
         logger.warn({ controller: this.name, key, retryInMs, err: errorMessage(error) }, 'reconcile failed; retrying');
+        await outcomes.failed(key, error);
       } finally {
         stopTimer();
         this.queue.done(key);

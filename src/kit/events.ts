@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { truncateText } from '../api/bounds.ts';
 import { errorMessage, type Logger } from './log.ts';
 
 export interface EventSubject {
@@ -9,6 +10,8 @@ export interface EventSubject {
 }
 
 const REPEAT_WINDOW_MS = 10 * 60_000;
+/** The API server refuses longer event messages (an error message can be any length). */
+const MESSAGE_LIMIT = 1024;
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
@@ -37,7 +40,8 @@ export class EventRecorder {
     return this.record(subject, 'Warning', reason, message);
   }
 
-  private async record(subject: EventSubject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  private async record(subject: EventSubject, type: 'Normal' | 'Warning', reason: string, fullMessage: string): Promise<void> {
+    const message = truncateText(fullMessage, MESSAGE_LIMIT);
     // Events of cluster-scoped objects live in "default", as the API server's own do.
     const namespace = subject.metadata.namespace ?? 'default';
     const key = `${subject.metadata.uid ?? subject.metadata.name}/${type}/${reason}/${message}`;

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { errorMessage, type Logger } from './log.ts';
+import { canonicalJson } from './status.ts';
 
 export type ChangeHandler<T> = (object: T, event: 'add' | 'update' | 'delete') => void;
 
@@ -13,6 +15,12 @@ export interface InformerOptions<T extends KubernetesObject> {
   /** e.g. metadata.name=x: RBAC grants on resourceNames allow list/watch only with it. `list` must apply it too. */
   fieldSelector?: string;
   logger: Logger;
+  /**
+   * For kinds the operator writes but whose status it never reads (a quota's usage changes
+   * with every pod): status is dropped, and an update reaches the handlers only when
+   * something besides status changed.
+   */
+  ignoreStatus?: boolean;
 }
 
 /**
@@ -50,6 +58,8 @@ export function restartDelay(failures: number, random = Math.random()): number {
 export class Informer<T extends KubernetesObject> {
   private readonly inner;
   private readonly handlers: ChangeHandler<T>[] = [];
+  /** With ignoreStatus: a hash of each object (by uid) without its status. */
+  private readonly fingerprints = new Map<string, string>();
   /** Failed attempts since the last one that listed and watched. */
   private failures = 0;
   /** Whether the attempt under way has failed (its list or its watch). */
@@ -72,9 +82,12 @@ export class Informer<T extends KubernetesObject> {
     };
     this.inner = new ListWatch<T>(options.path, new Watch(kc), list, false, options.labelSelector, options.fieldSelector);
     this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
-    this.inner.on('add', (object) => this.emit(withoutManagedFields(object), 'add'));
-    this.inner.on('update', (object) => this.emit(withoutManagedFields(object), 'update'));
-    this.inner.on('delete', (object) => this.emit(object, 'delete'));
+    this.inner.on('add', (object) => this.emitChange(object, 'add'));
+    this.inner.on('update', (object) => this.emitChange(object, 'update'));
+    this.inner.on('delete', (object) => {
+      this.fingerprints.delete(object.metadata?.uid ?? '');
+      this.emit(object, 'delete');
+    });
     this.inner.on('error', (error) => this.restartAfterError(error));
   }
 
@@ -119,6 +132,28 @@ export class Informer<T extends KubernetesObject> {
     if (this.hasSynced) return;
     this.hasSynced = true;
     this.syncedResolve();
+  }
+
+  /** Whether an object differs from when it was last seen, besides status and bookkeeping. */
+  private changedBeyondStatus(object: T): boolean {
+    // Listed items come without apiVersion and kind and with creationTimestamp as a Date,
+    // watched ones as the API server sent them; none of the three ever changes.
+    const { apiVersion: _apiVersion, kind: _kind, ...content } = object;
+    const { resourceVersion: _version, generation: _generation, creationTimestamp: _created, ...metadata } = object.metadata ?? {};
+    const fingerprint = createHash('sha256').update(canonicalJson({ ...content, metadata })).digest('base64');
+    const uid = object.metadata?.uid ?? '';
+    if (this.fingerprints.get(uid) === fingerprint) return false;
+    this.fingerprints.set(uid, fingerprint);
+    return true;
+  }
+
+  private emitChange(object: T, event: 'add' | 'update'): void {
+    withoutManagedFields(object);
+    if (this.options.ignoreStatus) {
+      delete (object as { status?: unknown }).status;
+      if (!this.changedBeyondStatus(object)) return;
+    }
+    this.emit(object, event);
   }
 
   private emit(object: T, event: 'add' | 'update' | 'delete'): void {

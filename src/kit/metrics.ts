@@ -109,6 +109,13 @@ export class OperatorMetrics {
     labelNames: ['namespace', 'application'] as const,
     registers: [this.registry],
   });
+  readonly admissionReviews = new Histogram({
+    name: 'berth_admission_review_duration_seconds',
+    help: 'Time to answer one admission review, by webhook and whether the change was allowed.',
+    labelNames: ['webhook', 'allowed'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
   readonly applications = new Gauge({
     name: 'berth_applications',
     help: 'Applications known to the operator, per environment.',

@@ -1,17 +1,34 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
 import type { OperatorConfig } from '../config.ts';
+import { TLS_SECRETS_ROLE } from '../application/desired.ts';
 import { ownerReference } from '../kit/apply.ts';
 import { LABELS, MANAGED_BY } from '../labels.ts';
+import { CONTROL_SOCKET, PID_FILE } from '../nginx/model.ts';
+import { podPorts } from './model.ts';
+import { PUBLISHED_KEYS, type PublishedConfig, PUBLISHED_CONFIG_LIMITS } from './published-config.ts';
 
 /** Name of everything Berth creates for a LoadBalancer: Deployment, Service, ConfigMap, PDB, identity. */
 export function loadBalancerObjectName(name: string): string {
   return `berth-lb-${name}`;
 }
 
-/** The RoleBinding that lets a LoadBalancer's agent read TLS Secrets in an application's namespace. */
+/** The ConfigMap holding shard `index` of a LoadBalancer's published config; the object named above is its index. */
+export function configShardName(name: string, index: number): string {
+  return `${loadBalancerObjectName(name)}-config-${index}`;
+}
+
+/** Every shard name the agent may read: the Role names them all, so their number is fixed. */
+export function configShardNames(name: string): string[] {
+  return Array.from({ length: PUBLISHED_CONFIG_LIMITS.maxShards }, (_, i) => configShardName(name, i));
+}
+
+/**
+ * The RoleBinding that lets a LoadBalancer's agent read, in an application's namespace,
+ * the TLS Secrets that namespace's routes name (the Role TLS_SECRETS_ROLE there).
+ */
 export function tlsReaderBindingName(name: string): string {
-  return `${loadBalancerObjectName(name)}-tls`;
+  return `${loadBalancerObjectName(name)}-tls-secrets`;
 }
 
 export function tlsReaderLabels(name: string): Record<string, string> {
@@ -27,7 +44,30 @@ export const AGENT_STATUS_ANNOTATION = 'berth.dev/agent-status';
 
 /** Where nginx and the agent share the rendered generations, Lua files and state. */
 const RUNTIME_DIR = '/var/lib/berth';
+/** Where client libraries look for the in-cluster token, CA and namespace. */
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const NGINX_UID = 101;
+/**
+ * How long a terminating pod keeps serving before nginx stops accepting: Service
+ * endpoints, kube-proxy and external load balancers learn of the termination only
+ * after the kubelet has begun it, and send new connections meanwhile.
+ */
+const ENDPOINT_REMOVAL_DELAY_SECONDS = 5;
+/** Beyond the drain, for the kubelet's own steps, before it kills what still runs. */
+const TERMINATION_MARGIN_SECONDS = 5;
+
+/**
+ * The nginx container's preStop: wait out the endpoint removal, then SIGQUIT the master
+ * (graceful: listeners close, requests in flight finish, workers exit within
+ * worker_shutdown_timeout) and wait for it to exit. STOPSIGNAL SIGQUIT in Dockerfile.nginx
+ * covers an nginx the hook could not reach.
+ */
+const GRACEFUL_NGINX_STOP = [
+  `sleep ${ENDPOINT_REMOVAL_DELAY_SECONDS}`,
+  `pid=$(cat ${RUNTIME_DIR}/${PID_FILE})`,
+  'kill -QUIT "$pid"',
+  'while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done',
+].join(' && ');
 
 const restrictedContainer = {
   allowPrivilegeEscalation: false,
@@ -38,41 +78,60 @@ const restrictedContainer = {
   capabilities: { drop: ['ALL'] },
 };
 
-export interface RenderedConfig {
-  hash: string;
-  files: Record<string, string>;
+function ownedMetadata(lb: LoadBalancer, name: string) {
+  const labels = { [LABELS.managedBy]: MANAGED_BY, ...loadBalancerPodLabels(lb.metadata.name) };
+  return { name, namespace: lb.spec.namespace, labels, ownerReferences: [ownerReference(lb)] };
 }
 
 /**
- * The Kubernetes objects of one LoadBalancer: the ConfigMap with the rendered config, an
+ * Shard `index` of the LoadBalancer's config, without its bytes: as applied, so, for a
+ * shard the index no longer names, which empties it (the operator may patch ConfigMaps in
+ * load-balancer namespaces, not delete them).
+ */
+export function configShard(lb: LoadBalancer, index: number) {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: ownedMetadata(lb, configShardName(lb.metadata.name, index)) };
+}
+
+/**
+ * The Kubernetes objects of one LoadBalancer, in the order they are applied: the shards of
+ * the published config, then its index (so an agent never follows an index whose shards
+ * are not written yet), an
  * Nginx Deployment whose pods run nginx beside the Berth agent (sharing a process
- * namespace so the agent can signal nginx), its Service, a PodDisruptionBudget, and the
- * agent's identity in the pods' namespace. Pure.
+ * namespace so the agent can signal nginx), its Service, a PodDisruptionBudget, the
+ * agent's identity in the pods' namespace and its bindings to the TLS Secrets it may read.
+ * Pure.
  */
 export function desiredLoadBalancerObjects(
   lb: LoadBalancer,
-  rendered: RenderedConfig,
+  published: PublishedConfig,
   config: OperatorConfig,
   tlsNamespaces: readonly string[] = [],
 ): KubernetesObject[] {
   const name = loadBalancerObjectName(lb.metadata.name);
   const namespace = lb.spec.namespace;
-  const ports = config.loadBalancers;
-  const labels = { [LABELS.managedBy]: MANAGED_BY, ...loadBalancerPodLabels(lb.metadata.name) };
-  const owner = [ownerReference(lb)];
-  const metadata = { name, namespace, labels, ownerReferences: owner };
+  const ports = podPorts(lb, config);
+  const metadata = ownedMetadata(lb, name);
+  const owner = metadata.ownerReferences;
 
-  const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: rendered.files };
+  const shards = published.index.shards.map((shard, i) => ({
+    ...configShard(lb, i),
+    binaryData: { [PUBLISHED_KEYS.shard]: published.shards[i]!.toString('base64') },
+  }));
+  const index = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: { [PUBLISHED_KEYS.index]: JSON.stringify(published.index) } };
 
-  const serviceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata, automountServiceAccountToken: true };
-  // The agent reads its ConfigMap and reports on its own pod; nothing else in the namespace.
+  // No token is mounted by default: only the agent container gets one (below), never the
+  // internet-facing nginx container.
+  const serviceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata, automountServiceAccountToken: false };
+  // The agent reads its config's index and shards and reports on its own pod. RBAC cannot name a pod whose
+  // name is random: the admission policy berth-agent-own-pod (config/admission) limits the
+  // patch to the agent's own pod, and to its status annotation.
   const role = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
     metadata,
     rules: [
-      { apiGroups: [''], resources: ['configmaps'], resourceNames: [name], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'patch'] },
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: [name, ...configShardNames(lb.metadata.name)], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['patch'] },
     ],
   };
   const roleBinding = {
@@ -82,23 +141,15 @@ export function desiredLoadBalancerObjects(
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
     subjects: [{ kind: 'ServiceAccount', name, namespace }],
   };
-  // EndpointSlices live in the applications' namespaces: the shared berth-agent
-  // ClusterRole (config/rbac, the chart) grants reading them, cluster-wide.
-  const endpointReader = {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRoleBinding',
-    metadata: { name: `${name}-agent`, labels, ownerReferences: owner },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'berth-agent' },
-    subjects: [{ kind: 'ServiceAccount', name, namespace }],
-  };
-
-  // TLS Secrets are read in the namespaces of the applications whose routes use them,
-  // and nowhere else.
+  // EndpointSlices live in the applications' namespaces: the chart binds the berth-agent
+  // ClusterRole to the service accounts of each load-balancer namespace, so the operator
+  // creates no ClusterRoleBinding. TLS Secrets are read in the namespaces of the
+  // applications whose routes use them, by name, and nowhere else.
   const secretReaders = [...new Set(tlsNamespaces)].sort().map((secretNamespace) => ({
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',
     metadata: { name: tlsReaderBindingName(lb.metadata.name), namespace: secretNamespace, labels: tlsReaderLabels(lb.metadata.name), ownerReferences: owner },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'berth-agent-tls' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: TLS_SECRETS_ROLE },
     subjects: [{ kind: 'ServiceAccount', name, namespace }],
   }));
 
@@ -116,15 +167,17 @@ export function desiredLoadBalancerObjects(
       template: {
         // No config hash here: config changes reach running pods through the agent,
         // never by replacing pods.
-        metadata: { labels },
+        metadata: { labels: metadata.labels },
         spec: {
           serviceAccountName: name,
+          automountServiceAccountToken: false,
           shareProcessNamespace: true,
           hostNetwork: placement.hostNetwork,
           ...(placement.hostNetwork ? { dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
           ...(placement.nodeSelector ? { nodeSelector: placement.nodeSelector } : {}),
           ...(placement.tolerations ? { tolerations: placement.tolerations } : {}),
-          terminationGracePeriodSeconds: lb.spec.nginx.workerShutdownTimeoutSeconds + 5,
+          // The endpoint removal delay, then the workers' drain (worker_shutdown_timeout).
+          terminationGracePeriodSeconds: ENDPOINT_REMOVAL_DELAY_SECONDS + lb.spec.nginx.workerShutdownTimeoutSeconds + TERMINATION_MARGIN_SECONDS,
           securityContext: { runAsNonRoot: true, fsGroup: NGINX_UID, seccompProfile: { type: 'RuntimeDefault' } },
           affinity: {
             podAntiAffinity: {
@@ -137,13 +190,20 @@ export function desiredLoadBalancerObjects(
             {
               name: 'nginx',
               image: config.loadBalancers.nginxImage,
-              // nginx starts once the agent has written and tested the first generation.
-              command: ['/bin/sh', '-c', `until [ -e ${RUNTIME_DIR}/current/nginx.conf ]; do sleep 0.2; done; exec nginx -p ${RUNTIME_DIR}/ -c ${RUNTIME_DIR}/current/nginx.conf -g 'daemon off;'`],
+              // nginx starts once the agent has written and tested the first generation, in
+              // the runtime directory, where it creates the control socket; one left by an
+              // nginx that was killed would make the bind fail.
+              command: [
+                '/bin/sh',
+                '-c',
+                `until [ -e ${RUNTIME_DIR}/current/nginx.conf ]; do sleep 0.2; done; cd ${RUNTIME_DIR} && rm -f ${CONTROL_SOCKET} && exec nginx -p ${RUNTIME_DIR}/ -c ${RUNTIME_DIR}/current/nginx.conf -g 'daemon off;'`,
+              ],
               ports: [
-                { name: 'http', containerPort: ports.httpPort },
-                { name: 'https', containerPort: ports.httpsPort },
+                { name: 'http', containerPort: ports.http },
+                { name: 'https', containerPort: ports.https },
                 ...lb.spec.streams.map((stream) => ({ containerPort: stream.port, protocol: stream.protocol })),
               ],
+              lifecycle: { preStop: { exec: { command: ['/bin/sh', '-c', GRACEFUL_NGINX_STOP] } } },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
               securityContext: restrictedContainer,
               volumeMounts: [runtimeMount, { name: 'tmp', mountPath: '/tmp' }],
@@ -155,26 +215,39 @@ export function desiredLoadBalancerObjects(
                 'agent',
                 `--loadbalancer=${lb.metadata.name}`,
                 `--prefix=${RUNTIME_DIR}`,
-                `--control-port=${ports.controlPort}`,
-                `--http-port=${ports.agentPort}`,
+                `--http-port=${ports.agent}`,
               ],
               env: [
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               ],
-              ports: [{ name: 'agent', containerPort: ports.agentPort }],
+              ports: [{ name: 'agent', containerPort: ports.agent }],
               // Ready only after the first full push: before that nginx would answer 503.
               readinessProbe: { httpGet: { path: '/readyz', port: 'agent' }, periodSeconds: 2 },
+              // Keeps pushing endpoint changes while nginx still takes new connections.
+              lifecycle: { preStop: { sleep: { seconds: ENDPOINT_REMOVAL_DELAY_SECONDS } } },
               livenessProbe: { httpGet: { path: '/healthz', port: 'agent' }, periodSeconds: 10, failureThreshold: 3 },
               // bench/propagation.ts reads the agent at about 180 MiB resident, most of it Node and client-node.
               resources: { requests: { cpu: '50m', memory: '192Mi' }, limits: { memory: '512Mi' } },
               securityContext: restrictedContainer,
-              volumeMounts: [runtimeMount, { name: 'tmp', mountPath: '/tmp' }],
+              volumeMounts: [runtimeMount, { name: 'tmp', mountPath: '/tmp' }, { name: 'api-token', mountPath: SERVICE_ACCOUNT_DIR, readOnly: true }],
             },
           ],
           volumes: [
             { name: 'runtime', emptyDir: {} },
             { name: 'tmp', emptyDir: {} },
+            // What automounting would give, for the agent container alone. The kubelet binds
+            // the token to the pod, which is how the admission policy knows the agent's pod.
+            {
+              name: 'api-token',
+              projected: {
+                sources: [
+                  { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+                  { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+                  { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+                ],
+              },
+            },
           ],
         },
       },
@@ -209,5 +282,5 @@ export function desiredLoadBalancerObjects(
     spec: { maxUnavailable: 1, selector: { matchLabels: loadBalancerPodLabels(lb.metadata.name) } },
   };
 
-  return [configMap, serviceAccount, role, roleBinding, endpointReader, ...secretReaders, deployment, serviceObject, disruptionBudget];
+  return [...shards, index, serviceAccount, role, roleBinding, ...secretReaders, deployment, serviceObject, disruptionBudget];
 }

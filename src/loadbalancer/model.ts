@@ -7,6 +7,18 @@ import type { NginxModel } from '../nginx/model.ts';
 import { versionServiceName } from '../version/desired.ts';
 import { trafficSplit, type RouteClaim } from './routes.ts';
 
+/**
+ * The ports nginx and the agent listen on in a pod. With hostNetwork they are the node's:
+ * the LoadBalancer's own (its Service ports and agentPort), so that LoadBalancers on one
+ * node can differ; otherwise the pod's, the same for every LoadBalancer.
+ */
+export function podPorts(lb: LoadBalancer, config: OperatorConfig): { http: number; https: number; agent: number } {
+  const { placement, service } = lb.spec;
+  return placement.hostNetwork
+    ? { http: service.httpPort, https: service.httpsPort, agent: placement.agentPort }
+    : { http: config.loadBalancers.httpPort, https: config.loadBalancers.httpsPort, agent: config.loadBalancers.agentPort };
+}
+
 function backendName(claim: RouteClaim): string {
   return `${claim.application}.${claim.port}${claim.stickyMaxAgeSeconds !== undefined ? '.sticky' : ''}`;
 }
@@ -58,6 +70,7 @@ export function loadBalancerModel(
   }
 
   const { nginx } = lb.spec;
+  const listen = podPorts(lb, config);
   return {
     settings: {
       workerProcesses: nginx.workerProcesses === 0 ? 'auto' : nginx.workerProcesses,
@@ -74,7 +87,7 @@ export function loadBalancerModel(
       sharedDictSize: nginx.sharedDictSize,
       extra: nginx.extra ?? {},
     },
-    ports: { http: config.loadBalancers.httpPort, https: config.loadBalancers.httpsPort, control: config.loadBalancers.controlPort },
+    ports: { http: listen.http, https: listen.https },
     servers: [...servers.values()],
     backends: [...backends.values()],
     streams,

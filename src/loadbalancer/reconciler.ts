@@ -1,14 +1,17 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { INSTANCE_REPORT_LIMITS, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
+import { DEFAULT_LOADBALANCER_NAMESPACE, INSTANCE_REPORT_LIMITS, loadBalancerStatus, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
 import { errorMessage } from '../kit/log.ts';
-import { statusChanged } from '../kit/status.ts';
+import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
-import { AGENT_STATUS_ANNOTATION, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
-import { loadBalancerModel } from './model.ts';
+import { AGENT_STATUS_ANNOTATION, configShard, configShardName, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
+import { configSize, packConfig, PUBLISHED_CONFIG_CAPACITY, type ConfigIndex } from './published-config.ts';
+import type { OperatorConfig } from '../config.ts';
+import { loadBalancerModel, podPorts } from './model.ts';
+import { byAge } from './routes.ts';
 import { currentRouting, liveVersionsOf, releaseWeightsOf } from './routing.ts';
 
 type InstanceStatus = NonNullable<LoadBalancerStatus['instances']>[number];
@@ -67,32 +70,93 @@ export function loadBalancerConditions(hash: string, instances: readonly Instanc
   return [applied, ready, certificates];
 }
 
+/** The node ports of a hostNetwork LoadBalancer's pods ("TCP/8080"), each with the field that sets it. */
+function nodePorts(lb: LoadBalancer, config: OperatorConfig): Map<string, string> {
+  const ports = podPorts(lb, config);
+  return new Map([
+    [`TCP/${ports.http}`, 'service.httpPort'],
+    [`TCP/${ports.https}`, 'service.httpsPort'],
+    [`TCP/${ports.agent}`, 'placement.agentPort'],
+    ...lb.spec.streams.map((stream, i): [string, string] => [`${stream.protocol}/${stream.port}`, `streams[${i}].port`]),
+  ]);
+}
+
+/**
+ * With hostNetwork, whether an older hostNetwork LoadBalancer holds a node port of this
+ * one: their pods cannot share a node (the scheduler keeps the newer ones Pending there).
+ * Reported on the newer one, which has to move; undefined without hostNetwork. Pure.
+ */
+export function hostPortsCondition(lb: LoadBalancer, loadBalancers: readonly LoadBalancer[], config: OperatorConfig): ConditionInput | undefined {
+  if (!lb.spec.placement.hostNetwork) return undefined;
+  const mine = nodePorts(lb, config);
+  for (const other of [...loadBalancers].sort(byAge)) {
+    if (other.metadata.name === lb.metadata.name) break;
+    if (!other.spec.placement.hostNetwork || other.metadata.deletionTimestamp) continue;
+    const taken = [...nodePorts(other, config).keys()].filter((port) => mine.has(port));
+    if (taken.length === 0) continue;
+    const ports = taken.map((port) => `${port} (${mine.get(port)})`).join(', ');
+    return {
+      type: 'HostPortsFree',
+      status: 'False',
+      reason: 'HostPortClash',
+      message: `the older hostNetwork LoadBalancer ${other.metadata.name} also uses node port(s) ${ports}: pods of both cannot run on one node; choose other ports or other nodes (placement.nodeSelector)`,
+    };
+  }
+  return { type: 'HostPortsFree', status: 'True', reason: 'NoClash', message: 'no older hostNetwork LoadBalancer uses these node ports' };
+}
+
 export function createLoadBalancerReconciler(ctx: OperatorContext) {
   const { caches, applier, events, logger, config } = ctx;
 
-  async function writeStatus(lb: LoadBalancer, status: LoadBalancerStatus, conditions: ConditionInput[]): Promise<void> {
+  async function writeLoadBalancerStatus(lb: LoadBalancer, status: LoadBalancerStatus, conditions: ConditionInput[]): Promise<void> {
     let merged = lb.status?.conditions;
     for (const condition of conditions) merged = setCondition(merged, condition, lb.metadata.generation);
     const next = { ...status, observedGeneration: lb.metadata.generation, conditions: merged };
-    if (statusChanged(lb.status, next)) await applier.applyStatus(lb, next);
+    await writeStatus(applier, lb, loadBalancerStatus, next);
+  }
+
+  /**
+   * Pods in the operator's namespace could reach the operator's pods and whatever else its
+   * namespace holds: nothing is created there, and the LoadBalancer says why.
+   */
+  async function refuseOperatorNamespace(lb: LoadBalancer): Promise<void> {
+    const message =
+      `spec.namespace ${lb.spec.namespace} is the operator's own namespace, which load-balancer pods may not share; ` +
+      `create the LoadBalancer anew with another spec.namespace (the default is ${DEFAULT_LOADBALANCER_NAMESPACE})`;
+    if (findCondition(lb.status?.conditions, 'Ready')?.reason !== 'NamespaceNotAllowed') await events.warning(lb, 'NamespaceNotAllowed', message);
+    logger.warn({ loadBalancer: lb.metadata.name, namespace: lb.spec.namespace }, 'LoadBalancer placed in the operator\'s namespace; not touching it');
+    await writeLoadBalancerStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'NamespaceNotAllowed', message }]);
+  }
+
+  /**
+   * Empties the shards a longer config used and this one does not, once the index no
+   * longer names them; the status says how many the last one used.
+   */
+  async function emptyUnusedShards(lb: LoadBalancer, index: ConfigIndex): Promise<void> {
+    const before = lb.status?.publishedConfig?.shards ?? 0;
+    for (let i = index.shards.length; i < before; i++) await applier.apply(configShard(lb, i));
   }
 
   return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
     const lb = caches.loadBalancers.get(name);
     // Everything the LoadBalancer owns goes with it through owner references.
     if (!lb || lb.metadata.deletionTimestamp) return;
+    if (lb.spec.namespace === config.namespace) {
+      await refuseOperatorNamespace(lb);
+      return;
+    }
 
     const applications = new Map(caches.applications.list().map((app) => [app.metadata.name, app]));
     const decision = currentRouting(caches, config);
-    const keepPrevious = async (problem: string) => {
-      // Nothing is applied: the pods keep the last config that rendered.
-      const message = `the config cannot be rendered, the previous one stays in place: ${problem}`;
-      if (findCondition(lb.status?.conditions, 'Ready')?.message !== message) await events.warning(lb, 'InvalidConfig', message);
-      logger.warn({ loadBalancer: name, err: problem }, 'render failed; keeping the previous config');
-      await writeStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason: 'InvalidConfig', message }]);
+    const keepPrevious = async (reason: string, message: string, more: ConditionInput[] = []) => {
+      // Nothing is applied: the pods keep the last config that was published.
+      if (findCondition(lb.status?.conditions, 'Ready')?.message !== message) await events.warning(lb, reason, message);
+      logger.warn({ loadBalancer: name, err: message }, 'config not published; keeping the previous one');
+      await writeLoadBalancerStatus(lb, { ...lb.status }, [{ type: 'Ready', status: 'False', reason, message }, ...more]);
     };
+    const unrenderable = (problem: string) => keepPrevious('InvalidConfig', `the config cannot be rendered, the previous one stays in place: ${problem}`);
     const settingsProblem = decision.unrenderable.get(name);
-    if (settingsProblem) return keepPrevious(settingsProblem);
+    if (settingsProblem) return unrenderable(settingsProblem);
     const model = loadBalancerModel(lb, decision.accepted, applications, liveVersionsOf(caches), config, releaseWeightsOf(caches));
     let rendered;
     try {
@@ -100,34 +164,59 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     } catch (error) {
       // Each claim and the settings rendered on their own; only their combination is left.
       if (!(error instanceof RenderError)) throw error;
-      return keepPrevious(error.message);
+      return unrenderable(error.message);
+    }
+    const published = packConfig(rendered.hash, rendered.files, (i) => configShardName(name, i));
+    const size = configSize(published.index, model.servers.length);
+    if (size.level === 'over') {
+      const tooLarge = `the config cannot be published, the previous one stays in place: ${size.message}`;
+      return keepPrevious('ConfigTooLarge', tooLarge, [{ type: 'ConfigWithinLimits', status: 'False', reason: 'ConfigTooLarge', message: size.message }]);
     }
 
     const tlsNamespaces = decision.accepted.filter((claim) => claim.loadBalancer === name && claim.tlsSecret).map((claim) => claim.namespace);
-    // One by one, in order: a RoleBinding is only accepted once the Role it grants exists
-    // (the operator may grant what it holds, but has no blanket `bind` on Roles).
-    for (const object of desiredLoadBalancerObjects(lb, rendered, config, tlsNamespaces)) await applier.apply(object);
+    // One by one, in order: the index only after its shards, and a RoleBinding only once
+    // the Role it grants exists (the operator may grant what it holds, but has no blanket
+    // `bind` on Roles).
+    for (const object of desiredLoadBalancerObjects(lb, published, config, tlsNamespaces)) await applier.apply(object);
+    await emptyUnusedShards(lb, published.index);
     const keep = new Set(tlsNamespaces.map((namespace) => `${namespace}/${tlsReaderBindingName(name)}`));
     const revoked = await applier.prune('rbac.authorization.k8s.io/v1', 'RoleBinding', undefined, Object.entries(tlsReaderLabels(name)).map(([key, value]) => `${key}=${value}`).join(','), keep);
     if (revoked.length > 0) logger.info({ loadBalancer: name, revoked }, 'revoked TLS Secret access no route needs any more');
     if (lb.status?.configHash !== rendered.hash) {
-      logger.info({ loadBalancer: name, hash: rendered.hash, servers: model.servers.length, backends: model.backends.length }, 'rendered config');
+      logger.info({ loadBalancer: name, hash: rendered.hash, servers: model.servers.length, backends: model.backends.length, size: size.message }, 'published config');
       await events.normal(lb, 'ConfigRendered', `config ${rendered.hash}: ${model.servers.length} host(s), ${model.backends.length} backend(s)`);
     }
+    const sizeCondition: ConditionInput =
+      size.level === 'near'
+        ? { type: 'ConfigWithinLimits', status: 'True', reason: 'NearLimit', message: size.message }
+        : { type: 'ConfigWithinLimits', status: 'True', reason: 'WithinLimit', message: size.message };
+    if (size.level === 'near' && findCondition(lb.status?.conditions, 'ConfigWithinLimits')?.reason !== 'NearLimit') await events.warning(lb, 'ConfigNearLimit', size.message);
 
     const pods = caches.pods
       .list(lb.spec.namespace)
       .filter((pod) => pod.metadata?.labels?.[LABELS.loadBalancer] === name && !pod.metadata?.deletionTimestamp);
     const instances = pods.map(instanceOf).sort((a, b) => a.pod.localeCompare(b.pod));
     const deployment = caches.deployments.get(loadBalancerObjectName(name), lb.spec.namespace);
-    const conditions = loadBalancerConditions(rendered.hash, instances);
+    const conditions = [...loadBalancerConditions(rendered.hash, instances), sizeCondition];
+    const hostPorts = hostPortsCondition(lb, caches.loadBalancers.list(), config);
+    if (hostPorts) {
+      conditions.push(hostPorts);
+      const before = findCondition(lb.status?.conditions, hostPorts.type);
+      if (hostPorts.status === 'False' && before?.message !== hostPorts.message) await events.warning(lb, 'HostPortClash', hostPorts.message);
+    }
     try {
-      await writeStatus(
+      await writeLoadBalancerStatus(
         lb,
         {
           readyReplicas: deployment?.status?.readyReplicas ?? 0,
           domains: model.servers.length,
           configHash: rendered.hash,
+          publishedConfig: {
+            shards: published.index.shards.length,
+            renderedBytes: published.index.renderedBytes,
+            compressedBytes: published.index.compressedBytes,
+            limitBytes: PUBLISHED_CONFIG_CAPACITY,
+          },
           instances,
         },
         conditions,

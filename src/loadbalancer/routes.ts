@@ -41,7 +41,7 @@ export function claimField(claim: RouteClaim): string {
 }
 
 /** Older first; the name breaks ties so every replica and every run agrees. */
-export function byAge(a: Application, b: Application): number {
+export function byAge(a: { metadata: { name: string; creationTimestamp?: string | Date } }, b: { metadata: { name: string; creationTimestamp?: string | Date } }): number {
   const at = a.metadata.creationTimestamp ? new Date(a.metadata.creationTimestamp).getTime() : 0;
   const bt = b.metadata.creationTimestamp ? new Date(b.metadata.creationTimestamp).getTime() : 0;
   return at - bt || a.metadata.name.localeCompare(b.metadata.name);

@@ -42,13 +42,14 @@ export function admits(lb: LoadBalancer, app: Application): boolean {
   return !allowed.selector || matchesLabelSelector(allowed.selector, app.metadata.labels);
 }
 
-function allowedDescription(lb: LoadBalancer): string {
+/** Why a LoadBalancer does not admit an Application, for the Application's owners. */
+export function notAdmittedMessage(lb: LoadBalancer): string {
   const { environments, selector } = lb.spec.allowedApplications ?? {};
   const parts = [
     ...(environments ? [`environment ${environments.join(' or ')}`] : []),
     ...(selector ? [`labels matching ${describeLabelSelector(selector)}`] : []),
   ];
-  return parts.join(' and ');
+  return `LoadBalancer ${lb.metadata.name} only serves Applications with ${parts.join(' and ')}; use another LoadBalancer or ask the platform team`;
 }
 
 // Which spec field a renderer complaint about a one-claim model points at.
@@ -125,7 +126,7 @@ export function decideRouting(input: RoutingInput): RoutingDecision {
       const lb = loadBalancers.get(claim.loadBalancer);
       // A LoadBalancer that turns the Application away leaves it no claim to any host.
       if (lb && !admits(lb, app)) {
-        refuse('NotAllowedOnLoadBalancer', `LoadBalancer ${lb.metadata.name} only serves Applications with ${allowedDescription(lb)}; use another LoadBalancer or ask the platform team`);
+        refuse('NotAllowedOnLoadBalancer', notAdmittedMessage(lb));
         continue;
       }
       const owned = ownership.claim(app, claim);

@@ -54,9 +54,19 @@ export interface NginxPorts {
   http: number;
   /** Needed as soon as one server has TLS. */
   https?: number;
-  /** The control endpoint, on 127.0.0.1 only. */
-  control: number;
 }
+
+/**
+ * The control endpoint's unix socket. No TCP port: on a node's network (hostNetwork) a
+ * loopback port would be open to every process of the node. The path is relative to
+ * nginx's working directory, which whoever starts nginx sets to the prefix (the runtime
+ * directory only the pod's two containers share); nginx does not resolve `listen unix:`
+ * against its prefix.
+ */
+export const CONTROL_SOCKET = 'control.sock';
+
+/** Where the master writes its pid, relative to the prefix, as the rendered config says. */
+export const PID_FILE = 'logs/nginx.pid';
 
 export interface NginxLocation {
   /** A literal path prefix, such as `/` or `/shop/`. */

@@ -28,6 +28,8 @@ import {
   type TextRule,
 } from '../api/rules.ts';
 import {
+  CONTROL_SOCKET,
+  PID_FILE,
   DEFAULT_SETTINGS,
   type Backend,
   type NginxLocation,
@@ -139,12 +141,10 @@ function checkExtra(extra: unknown): void {
 
 function checkPorts(ports: NginxPorts): NginxPorts {
   const http = integer(ports.http, 'ports.http', BACKEND_RANGES.port);
-  const control = integer(ports.control, 'ports.control', BACKEND_RANGES.port);
-  if (control === http) fail('ports.control', `${control} is already ports.http`);
-  if (ports.https === undefined) return { http, control };
+  if (ports.https === undefined) return { http };
   const https = integer(ports.https, 'ports.https', BACKEND_RANGES.port);
-  if (https === http || https === control) fail('ports.https', `${https} is already ${https === http ? 'ports.http' : 'ports.control'}`);
-  return { http, https, control };
+  if (https === http) fail('ports.https', `${https} is already ports.http`);
+  return { http, https };
 }
 
 function checkBackends(backends: Backend[]): Map<string, Backend> {
@@ -225,10 +225,7 @@ function checkServers(servers: NginxServer[], backends: Map<string, Backend>, po
 }
 
 function checkStreams(streams: StreamPort[], backends: Map<string, Backend>, ports: NginxPorts): StreamPort[] {
-  const taken = new Map<string, string>([
-    [`TCP/${ports.http}`, 'ports.http'],
-    [`TCP/${ports.control}`, 'ports.control'],
-  ]);
+  const taken = new Map<string, string>([[`TCP/${ports.http}`, 'ports.http']]);
   if (ports.https !== undefined) taken.set(`TCP/${ports.https}`, 'ports.https');
   const checked = streams.map((stream, i) => {
     const at = `streams[${i}]`;
@@ -289,7 +286,7 @@ function renderConfig(c: Checked): [string, string] {
   line(0, `worker_processes ${s.workerProcesses};`);
   line(0, `worker_shutdown_timeout ${s.workerShutdownTimeoutSeconds}s;`);
   // Relative to the prefix (-p), like the temp paths below: nothing outside it is written.
-  line(0, 'pid logs/nginx.pid;');
+  line(0, `pid ${PID_FILE};`);
   line(0, 'error_log logs/error.log warn;');
   extras('main', 0);
   line(0, '');
@@ -365,7 +362,7 @@ function renderConfig(c: Checked): [string, string] {
   line(1, '}');
   line(0, '');
   line(1, 'server {');
-  line(2, `listen 127.0.0.1:${ports.control};`);
+  line(2, `listen unix:${CONTROL_SOCKET};`);
   // The whole backend set arrives in one PUT, megabytes for thousands of backends; kept
   // in memory rather than spooled to a temp file.
   line(2, 'client_max_body_size 16m;');

@@ -1,8 +1,8 @@
-import { governingRelease, type Release, type ReleaseStatus, type Weights } from '../api/release.ts';
+import { governingRelease, releaseStatus, type Release, type ReleaseStatus, type Weights } from '../api/release.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
-import { statusChanged } from '../kit/status.ts';
+import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { claimsOf } from '../loadbalancer/routes.ts';
 import type { ReleaseMetrics } from './metrics.ts';
@@ -23,6 +23,11 @@ interface OpenWindow {
 
 export function releaseKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
+}
+
+export function parseReleaseKey(key: string): { namespace: string; name: string } {
+  const [namespace, name] = key.split('/') as [string, string];
+  return { namespace, name };
 }
 
 /** The split an instance applies: the desired weights of the Versions with ready pods, as the Lua balancer skips empty groups. */
@@ -153,7 +158,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
   }
 
   return async function reconcileRelease(key: string): Promise<ReconcileResult | void> {
-    const [namespace, name] = key.split('/') as [string, string];
+    const { namespace, name } = parseReleaseKey(key);
     const release = caches.releases.get(name, namespace);
     if (!release || release.metadata.deletionTimestamp) {
       windows.delete(key);
@@ -164,10 +169,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     if (governing && governing.metadata.name !== name) {
       const message = `Ignored: Release ${governing.metadata.name} is older and decides the split of namespace ${namespace}; delete this one`;
       const status: ReleaseStatus = { observedGeneration: release.metadata.generation, message, conditions: setCondition(release.status?.conditions, { type: 'Ready', status: 'False', reason: 'AnotherRelease', message }, release.metadata.generation) };
-      if (statusChanged(release.status, status)) {
-        await events.warning(release, 'AnotherRelease', message);
-        await applier.applyStatus(release, status);
-      }
+      if (await writeStatus(applier, release, releaseStatus, status)) await events.warning(release, 'AnotherRelease', message);
       return;
     }
 
@@ -186,10 +188,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
       await events.normal(release, 'RetentionEnded', `scaled Version ${version} to 0: its retention (spec.retainSeconds) ended`);
     }
 
-    if (statusChanged(release.status, status)) {
-      await applier.applyStatus(release, status);
-      record(release, status);
-    }
+    if (await writeStatus(applier, release, releaseStatus, status)) record(release, status);
     for (const event of decision.events) {
       logger.info({ release: key, reason: event.reason, message: event.message }, 'release transition');
       if (event.type === 'Warning') await events.warning(release, event.reason, event.message);

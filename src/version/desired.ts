@@ -20,6 +20,11 @@ export interface PolicyVerdict {
   problems: string[];
 }
 
+/** The message of a verdict, the same in the Accepted condition and at admission. */
+export function verdictMessage(verdict: PolicyVerdict): string {
+  return verdict.problems.join('; ');
+}
+
 /**
  * Why a Version may not run, or undefined when it may. Spec problems the API server
  * cannot see (they depend on the Application) come first; then the environment's policy.

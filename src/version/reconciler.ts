@@ -1,12 +1,12 @@
 import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
 import type { Application } from '../api/application.ts';
-import type { Version, VersionStatus } from '../api/version.ts';
+import { versionStatus, type Version, type VersionStatus } from '../api/version.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
-import { statusChanged } from '../kit/status.ts';
+import { writeStatus } from '../kit/status.ts';
 import { LABELS, managedSelector, REPLICAS_HANDED_OVER_ANNOTATION } from '../labels.ts';
-import { checkPolicy, desiredVersionObjects } from './desired.ts';
+import { checkPolicy, desiredVersionObjects, verdictMessage } from './desired.ts';
 import { replicaCounts, versionReadiness } from './readiness.ts';
 import { qosClass } from './resources.ts';
 
@@ -19,6 +19,11 @@ const HANDOVER = { fieldManager: 'berth-autoscaling-handover', force: false };
 
 export function versionKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
+}
+
+export function parseVersionKey(key: string): { namespace: string; name: string } {
+  const [namespace, name] = key.split('/') as [string, string];
+  return { namespace, name };
 }
 
 export function createVersionReconciler(ctx: OperatorContext) {
@@ -37,7 +42,7 @@ export function createVersionReconciler(ctx: OperatorContext) {
       if (ready.status === 'True') await events.normal(version, ready.reason, ready.message);
       else if (!['Deploying', 'RollingOut'].includes(ready.reason)) await events.warning(version, ready.reason, ready.message);
     }
-    if (statusChanged(version.status, status)) await applier.applyStatus(version, status);
+    await writeStatus(applier, version, versionStatus, status);
   }
 
   function refused(version: Version, accepted: ConditionInput, application?: string): Promise<void> {
@@ -68,7 +73,7 @@ export function createVersionReconciler(ctx: OperatorContext) {
   }
 
   return async function reconcileVersion(key: string): Promise<ReconcileResult | void> {
-    const [namespace, name] = key.split('/') as [string, string];
+    const { namespace, name } = parseVersionKey(key);
     const version = caches.versions.get(name, namespace);
     if (!version || version.metadata.deletionTimestamp) return;
     // The namespace controller deletes everything in it; an apply would only be refused.
@@ -88,7 +93,7 @@ export function createVersionReconciler(ctx: OperatorContext) {
     if (verdict) {
       // Whatever runs from an earlier, valid spec keeps running untouched.
       metrics.policyRejections.inc({ namespace, application: appName });
-      return refused(version, { type: 'Accepted', status: 'False', reason: verdict.reason, message: verdict.problems.join('; ') }, appName);
+      return refused(version, { type: 'Accepted', status: 'False', reason: verdict.reason, message: verdictMessage(verdict) }, appName);
     }
 
     const previous = caches.deployments.get(name, namespace);

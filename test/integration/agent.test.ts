@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,12 +11,14 @@ import { RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLACEHOLDER_COMMON_NAME } from '../../src/agent/certificates.ts';
 import type { AgentStatus } from '../../src/agent/status.ts';
-import type { RenderedConfig } from '../../src/nginx/model.ts';
+import { CONTROL_SOCKET, type RenderedConfig } from '../../src/nginx/model.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
 import { ApiProxy } from '../support/api-proxy.ts';
 import { clients, isNotFound, serviceAccountKubeconfig, testNamespace } from '../support/kube.ts';
+import { controlRequest } from '../support/nginx.ts';
 import { freePort, startBerthProcess, type BerthProcess } from '../support/operator-process.ts';
 import { startPodServer, type PodServer } from '../support/pod-server.ts';
+import { publishConfig } from '../support/published-config.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The agent as it runs in a load-balancer pod, as a real process with a real nginx it
@@ -26,21 +28,19 @@ import { waitFor } from '../support/wait.ts';
 
 const { core, apps, discovery } = clients();
 const LB = 'agent-test';
-const CONFIG_MAP = `berth-lb-${LB}`;
 const STATUS_ANNOTATION = 'berth.dev/agent-status';
 const WORKERS = 2;
 // How soon after an EndpointSlice drops an endpoint nginx must stop sending it requests:
 // the agent's coalescing window (at most 250 ms) plus the push, with room for a busy machine.
 const PROPAGATION_BUDGET_MS = 400;
-// A request this slow keeps a worker draining after a reload.
-const SLOW_RESPONSE_MS = 4_000;
+// How long a request to /slow may be held: it keeps its worker draining until released.
+const SLOW_HOLD_MS = 60_000;
 // Short, so that the test of an unconfirmed reload does not wait long.
 const RELOAD_TIMEOUT_SECONDS = 5;
 
 interface Ports {
   http: number;
   https: number;
-  control: number;
   tcp: number;
   app: number;
 }
@@ -54,6 +54,12 @@ let pods: PodServer;
 const deadIps = new Set<string>();
 /** When each pod IP last received a request. */
 const lastHit = new Map<string, number>();
+/** Answers to requests for /slow, held until a test releases them. */
+const heldSlow: (() => void)[] = [];
+
+function releaseSlow(): void {
+  for (const answer of heldSlow.splice(0)) answer();
+}
 
 interface Site {
   host: string;
@@ -70,10 +76,10 @@ function renderedConfig(
   options: { extra?: Record<string, string>; tcpPorts?: number[]; ports?: Ports } = {},
 ): RenderedConfig {
   const service = { namespace, name: 'web-v1', port: 'http' };
-  const { http, https, control, tcp } = options.ports ?? ports;
+  const { http, https, tcp } = options.ports ?? ports;
   return renderNginxConfig({
     settings: { workerProcesses: WORKERS, extra: options.extra ?? {} },
-    ports: { http, https, control },
+    ports: { http, https },
     servers: sites.map((site) => ({
       host: site.host,
       locations: [{ pathPrefix: '/', backend: 'web' }],
@@ -123,13 +129,8 @@ function selfSigned(host: string): Certificate {
   }
 }
 
-async function writeConfigMap(rendered: { files: Record<string, string> }, name = CONFIG_MAP): Promise<void> {
-  const body = { metadata: { name, namespace }, data: rendered.files };
-  try {
-    await core.replaceNamespacedConfigMap({ name, namespace, body });
-  } catch {
-    await core.createNamespacedConfigMap({ namespace, body });
-  }
+async function writeConfigMap(rendered: RenderedConfig, loadBalancer = LB): Promise<void> {
+  await publishConfig(core, namespace, loadBalancer, rendered);
 }
 
 interface Reply {
@@ -139,9 +140,12 @@ interface Reply {
 
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 16 });
 
-function get(host: string, { port = ports.http, agent = false, path = '/' }: { port?: number; agent?: Agent | false; path?: string } = {}): Promise<Reply> {
+function get(
+  host: string,
+  { port = ports.http, agent = false, path = '/', timeoutMs = 10_000 }: { port?: number; agent?: Agent | false; path?: string; timeoutMs?: number } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent, timeout: 10_000 }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -179,13 +183,12 @@ function servedBy(reply: Reply): string {
   return (JSON.parse(reply.body) as { ip: string }).ip;
 }
 
-async function control(path: string, port = ports.control): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2_000) });
-  return response.text();
+async function control(path: string, on = prefix): Promise<string> {
+  return (await controlRequest(on, path)).body;
 }
 
-async function storedEndpoints(backend: string, port = ports.control): Promise<string[]> {
-  const stored = JSON.parse(await control('/backends', port)) as { backends: { name: string; groups: { endpoints: { address: string }[] }[] }[] };
+async function storedEndpoints(backend: string, on = prefix): Promise<string[]> {
+  const stored = JSON.parse(await control('/backends', on)) as { backends: { name: string; groups: { endpoints: { address: string }[] }[] }[] };
   return (stored.backends.find((b) => b.name === backend)?.groups ?? []).flatMap((g) => g.endpoints.map((e) => e.address)).sort();
 }
 
@@ -223,8 +226,57 @@ async function scale(replicas: number): Promise<void> {
   await apps.patchNamespacedDeploymentScale({ name: 'web', namespace, body: [{ op: 'replace', path: '/spec/replicas', value: replicas }] });
 }
 
-async function reloads(result: 'success' | 'failure', of = agent!): Promise<number> {
+/** The agent the first test started; a clear failure, not a TypeError, when it did not start. */
+function running(): BerthProcess {
+  if (!agent) throw new Error('the agent is not running: the first test could not start it');
+  return agent;
+}
+
+async function reloads(result: 'success' | 'failure', of = running()): Promise<number> {
   return (await of.metric('berth_agent_reloads_total', { result })) ?? Number.NaN;
+}
+
+/**
+ * Waits until the agent has confirmed that nginx serves `hash` (its config_info gauge),
+ * which it does only after counting the reload: a request answered by the new config
+ * can come before that.
+ */
+async function confirmed(hash: string, of = running()): Promise<void> {
+  await waitFor(async () => (await of.metric('berth_agent_config_info', { hash })) === 1, {
+    description: `the agent to confirm that nginx serves ${hash}`,
+    timeoutMs: 20_000,
+    intervalMs: 20,
+  });
+}
+
+/** Waits until the agent has counted `count` confirmed reloads; fails if it counts more. */
+async function reloadsReach(count: number): Promise<void> {
+  const reached = await waitFor(async () => ((await reloads('success')) >= count ? reloads('success') : undefined), {
+    description: `${count} confirmed reloads`,
+    timeoutMs: 20_000,
+    intervalMs: 20,
+  });
+  expect(reached).toBe(count);
+}
+
+/** Waits until the agent has deferred the reload to the config with `hash`, as workers still drain. */
+async function deferred(hash: string): Promise<void> {
+  await waitFor(
+    () => running().logs().split('\n').some((line) => line.includes('reload deferred') && line.includes(`"generation":"${hash}`)),
+    { description: `the reload to ${hash} to be deferred`, timeoutMs: 20_000, intervalMs: 20 },
+  );
+}
+
+/** Whether a TCP connection to the port on loopback is refused (nothing listens). */
+function connectionRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
 }
 
 async function isReady(of: BerthProcess): Promise<boolean> {
@@ -232,7 +284,7 @@ async function isReady(of: BerthProcess): Promise<boolean> {
 }
 
 async function newPorts(): Promise<Ports> {
-  return { http: await freePort(), https: await freePort(), control: await freePort(), tcp: await freePort(), app: await freePort() };
+  return { http: await freePort(), https: await freePort(), tcp: await freePort(), app: await freePort() };
 }
 
 /** A prefix nginx can use: its workers run as nobody when nginx is started by root. */
@@ -327,7 +379,7 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ip }));
     };
-    if (req.url === '/slow') setTimeout(answer, SLOW_RESPONSE_MS);
+    if (req.url === '/slow') heldSlow.push(answer);
     else answer();
     return true;
   });
@@ -359,6 +411,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  releaseSlow();
   await agent?.stop();
   // Should the agent have died without stopping nginx, take nginx down with the test.
   const master = Number(existsSync(join(prefix, 'logs', 'nginx.pid')) ? readFileSync(join(prefix, 'logs', 'nginx.pid'), 'utf8') : NaN);
@@ -379,7 +432,6 @@ describe('berth agent', () => {
         `--namespace=${namespace}`,
         '--pod-name=lb-0',
         `--prefix=${prefix}`,
-        `--control-port=${ports.control}`,
         `--reload-timeout=${RELOAD_TIMEOUT_SECONDS}`,
         '--manage-nginx',
       ],
@@ -429,7 +481,7 @@ describe('berth agent', () => {
 
   it('follows scaling up and down without a reload and without a failed request', async () => {
     const reloadsBefore = (await reloads('success')) + (await reloads('failure'));
-    const updatesBefore = (await agent!.metric('berth_agent_dynamic_updates_total', { target: 'http' })) ?? 0;
+    const updatesBefore = (await running().metric('berth_agent_dynamic_updates_total', { target: 'http' })) ?? 0;
     const load = loadLoop('web.example');
     /** When each leaving pod's endpoint stopped being ready in the EndpointSlice. */
     const leftSlice = new Map<string, number>();
@@ -469,7 +521,7 @@ describe('berth agent', () => {
     }
     expect(load.sent()).toBeGreaterThan(500);
     expect((await reloads('success')) + (await reloads('failure'))).toBe(reloadsBefore);
-    expect(await agent!.metric('berth_agent_dynamic_updates_total', { target: 'http' })).toBeGreaterThanOrEqual(updatesBefore + 2);
+    expect(await running().metric('berth_agent_dynamic_updates_total', { target: 'http' })).toBeGreaterThanOrEqual(updatesBefore + 2);
   });
 
   let second: RenderedConfig;
@@ -481,8 +533,7 @@ describe('berth agent', () => {
     await writeConfigMap(second);
     await waitFor(async () => (await get('new.example')).status === 200, { description: 'the new host to be served', timeoutMs: 20_000 });
     expect(await control('/generation')).toBe(second.hash);
-    // Nothing else is pending: no second reload follows.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await confirmed(second.hash);
     expect(await reloads('success')).toBe(before + 1);
     expect(await reloads('failure')).toBe(0);
     const status = await waitFor(async () => ((await agentStatus())?.configHash === second.hash ? agentStatus() : undefined), {
@@ -509,6 +560,7 @@ describe('berth agent', () => {
       timeoutMs: 20_000,
     });
     expect(reply.fingerprint).toBe(issued.fingerprint);
+    await confirmed(third.hash);
     expect(await reloads('success')).toBe(before + 1);
     const key = join(prefix, 'current', 'tls', `${namespace}.secure-tls.key`);
     expect(statSync(key).mode & 0o777).toBe(0o600);
@@ -521,8 +573,8 @@ describe('berth agent', () => {
       timeoutMs: 20_000,
     });
     expect(await control('/generation')).toBe(third.hash);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(await reloads('success')).toBe(before + 2);
+    // Same hash: the count of confirmed reloads is what tells the renewal was applied.
+    await reloadsReach(before + 2);
     expect(await reloads('failure')).toBe(0);
   });
 
@@ -533,6 +585,7 @@ describe('berth agent', () => {
     await writeConfigMap(withMissing);
     await waitFor(async () => (await get('other.example')).status === 200, { description: 'the route added beside the missing Secret', timeoutMs: 20_000 });
     expect(await control('/generation')).toBe(withMissing.hash);
+    await confirmed(withMissing.hash);
     const placeholder = await getTls('missing.example');
     expect(placeholder).toMatchObject({ status: 200, subject: PLACEHOLDER_COMMON_NAME });
     expect((await getTls('secure.example')).fingerprint).toBe(realCertificate);
@@ -552,43 +605,52 @@ describe('berth agent', () => {
     await writeTlsSecret('missing-tls', issued);
     await waitFor(async () => (await getTls('missing.example')).fingerprint === issued.fingerprint, { description: 'the issued certificate', timeoutMs: 20_000 });
     await waitFor(async () => (await agentStatus())?.placeholderCertificates === undefined, { description: 'the report to clear' });
-    expect(await reloads('success')).toBe(before + 2);
+    await reloadsReach(before + 2);
     expect(await reloads('failure')).toBe(0);
 
     await writeConfigMap(third);
-    await waitFor(async () => (await control('/generation')) === third.hash, { description: 'the previous config back', timeoutMs: 20_000 });
+    // Confirmed by the agent, not only served: the next test counts reloads from here.
+    await confirmed(third.hash);
   });
 
   it('reloads only once old workers have drained, and coalesces the changes made meanwhile', async () => {
     const before = await reloads('success');
-    const slow = get('web.example', { path: '/slow' });
-    await waitFor(() => [...lastHit.values()].some((at) => at > Date.now() - 1_000), { description: 'the slow request to reach a pod', timeoutMs: 5_000 });
+    const slow = get('web.example', { path: '/slow', timeoutMs: SLOW_HOLD_MS });
+    // Awaited below; should the test fail before, its end must not go unhandled.
+    slow.catch(() => undefined);
+    await waitFor(() => heldSlow.length > 0, { description: 'the slow request to reach a pod', timeoutMs: 5_000, intervalMs: 20 });
     const withA = [...secure, { host: 'a.example' }];
-    await writeConfigMap(renderedConfig(withA));
+    const renderedA = renderedConfig(withA);
+    await writeConfigMap(renderedA);
     await waitFor(async () => (await get('a.example')).status === 200, { description: 'a.example to be served', timeoutMs: 20_000 });
+    await confirmed(renderedA.hash);
     // The worker serving the slow request now drains: nothing may reload until it is done.
-    expect(await agent!.metric('berth_agent_draining_workers')).toBeGreaterThanOrEqual(1);
+    expect(await running().metric('berth_agent_draining_workers')).toBeGreaterThanOrEqual(1);
 
-    await writeConfigMap(renderedConfig([...withA, { host: 'b.example' }]));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const withB = renderedConfig([...withA, { host: 'b.example' }]);
+    await writeConfigMap(withB);
+    await deferred(withB.hash);
     const withC = renderedConfig([...withA, { host: 'c.example' }]);
     await writeConfigMap(withC);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await deferred(withC.hash);
     expect((await get('c.example')).status).toBe(404);
     expect(await reloads('success')).toBe(before + 1);
 
+    releaseSlow();
     expect((await slow).status).toBe(200);
     await waitFor(async () => (await get('c.example')).status === 200, { description: 'c.example to be served', timeoutMs: 20_000 });
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await confirmed(withC.hash);
     expect(await reloads('success')).toBe(before + 2);
     expect((await get('b.example')).status).toBe(404);
-    expect(agent!.logs()).toContain('reload deferred');
 
     await writeConfigMap(third);
-    await waitFor(async () => (await control('/generation')) === third.hash, { description: 'the TLS config to be back', timeoutMs: 20_000 });
+    await confirmed(third.hash);
   });
 
   it('keeps serving the old config when nginx -t refuses a new one, and reports why', async () => {
+    // New workers answer before the agent confirms the reload that brought them (and counts
+    // it): count from the agent reporting it serves the config.
+    await waitFor(async () => (await agent!.metric('berth_agent_config_info', { hash: third.hash })) === 1, { description: 'the agent to confirm the previous config' });
     const successes = await reloads('success');
     // Each value has the form the renderer accepts; together nginx refuses them.
     const broken = renderedConfig([...secure, { host: 'broken.example' }], { extra: { proxy_buffers: '2 4k', proxy_busy_buffers_size: '64k' } });
@@ -656,13 +718,33 @@ describe('berth agent', () => {
     await waitFor(async () => (await get('web.example')).status === 200, { description: 'requests to be served again', timeoutMs: 10_000 });
     expect(servedBy(await get('web.example'))).toBe(ip);
     expect(await reloads('success')).toBe(reloadsBefore);
-    await waitFor(() => isReady(agent!), { description: 'ready again', timeoutMs: 10_000 });
+    await waitFor(() => isReady(running()), { description: 'ready again', timeoutMs: 10_000 });
+    // The first crash of an nginx that ran is restarted without a back-off step.
+    const restarts = running()
+      .logs()
+      .split('\n')
+      .filter((line) => line.includes('nginx exited; restarting it'))
+      .map((line) => (JSON.parse(line) as { restartInMs: number }).restartInMs);
+    expect(restarts).toEqual([0]);
   });
 
-  it('stops nginx and exits cleanly on SIGTERM', async () => {
+  it('on SIGTERM, stops nginx gracefully: new connections are refused, the request in flight finishes', async () => {
     const master = nginxMaster();
     expect(master).toBeDefined();
-    expect(await agent!.stop()).toBe(0);
+    const slow = get('web.example', { path: '/slow', timeoutMs: SLOW_HOLD_MS });
+    // Awaited below; should the test fail before, its end must not go unhandled.
+    slow.catch(() => undefined);
+    await waitFor(() => heldSlow.length > 0, { description: 'the slow request to reach a pod', timeoutMs: 5_000, intervalMs: 20 });
+    const stopped = running().stop();
+    // Refused while the request is still held in flight.
+    await waitFor(() => connectionRefused(ports.http), {
+      description: 'nginx to refuse new connections',
+      timeoutMs: 5_000,
+      intervalMs: 20,
+    });
+    releaseSlow();
+    expect((await slow).status).toBe(200);
+    expect(await stopped).toBe(0);
     expect(alive(master!)).toBe(false);
   });
 });
@@ -701,10 +783,13 @@ describe('berth agent beside an nginx it does not run', () => {
     });
   });
 
-  /** nginx as the pod's nginx container runs it: once the agent put a generation in place. */
+  /**
+   * nginx as the pod's nginx container runs it (src/loadbalancer/desired.ts): once the agent
+   * put a generation in place, in the prefix, without the socket a killed nginx left.
+   */
   function startNginx(): ChildProcess {
     const conf = `${ownPrefix}/current/nginx.conf`;
-    const script = `until [ -e ${conf} ]; do sleep 0.1; done; exec nginx -p ${ownPrefix}/ -c ${conf} -g 'daemon off;'`;
+    const script = `until [ -e ${conf} ]; do sleep 0.1; done; cd ${ownPrefix} && rm -f ${CONTROL_SOCKET} && exec nginx -p ${ownPrefix}/ -c ${conf} -g 'daemon off;'`;
     return spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   }
 
@@ -733,14 +818,13 @@ describe('berth agent beside an nginx it does not run', () => {
   it('puts the config in place, waits for nginx, and follows its reloads and restarts through the pid file', async () => {
     own = await newPorts();
     ownPrefix = newPrefix();
-    const configMap = `berth-lb-${lb}`;
-    await writeConfigMap(renderedConfig([{ host: 'ext.example' }], { ports: own }), configMap);
+    await writeConfigMap(renderedConfig([{ host: 'ext.example' }], { ports: own }), lb);
     external = await startBerthProcess(
-      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`, `--control-port=${own.control}`],
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
       'agent without --manage-nginx',
     );
     await waitFor(() => existsSync(join(ownPrefix, 'current', 'nginx.conf')), { description: 'a generation in place', timeoutMs: 20_000 });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitFor(() => external!.logs().includes('waiting for nginx to start'), { description: 'the agent to wait for nginx', timeoutMs: 20_000 });
     expect(await isReady(external)).toBe(false);
 
     nginx = startNginx();
@@ -748,8 +832,11 @@ describe('berth agent beside an nginx it does not run', () => {
     const [ip] = await readyPodIps(1);
     expect(servedBy(await get('ext.example', { port: own.http }))).toBe(ip);
 
-    await writeConfigMap(renderedConfig([{ host: 'ext.example' }, { host: 'ext2.example' }], { ports: own }), configMap);
+    const withExt2 = renderedConfig([{ host: 'ext.example' }, { host: 'ext2.example' }], { ports: own });
+    await writeConfigMap(withExt2, lb);
     await waitFor(async () => (await get('ext2.example', { port: own.http })).status === 200, { description: 'the new host to be served', timeoutMs: 20_000 });
+    // nginx serves the new host a moment before the agent has confirmed the reload.
+    await confirmed(withExt2.hash, external);
     expect(await reloads('success', external)).toBe(1);
 
     // A new nginx, as after its container restarted: empty shared dict, new master pid.
@@ -757,7 +844,7 @@ describe('berth agent beside an nginx it does not run', () => {
     await killNginx();
     nginx = startNginx();
     await waitFor(
-      async () => pidFile() !== master && (await storedEndpoints('web', own.control)).join() === ip,
+      async () => pidFile() !== master && (await storedEndpoints('web', ownPrefix)).join() === ip,
       { description: 'the backends to be pushed to the new nginx', timeoutMs: 20_000 },
     );
     expect(servedBy(await get('ext2.example', { port: own.http }))).toBe(ip);
@@ -770,10 +857,10 @@ describe('berth agent beside an nginx it does not run', () => {
 
   it('restarted while the API server refuses, pushes nothing and is not ready until it has read its sources', async () => {
     const [ip] = await readyPodIps(1);
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
     const proxy = refusing!;
     external = await startBerthProcess(
-      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`, `--control-port=${own.control}`],
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
       'agent restarted while the API server refuses',
       proxy.kubeconfigFile(),
     );
@@ -781,12 +868,12 @@ describe('berth agent beside an nginx it does not run', () => {
     await waitFor(() => proxy.attempts.length >= 4, { description: 'the agent to be refused four times', timeoutMs: 20_000 });
     expect(await isReady(external)).toBe(false);
     expect(await external.metric('berth_agent_dynamic_updates_total', { target: 'http' })).toBeUndefined();
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
     expect((await get('ext.example', { port: own.http })).status).toBe(200);
 
     proxy.forward();
     await waitFor(() => isReady(external!), { description: 'the agent to be ready once it has read its sources', timeoutMs: 30_000 });
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
     expect(servedBy(await get('ext2.example', { port: own.http }))).toBe(ip);
     expect(await external.stop()).toBe(0);
   });
@@ -796,7 +883,7 @@ describe('berth agent beside an nginx it does not run', () => {
     // lists, the EndpointSlices are forbidden.
     const [ip] = await readyPodIps(1);
     external = await startBerthProcess(
-      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`, `--control-port=${own.control}`],
+      ['agent', `--loadbalancer=${lb}`, `--namespace=${namespace}`, `--prefix=${ownPrefix}`],
       'agent not yet allowed to read EndpointSlices',
       lateAccount,
     );
@@ -804,7 +891,7 @@ describe('berth agent beside an nginx it does not run', () => {
     await waitFor(() => forbidden() >= 2, { description: 'two forbidden lists of EndpointSlices', timeoutMs: 20_000 });
     expect(await isReady(external)).toBe(false);
     expect(await external.metric('berth_agent_dynamic_updates_total', { target: 'http' })).toBeUndefined();
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
 
     await rbac.createClusterRoleBinding({
       body: {
@@ -814,7 +901,7 @@ describe('berth agent beside an nginx it does not run', () => {
       },
     });
     await waitFor(() => isReady(external!), { description: 'the agent to be ready once it may read EndpointSlices', timeoutMs: 30_000 });
-    expect(await storedEndpoints('web', own.control)).toEqual([ip]);
+    expect(await storedEndpoints('web', ownPrefix)).toEqual([ip]);
     expect(await external.stop()).toBe(0);
   });
 });

@@ -81,10 +81,25 @@ function crossFieldRules(): typeof invalid {
     { what: 'negative default memory request', manifest: application('shop', { environment: 'testing', defaults: { requests: { memory: '-1Gi' } } }), message: /spec\.defaults\.requests\.memory: Invalid value: .*not negative/ },
     { what: 'port name without a letter', manifest: application('shop', { environment: 'testing', ports: [{ name: '8080', port: 8080 }] }), message: /spec\.ports\[0\]\.name: Invalid value: .*with at least one letter/ },
     { what: 'stream on the port of the Service\'s HTTP', manifest: loadBalancer({ streams: [{ port: 80, service: { namespace: 'db', name: 'postgres' } }] }), message: /spec\.streams: Invalid value: .*a TCP stream port must differ from service\.httpPort and service\.httpsPort/ },
-    { what: 'stream on a port the pod uses itself', manifest: loadBalancer({ streams: [{ port: 10246, protocol: 'UDP', service: { namespace: 'db', name: 'postgres' } }] }), message: /spec\.streams\[0\]\.port: Invalid value: .*must not be a port the load balancer pod uses itself: 8080 \(http\)/ },
+    { what: 'stream on a port the pod uses itself', manifest: loadBalancer({ streams: [{ port: 10254, protocol: 'UDP', service: { namespace: 'db', name: 'postgres' } }] }), message: /spec\.streams\[0\]\.port: Invalid value: .*must not be a port the load balancer pod uses itself: 8080 \(http\)/ },
     { what: 'node selector key that is not a label key', manifest: loadBalancer({ placement: { nodeSelector: { 'edge node': 'true' } } }), message: /spec\.placement\.nodeSelector: Invalid value: .*each key must be a label key/ },
     { what: 'toleration key that is not a label key', manifest: loadBalancer({ placement: { tolerations: [{ key: 'dedicated/', operator: 'Exists' }] } }), message: /spec\.placement\.tolerations\[0\]\.key: Invalid value: .*must be a label key/ },
     { what: 'the same port for HTTP and HTTPS', manifest: loadBalancer({ service: { httpPort: 8443, httpsPort: 8443 } }), message: /spec\.service: Invalid value: .*httpPort and httpsPort must differ/ },
+    {
+      what: 'hostNetwork on node ports below 1024',
+      manifest: loadBalancer({ placement: { hostNetwork: true } }),
+      message: /spec\.service: Invalid value: .*with placement\.hostNetwork, nginx \(not root\) listens on service\.httpPort and service\.httpsPort of the node: use ports from 1024/,
+    },
+    {
+      what: 'hostNetwork with the agent on an nginx port',
+      manifest: loadBalancer({ placement: { hostNetwork: true, agentPort: 8443 }, service: { httpPort: 8080, httpsPort: 8443 } }),
+      message: /spec\.placement: Invalid value: .*placement\.agentPort is a port of the node: it must differ from service\.httpPort, service\.httpsPort and the TCP stream ports/,
+    },
+    {
+      what: 'hostNetwork with a TCP stream on the agent\'s port',
+      manifest: loadBalancer({ placement: { hostNetwork: true, agentPort: 10300 }, service: { httpPort: 8080, httpsPort: 8443 }, streams: [{ port: 10300, service: { namespace: 'db', name: 'postgres' } }] }),
+      message: /spec\.placement: Invalid value: .*placement\.agentPort is a port of the node/,
+    },
   ];
 }
 

@@ -11,9 +11,8 @@ import { freePort } from '../support/operator-process.ts';
 let nginx: Nginx;
 
 beforeAll(async () => {
-  const ports = { http: await freePort(), control: await freePort() };
-  const { files } = renderNginxConfig({ ports, servers: [], backends: [], settings: { workerProcesses: 1 } });
-  nginx = await startNginx({ config: files['nginx.conf'], controlPort: ports.control });
+  const { files } = renderNginxConfig({ ports: { http: await freePort() }, servers: [], backends: [], settings: { workerProcesses: 1 } });
+  nginx = await startNginx({ config: files['nginx.conf'] });
 });
 
 afterAll(async () => {

@@ -1,4 +1,4 @@
-import type { V1ConfigMap } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1ResourceQuota } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Informer } from '../../src/kit/informer.ts';
 import { createLogger } from '../../src/kit/log.ts';
@@ -53,6 +53,42 @@ describe('Informer', () => {
     expect(cached.metadata?.resourceVersion).toBe(fromServer.metadata?.resourceVersion);
     expect(cached.metadata).not.toHaveProperty('managedFields');
     expect(cached.metadata?.labels).toEqual({ 'informer-test': 'yes' });
+  });
+});
+
+describe('Informer of a kind whose status nobody reads', () => {
+  const quotaEvents: string[] = [];
+  let quotas: Informer<V1ResourceQuota>;
+  afterAll(async () => {
+    await quotas?.stop();
+  });
+
+  it('drops status and reports no update that changed only status', async () => {
+    const body = { metadata: { name: 'counted', labels: { 'informer-test': 'yes' } }, spec: { hard: { pods: '5' } } };
+    await core.createNamespacedResourceQuota({ namespace, body });
+    quotas = new Informer<V1ResourceQuota>(kc, {
+      name: 'resourcequotas',
+      path: `/api/v1/namespaces/${namespace}/resourcequotas`,
+      list: () => core.listNamespacedResourceQuota({ namespace, labelSelector: 'informer-test' }),
+      labelSelector: 'informer-test',
+      ignoreStatus: true,
+      logger: createLogger('informer-test', 'silent'),
+    });
+    quotas.onChange((object, event) => quotaEvents.push(`${event} ${object.metadata!.name} pods=${object.spec?.hard?.pods}`));
+    await quotas.start();
+    await quotas.synced;
+    // The quota controller counts usage into status; then a status write of our own.
+    await waitFor(async () => (await core.readNamespacedResourceQuota({ namespace, name: 'counted' })).status?.used?.pods === '0', {
+      description: 'the quota controller to count the pods',
+    });
+    await core.patchNamespacedResourceQuotaStatus(
+      { namespace, name: 'counted', body: [{ op: 'replace', path: '/status/used/pods', value: '3' }] },
+    );
+    // Events arrive in order: once the spec change is in the cache, the status changes were seen before it.
+    await core.patchNamespacedResourceQuota({ namespace, name: 'counted', body: [{ op: 'replace', path: '/spec/hard/pods', value: '6' }] });
+    await waitFor(() => quotas.get('counted', namespace)?.spec?.hard?.pods === '6', { description: 'the spec change in the cache' });
+    expect(quotaEvents).toEqual(['add counted pods=5', 'update counted pods=6']);
+    expect(quotas.get('counted', namespace)).not.toHaveProperty('status');
   });
 });
 

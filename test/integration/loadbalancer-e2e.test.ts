@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBalancerObjectName } from '../../src/loadbalancer/desired.ts';
+import { loadBalancerObjectName, tlsReaderBindingName } from '../../src/loadbalancer/desired.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
-import { startLoad, sample, get } from '../support/http-load.ts';
+import { failuresOf, get, sample, startLoad } from '../support/http-load.ts';
 import { clients, testNamespace } from '../support/kube.ts';
 import { followPods, type PodFollower } from '../support/pod-follower.ts';
 import {
@@ -17,6 +17,7 @@ import {
   type BerthProcess,
   type OperatorProcess,
 } from '../support/operator-process.ts';
+import { publishedFiles } from '../support/published-config.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Applications served through a LoadBalancer end to end: the operator renders the
@@ -33,7 +34,7 @@ let agentPod: string;
 let follower: PodFollower;
 let lbNamespace: string;
 let prefix: string;
-const ports = { http: 0, https: 0, control: 0, stream: 0 };
+const ports = { http: 0, https: 0, stream: 0 };
 const lb = `e2e-${Date.now().toString(36)}`;
 // After-hooks run in reverse order: the operator stops last, once the application's
 // cleanup (registered next) has let it remove its finalizer.
@@ -72,7 +73,7 @@ beforeAll(async () => {
     identity: 'lb-e2e',
     configFile: operatorConfigFile({
       leaderElection: { leaseName: 'berth-lb-e2e' },
-      loadBalancers: { httpPort: ports.http, httpsPort: ports.https, controlPort: ports.control },
+      loadBalancers: { httpPort: ports.http, httpsPort: ports.https },
     }),
   });
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 2 } });
@@ -99,7 +100,7 @@ beforeAll(async () => {
 
 async function startAgent(pod: string): Promise<void> {
   agent = await startBerthProcess(
-    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', pod, '--prefix', prefix, '--control-port', String(ports.control), '--manage-nginx'],
+    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', pod, '--prefix', prefix, '--manage-nginx'],
     'agent',
   );
   agentPod = pod;
@@ -214,7 +215,7 @@ describe('traffic through a LoadBalancer', () => {
     const condition = await berth.loadBalancerCondition(lb, 'ConfigApplied', 'False', 'NginxRejectedConfig');
     expect(condition.message).toContain('proxy_busy_buffers_size');
     expect(await reloads('failure')).toBe(failuresBefore + 1);
-    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    expect(failuresOf(await sample(ports.http, host(), 20))).toEqual([]);
 
     await berth.patchLoadBalancerSpec(lb, spec);
     await berth.loadBalancerCondition(lb, 'ConfigApplied', 'True');
@@ -321,7 +322,7 @@ describe('one Application\'s mistakes stay with it', () => {
     const login = await get(ports.http, host(), '/login');
     expect(login.status).toBe(200);
     expect(login.body).toContain('"version":"v2"');
-    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    expect(failuresOf(await sample(ports.http, host(), 20))).toEqual([]);
     await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
 
     // The LoadBalancer keeps converging: a new host of the healthy Application is served.
@@ -345,7 +346,7 @@ describe('one Application\'s mistakes stay with it', () => {
     await berth.patchLoadBalancerSpec(lb, { ...lbSpec, streams: [...lbSpec.streams, { port: ports.http, protocol: 'TCP', service }] });
     const invalid = await berth.loadBalancerCondition(lb, 'Ready', 'False', 'InvalidConfig');
     expect(invalid.message).toContain(`TCP port ${ports.http} is already used by ports.http`);
-    expect((await sample(ports.http, host(), 20)).failed).toBe(0);
+    expect(failuresOf(await sample(ports.http, host(), 20))).toEqual([]);
     const routes = await berth.applicationCondition(app, 'RoutesAccepted', 'True', 'Accepted');
     expect(routes.message).toContain(host());
     await berth.patchLoadBalancerSpec(lb, lbSpec);
@@ -385,35 +386,40 @@ describe('LoadBalancer objects', () => {
     expect(deployment.spec!.template.spec!.shareProcessNamespace).toBe(true);
     const service = await core.readNamespacedService({ namespace: lbNamespace, name });
     expect(service.spec?.ports?.map((p) => p.name)).toContain('http');
-    const configMap = await core.readNamespacedConfigMap({ namespace: lbNamespace, name });
-    expect(configMap.data?.['nginx.conf']).toContain(host());
+    expect((await publishedFiles(core, lbNamespace, lb))['nginx.conf']).toContain(host());
     expect((await berth.getLoadBalancer(lb))?.status?.configHash).toMatch(/^[0-9a-f]+$/);
   });
 
-  it('lets the agent read Secrets only in namespaces whose routes use TLS, and serves a placeholder for a missing one', async () => {
+  it('lets the agent read only the Secrets that routes name for TLS, and serves a placeholder for a missing one', async () => {
     const rbac = clients().kc.makeApiClient(RbacAuthorizationV1Api);
     await agentForCurrentPod();
-    const binding = `${loadBalancerObjectName(lb)}-tls`;
+    const binding = tlsReaderBindingName(lb);
     const bindings = async () => (await rbac.listNamespacedRoleBinding({ namespace: app })).items.map((b) => b.metadata!.name);
     expect(await bindings()).not.toContain(binding);
     const spec = (await berth.getApplication(app))!.spec;
     await berth.patchApplicationSpec(app, { ...spec, routes: [...spec.routes, { host: `secure.${host()}`, loadBalancer: lb, tls: { secretName: 'web-tls' } }] });
     await waitFor(async () => (await bindings()).includes(binding), { description: 'the TLS reader binding' });
     const created = await rbac.readNamespacedRoleBinding({ namespace: app, name: binding });
-    expect(created.roleRef.name).toBe('berth-agent-tls');
+    expect(created.roleRef).toMatchObject({ kind: 'Role', name: 'berth-tls-secrets' });
+    // The Application's reconciler writes the Role, the LoadBalancer's the binding: either may come first.
+    const roles = async () => (await rbac.listNamespacedRole({ namespace: app })).items.map((r) => r.metadata!.name);
+    await waitFor(async () => (await roles()).includes('berth-tls-secrets'), { description: 'the TLS Secrets Role' });
+    const role = await rbac.readNamespacedRole({ namespace: app, name: 'berth-tls-secrets' });
+    expect(role.rules).toEqual([expect.objectContaining({ resources: ['secrets'], resourceNames: ['web-tls'], verbs: ['get', 'list', 'watch'] })]);
     expect(created.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', name: loadBalancerObjectName(lb), namespace: lbNamespace })]);
 
     // No such Secret: its host gets the placeholder certificate, the rest serves on.
     const unusable = await berth.loadBalancerCondition(lb, 'TLSSecretsUsable', 'False', 'PlaceholderCertificateServed');
     expect(unusable.message).toContain(`TLS Secret ${app}/web-tls: not found`);
     expect((await berth.getLoadBalancer(lb))?.status?.instances?.[0]?.placeholderCertificates).toEqual([`TLS Secret ${app}/web-tls: not found`]);
-    expect((await sample(ports.http, host(), 10)).failed).toBe(0);
+    expect(failuresOf(await sample(ports.http, host(), 10))).toEqual([]);
     // ... and the Application whose route names the Secret hears it too.
     const onApplication = await berth.applicationCondition(app, 'TLSSecretsUsable', 'False', 'PlaceholderCertificateServed');
     expect(onApplication.message).toContain(`TLS Secret web-tls (spec.routes[${spec.routes.length}].tls.secretName): not found`);
 
     await berth.patchApplicationSpec(app, spec);
     await waitFor(async () => !(await bindings()).includes(binding), { description: 'the TLS reader binding to be revoked' });
+    await waitFor(async () => (await rbac.listNamespacedRole({ namespace: app })).items.length === 0, { description: 'the Role of TLS Secrets to go' });
     await berth.loadBalancerCondition(lb, 'TLSSecretsUsable', 'True', 'AllUsable');
   });
 });

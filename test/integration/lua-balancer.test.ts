@@ -1,9 +1,11 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNginx, type Nginx } from '../support/nginx.ts';
+import { CONTROL_SOCKET } from '../../src/nginx/model.ts';
+import { controlRequest, startNginx, type Nginx } from '../support/nginx.ts';
 import { freePort } from '../support/operator-process.ts';
 import { startPodServer, type PodServer } from '../support/pod-server.ts';
 
@@ -20,7 +22,6 @@ const LOCATIONS = ['web', 'canary', 'sticky', 'api', 'flaky', 'ghost'];
 
 interface Ports {
   http: number;
-  control: number;
   tcp: number;
   udp: number;
 }
@@ -82,7 +83,7 @@ http {
     }
 
     server {
-        listen 127.0.0.1:${ports.control};
+        listen unix:${CONTROL_SOCKET};
         client_max_body_size 16m;
         client_body_buffer_size 16m;
         location = /backends { content_by_lua_block { require("berth.control").backends() } }
@@ -126,9 +127,9 @@ const servers: PodServer[] = [];
 const closers: (() => Promise<void>)[] = [];
 
 /** One request on a fresh connection, so requests land on either worker. */
-function get(path: string, headers: Record<string, string> = {}, host = '127.0.0.1', port = ports.http): Promise<Reply> {
+function get(path: string, headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, headers, agent: false, timeout: 5_000 }, (res) => {
+    const req = request({ host: '127.0.0.1', port: ports.http, path, headers, agent: false, timeout: 5_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -193,8 +194,8 @@ function backend(name: string, groups: { name: string; weight?: number; endpoint
 }
 
 beforeAll(async () => {
-  ports = { http: await freePort(), control: await freePort(), tcp: await freePort(), udp: await freePort() };
-  nginx = await startNginx({ config: balancerConfig(ports, { generation: 'one' }), controlPort: ports.control });
+  ports = { http: await freePort(), tcp: await freePort(), udp: await freePort() };
+  nginx = await startNginx({ config: balancerConfig(ports, { generation: 'one' }) });
 });
 
 afterAll(async () => {
@@ -436,22 +437,13 @@ describe('Lua balancer in a real nginx', () => {
     expect(await nginx.getBackends()).toEqual(stored);
     expect((await get('/web/')).status).toBe(200);
 
-    const post = await fetch(`http://127.0.0.1:${ports.control}/backends`, { method: 'POST', body: '{}' });
+    const post = await controlRequest(nginx.prefix, '/backends', { method: 'POST', body: '{}' });
     expect(post.status).toBe(405);
   });
 
-  it('binds the control endpoint to 127.0.0.1 only', async () => {
-    const hexPort = ports.control.toString(16).toUpperCase().padStart(4, '0');
-    const listening = (file: string) =>
-      readFileSync(file, 'utf8')
-        .split('\n')
-        .slice(1)
-        .map((line) => line.trim().split(/\s+/))
-        .filter((fields) => fields[3] === '0A' && fields[1]?.endsWith(`:${hexPort}`))
-        .map((fields) => fields[1]);
-    expect(listening('/proc/net/tcp')).toEqual([`0100007F:${hexPort}`]);
-    expect(listening('/proc/net/tcp6')).toEqual([]);
-    await expect(get('/backends', {}, '127.0.0.2', ports.control)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  it('serves the control endpoint on a unix socket in its prefix, and on no TCP port', async () => {
+    expect(statSync(join(nginx.prefix, CONTROL_SOCKET)).isSocket()).toBe(true);
+    expect(await controlRequest(nginx.prefix, '/healthz')).toEqual({ status: 200, body: 'ok' });
     expect((await get('/backends')).status, 'the public port does not serve the control API').toBe(404);
   });
 });
@@ -552,7 +544,7 @@ describe('backend state across reloads and restarts', () => {
     expect(servedBy(await get('/web/')), 'a reload keeping the dict size keeps the set').toBe('survivor');
 
     await nginx.reload(balancerConfig(ports, { generation: 'two', dictSize: '8m' }));
-    expect(await (await fetch(`http://127.0.0.1:${ports.control}/generation`)).text()).toBe('two');
+    expect((await controlRequest(nginx.prefix, '/generation')).body).toBe('two');
     expect(await nginx.getBackends()).toEqual({ backends: [] });
     expect((await get('/web/')).status).toBe(503);
 

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
+import { createServer as createHttpServer, get as httpGet } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NginxModel } from '../../src/nginx/model.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
+import { controlRequest } from '../support/nginx.ts';
 import { freePort } from '../support/operator-process.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -154,7 +155,7 @@ function representative(ports: NginxModel['ports'], streamPort: number): NginxMo
 
 describe('rendered configs in front of Debian nginx', () => {
   it('accepts a representative config without a warning, through `current` and in its generation directory', () => {
-    const { prefix, hash } = layOut(representative({ http: 18080, https: 18443, control: 18099 }, 18053));
+    const { prefix, hash } = layOut(representative({ http: 18080, https: 18443 }, 18053));
     // The agent tests a new generation in place before it swaps `current` to it.
     for (const config of [undefined, join(prefix, 'generations', hash, 'nginx.conf')]) {
       const result = nginxTest(prefix, config);
@@ -170,7 +171,7 @@ describe('rendered configs in front of Debian nginx', () => {
       host: `app-${i}.${'a'.repeat(63)}.${'b'.repeat(63)}.example.com`,
       locations: [{ pathPrefix: '/', backend: 'app' }],
     }));
-    const result = nginxTest(layOut({ ports: { http: 18080, control: 18099 }, servers, backends }).prefix);
+    const result = nginxTest(layOut({ ports: { http: 18080 }, servers, backends }).prefix);
     expect(result.status, result.output).toBe(0);
     expect(result.output).not.toMatch(/\[(warn|emerg|alert|crit)\]/);
   });
@@ -179,7 +180,7 @@ describe('rendered configs in front of Debian nginx', () => {
   // together with the default busy-buffers size two 1k buffers are too few. That is the
   // case the agent's `nginx -t` exists for.
   it('refuses an admin setting that only nginx can judge, saying why', () => {
-    const model = representative({ http: 18080, https: 18443, control: 18099 }, 18053);
+    const model = representative({ http: 18080, https: 18443 }, 18053);
     model.settings = { extra: { proxy_buffers: '2 1k' } };
     const result = nginxTest(layOut(model).prefix);
     expect(result.status).not.toBe(0);
@@ -201,32 +202,91 @@ describe('rendered configs in front of Debian nginx', () => {
       clearTimeout(timer);
     });
 
+    /** Starts nginx on a prefix as the pod does and waits until it answers on its control socket. */
+    async function startNginx(prefix: string): Promise<ChildProcess> {
+      const started = launch(prefix);
+      await waitFor(
+        async () => {
+          if (started.exitCode !== null) throw new Error(`nginx exited with ${started.exitCode}:\n${logOf(prefix)}`);
+          return (await controlRequest(prefix, '/healthz').catch(() => undefined))?.status === 200;
+        },
+        { description: 'nginx to answer on its control socket', timeoutMs: 10_000, intervalMs: 50 },
+      );
+      return started;
+    }
+
+    /** Spawns nginx in the prefix, where the config's control socket is created. */
+    function launch(prefix: string): ChildProcess {
+      const started = spawn('nginx', [...nginxArgs(prefix), '-g', 'daemon off;'], { cwd: prefix, stdio: 'ignore' });
+      nginx = started;
+      return started;
+    }
+
+    function logOf(prefix: string): string {
+      return existsSync(join(prefix, 'logs', 'error.log')) ? readFileSync(join(prefix, 'logs', 'error.log'), 'utf8') : '';
+    }
+
+    // A request can reach a backend before the agent pushed it: nginx just started, or its
+    // shared dict was wiped. From the first accepted connection on, that is a 503, never a
+    // 500: requests are sent while nginx starts, and after the backend set was emptied.
+    it('answers 503 for a backend it does not hold, from its first request on and after the set was emptied', async () => {
+      const ports = { http: await freePort() };
+      const model: NginxModel = {
+        settings: { workerProcesses: 2 },
+        ports,
+        servers: [{ host: 'blog.example.com', locations: [{ pathPrefix: '/', backend: 'blog.http' }] }],
+        backends: [{ name: 'blog.http', groups: [{ name: 'v1', service: { namespace: 'blog', name: 'blog-v1', port: 'http' } }] }],
+      };
+      const { prefix } = layOut(model);
+      const answers = new Map<number, number>();
+      const count = (status: number) => answers.set(status, (answers.get(status) ?? 0) + 1);
+      const started = launch(prefix);
+      // Bounded: until 400 answers, from before nginx listens; refused connections are not answers.
+      const deadline = Date.now() + 30_000;
+      const total = () => [...answers.values()].reduce((a, b) => a + b, 0);
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (total() < 400 && Date.now() < deadline && started.exitCode === null) {
+            const reply = await get(ports.http, 'blog.example.com', '/').catch(() => undefined);
+            if (reply) count(reply.status);
+          }
+        }),
+      );
+      expect(Object.fromEntries(answers), logOf(prefix)).toEqual({ 503: total() });
+      expect(total()).toBeGreaterThanOrEqual(400);
+
+      const put = (body: unknown) => controlRequest(prefix, '/backends', { method: 'PUT', body: JSON.stringify(body) });
+      const pod = createHttpServer((_request, response) => response.end('ok'));
+      await new Promise<void>((resolve) => pod.listen(0, '127.0.0.1', resolve));
+      try {
+        const endpoints = [{ address: '127.0.0.1', port: (pod.address() as AddressInfo).port }];
+        expect((await put({ backends: [{ name: 'blog.http', groups: [{ name: 'v1', endpoints }] }] })).status).toBe(200);
+        expect((await get(ports.http, 'blog.example.com', '/')).status).toBe(200);
+        // As a wiped dict reads: the backend is gone, in every worker, at once.
+        expect((await put({ backends: [] })).status).toBe(200);
+        for (let i = 0; i < 20; i += 1) expect((await get(ports.http, 'blog.example.com', '/')).status).toBe(503);
+      } finally {
+        // nginx keeps its upstream connections open.
+        pod.closeAllConnections();
+        await new Promise((resolve) => pod.close(resolve));
+      }
+      expect(logOf(prefix)).not.toMatch(/\[(error|emerg|alert|crit)\]/);
+    });
+
     // Paths that only matter at run time (pid, logs, temp directories, the Lua package
     // path) resolve inside the prefix, and the control server serves the generation.
     it('serves its generation, 404 for unknown hosts, 503 for a backend without endpoints, streams through njs', async () => {
-      const ports = { http: await freePort(), https: await freePort(), control: await freePort() };
+      const ports = { http: await freePort(), https: await freePort() };
       const streamPort = await freePort();
       const model = representative(ports, streamPort);
       // Raising the open-file limit fails at run time wherever the hard limit is lower.
       const { worker_rlimit_nofile: _, ...extra } = model.settings!.extra!;
       model.settings = { ...model.settings, extra };
       const { prefix, hash } = layOut(model);
-      const started = spawn('nginx', [...nginxArgs(prefix), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      nginx = started;
-      let output = '';
-      started.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      started.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      const control = `http://127.0.0.1:${ports.control}`;
-      await waitFor(
-        async () => {
-          if (started.exitCode !== null) throw new Error(`nginx exited with ${started.exitCode}:\n${output}`);
-          return (await fetch(`${control}/healthz`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined))?.ok ?? false;
-        },
-        { description: 'nginx to answer on its control port', timeoutMs: 10_000, intervalMs: 50 },
-      );
+      const started = await startNginx(prefix);
 
-      expect(await (await fetch(`${control}/healthz`)).text()).toBe('ok');
-      expect(await (await fetch(`${control}/generation`)).text()).toBe(hash);
+      expect((await controlRequest(prefix, '/healthz')).body).toBe('ok');
+      expect((await controlRequest(prefix, '/generation')).body).toBe(hash);
       const http = (host: string, path = '/') => get(ports.http, host, path);
       expect((await http('unknown.example.com')).status).toBe(404);
       const blog = await http('blog.example.com');

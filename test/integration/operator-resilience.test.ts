@@ -6,11 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Informer } from '../../src/kit/informer.ts';
 import { createLogger } from '../../src/kit/log.ts';
 import { APPLICATION_FINALIZER } from '../../src/labels.ts';
-import { loadBalancerObjectName } from '../../src/loadbalancer/desired.ts';
+import { configShardName, tlsReaderBindingName } from '../../src/loadbalancer/desired.ts';
+import { unpackConfig } from '../../src/loadbalancer/published-config.ts';
 import { ApiProxy } from '../support/api-proxy.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
 import { clients, testNamespace } from '../support/kube.ts';
 import { operatorConfigFile, startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
+import { publishedFiles, shardBytes } from '../support/published-config.ts';
 import { waitFor } from '../support/wait.ts';
 
 // What happens to a running operator when the world misbehaves: it is killed, it has a
@@ -189,7 +191,8 @@ describe('API server refusing at start-up', () => {
   const app = testApplicationName('refused');
   const lb = `refused-${randomBytes(3).toString('hex')}`;
   const host = `${app}.example.test`;
-  const configMapName = loadBalancerObjectName(lb);
+  // The config is small: one shard holds all of it.
+  const shardName = configShardName(lb, 0);
   let lbNamespace: string;
   let proxy: ApiProxy;
   afterAll(() => berth.deleteLoadBalancer(lb));
@@ -207,11 +210,11 @@ describe('API server refusing at start-up', () => {
       members: [{ name: 'ann', role: 'Owner' }],
       routes: [{ host, loadBalancer: lb, tls: { secretName: 'web-tls' } }],
     });
-    const tlsBinding = `${configMapName}-tls`;
+    const tlsBinding = tlsReaderBindingName(lb);
     await waitFor(async () => (await rbac.listNamespacedRoleBinding({ namespace: app })).items.some((b) => b.metadata!.name === tlsBinding), {
       description: 'the TLS reader binding',
     });
-    await waitFor(async () => (await core.readNamespacedConfigMap({ namespace: lbNamespace, name: configMapName })).data?.['nginx.conf']?.includes(host), {
+    await waitFor(async () => (await publishedFiles(core, lbNamespace, lb).catch(() => undefined))?.['nginx.conf']?.includes(host), {
       description: 'the rendered config',
     });
     await setup.stop();
@@ -234,17 +237,17 @@ describe('API server refusing at start-up', () => {
       await berth.patchApplicationSpec(app, { ...spec, routes: [...spec.routes, { host: second, loadBalancer: lb }] });
 
       proxy.forward();
-      await waitFor(async () => (await core.readNamespacedConfigMap({ namespace: lbNamespace, name: configMapName })).data?.['nginx.conf']?.includes(second), {
+      await waitFor(async () => (await publishedFiles(core, lbNamespace, lb))['nginx.conf']?.includes(second), {
         description: 'the new host rendered once the API server answers',
         timeoutMs: 60_000,
       });
       await waitFor(async () => (await fetch(`http://127.0.0.1:${refused.port}/readyz`)).ok, { description: 'the operator to be ready' });
       // Nothing was rendered without the hosts or pruned on the way.
-      const versions = configMaps.seen.filter(({ object }) => object.metadata!.name === configMapName);
+      const versions = configMaps.seen.filter(({ object }) => object.metadata!.name === shardName);
       expect(versions.length).toBeGreaterThan(0);
       for (const { event, object } of versions) {
         expect(event).toBe('update');
-        expect(object.data?.['nginx.conf']).toContain(`server_name "${host}";`);
+        expect(unpackConfig([shardBytes(object)])['nginx.conf']).toContain(`server_name "${host}";`);
       }
       expect(bindings.seen.filter(({ event }) => event === 'delete').map(({ object }) => object.metadata!.name)).toEqual([]);
       expect((await rbac.listNamespacedRoleBinding({ namespace: app })).items.map((b) => b.metadata!.name).sort()).toEqual(bindingsBefore);

@@ -146,7 +146,7 @@ const loadBalancer = fc.record(
     ),
     streams: fc.array(
       fc.record({
-        port: mostly(fc.oneof(fc.constantFrom(53, 1, 65_535, 5432), fc.integer({ min: 1, max: 65_535 })), fc.constantFrom(80, 443, 8080, 8443, 10246, 10254, 0, 65_536)),
+        port: mostly(fc.oneof(fc.constantFrom(53, 1, 65_535, 5432), fc.integer({ min: 1, max: 65_535 })), fc.constantFrom(80, 443, 8080, 8443, 10254, 0, 65_536)),
         protocol: fc.constantFrom('TCP', 'UDP'),
         service: fc.record({ namespace: label, name: label, port: fc.oneof(fc.constant(''), portName) }),
       }),

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { ALLOW_DELETION_ANNOTATION } from '../../src/labels.ts';
 import { afterAll } from 'vitest';
 import type { Application } from '../../src/api/application.ts';
 import type { LoadBalancer } from '../../src/api/loadbalancer.ts';
@@ -36,8 +37,13 @@ export function berthClient(kc: KubeConfig = testKubeConfig()) {
     async patchApplicationSpec(name: string, spec: Record<string, unknown>): Promise<void> {
       await custom.patchClusterCustomObject({ group, version, plural: 'applications', name, body: [{ op: 'add', path: '/spec', value: spec }] });
     },
+    /** Deletes an Application, production ones too (their deletion must be allowed first). */
     async deleteApplication(name: string): Promise<void> {
       try {
+        await custom.patchClusterCustomObject(
+          { group, version, plural: 'applications', name, body: { metadata: { annotations: { [ALLOW_DELETION_ANNOTATION]: 'true' } } } },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
         await custom.deleteClusterCustomObject({ group, version, plural: 'applications', name });
       } catch (error) {
         if (!isNotFound(error)) throw error;

@@ -1,3 +1,4 @@
+import { DEFAULT_LOADBALANCER_NAMESPACE } from '../../src/api/loadbalancer.ts';
 import { clients, isNotFound } from './kube.ts';
 import { installCrds, kubectlApply } from './manifests.ts';
 
@@ -7,8 +8,9 @@ export const OPERATOR_NAMESPACE = 'berth-system';
  * Integration tests need the local cluster (or any cluster KUBECONFIG points at) and,
  * for traffic to pod IPs, its network namespace. `make test` provides both; this check
  * turns a missing cluster into one clear message instead of a wall of timeouts. It then
- * installs what the operator expects to find: the CRDs, the member ClusterRoles and the
- * namespace of its leader-election lease.
+ * installs what the operator expects to find: the CRDs, the shared ClusterRoles, the
+ * admission policies, the namespace of its leader-election lease and the default one of
+ * load-balancer pods.
  */
 export default async function setUpCluster(): Promise<void> {
   if (!process.env.KUBECONFIG) {
@@ -28,11 +30,13 @@ export default async function setUpCluster(): Promise<void> {
     );
   }
   await installCrds('crds');
-  await kubectlApply('config/rbac/');
-  try {
-    await core.readNamespace({ name: OPERATOR_NAMESPACE });
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-    await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } });
+  await kubectlApply('config/rbac/', 'config/admission/');
+  for (const name of [OPERATOR_NAMESPACE, DEFAULT_LOADBALANCER_NAMESPACE]) {
+    try {
+      await core.readNamespace({ name });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await core.createNamespace({ body: { metadata: { name } } });
+    }
   }
 }

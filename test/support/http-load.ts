@@ -7,8 +7,24 @@ export interface Reply {
 
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 16 });
 
-/** One GET with an explicit Host header (fetch may not set Host), over kept-alive connections. */
-export function get(port: number, host: string, path = '/', address = '127.0.0.1'): Promise<Reply> {
+/**
+ * One GET with an explicit Host header (fetch may not set Host), over kept-alive
+ * connections. A request sent on a kept-alive connection that nginx closed at the same
+ * moment (idle connections close on every reload) is sent again on a new one, as HTTP
+ * clients do: that race is the client's, not a request nginx failed.
+ */
+export async function get(port: number, host: string, path = '/', address = '127.0.0.1'): Promise<Reply> {
+  try {
+    return await getOnce(port, host, path, address);
+  } catch (error) {
+    if (!(error instanceof ReusedConnectionClosed)) throw error;
+    return getOnce(port, host, path, address);
+  }
+}
+
+class ReusedConnectionClosed extends Error {}
+
+function getOnce(port: number, host: string, path: string, address: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request({ host: address, port, path, headers: { host }, agent: keepAlive, timeout: 5_000 }, (res) => {
       let body = '';
@@ -18,7 +34,10 @@ export function get(port: number, host: string, path = '/', address = '127.0.0.1
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      const closedUnderUs = req.reusedSocket && (error.code === 'ECONNRESET' || error.message === 'socket hang up');
+      reject(closedUnderUs ? new ReusedConnectionClosed(error.message) : error);
+    });
     req.end();
   });
 }
@@ -96,4 +115,9 @@ export function startLoad(
 export async function sample(port: number, host: string, requests: number): Promise<LoadResult> {
   const load = startLoad(port, host, { concurrency: 1, maxRequests: requests });
   return load.finished;
+}
+
+/** What failed in a load, as "<status or error> ×<count>", for assertions that say why. */
+export function failuresOf(result: LoadResult): string[] {
+  return [...result.failures].map(([what, count]) => `${what} ×${count}`);
 }

@@ -72,9 +72,10 @@ export async function deleteNamespace(name: string, kc?: KubeConfig, timeoutMs =
 
 /**
  * A kubeconfig file that reaches the test cluster as a ServiceAccount, with a token from
- * the TokenRequest API: a process run with it has exactly that account's rights.
+ * the TokenRequest API: a process run with it has exactly that account's rights. A token
+ * bound to a pod carries the pod's name and uid, as the kubelet's projected tokens do.
  */
-export async function serviceAccountKubeconfig(namespace: string, name: string): Promise<string> {
+export async function serviceAccountKubeconfig(namespace: string, name: string, boundPod?: { name: string; uid: string }): Promise<string> {
   const admin = testKubeConfig();
   const cluster = admin.getCurrentCluster();
   if (!cluster) throw new Error('KUBECONFIG names no current cluster');
@@ -82,7 +83,7 @@ export async function serviceAccountKubeconfig(namespace: string, name: string):
   const { status } = await core.createNamespacedServiceAccountToken({
     namespace,
     name,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    body: { spec: { audiences: [], expirationSeconds: 3600, ...(boundPod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', ...boundPod } } : {}) } },
   });
   const kc = new KubeConfig();
   kc.loadFromOptions({

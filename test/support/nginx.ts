@@ -1,23 +1,36 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CONTROL_SOCKET } from '../../src/nginx/model.ts';
+import { readResponse } from '../../src/kit/rest.ts';
 import { waitFor } from './wait.ts';
 
 /** Berth's static Lua and njs files, linked into every prefix as the pod image ships them. */
 const SHIPPED = fileURLToPath(new URL('../../src/nginx/', import.meta.url));
 
 export interface NginxOptions {
-  /** The nginx.conf to serve. Paths in it are relative to the prefix, as in a rendered config. */
+  /** The nginx.conf to serve, with the control server on CONTROL_SOCKET. Paths in it are relative to the prefix, as in a rendered config. */
   config: string;
-  /** The port of the config's control server on 127.0.0.1, used to see that nginx is up. */
-  controlPort: number;
 }
 
 export interface ControlResponse {
   status: number;
   body: string;
+}
+
+/** One request to the control endpoint of the nginx running on `prefix`, over its unix socket. */
+export function controlRequest(prefix: string, path: string, { method = 'GET', body }: { method?: string; body?: string } = {}): Promise<ControlResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: join(prefix, CONTROL_SOCKET), method, path, agent: false, timeout: 5_000 }, (res) => {
+      readResponse(res).then(({ status, text }) => resolve({ status, body: text }), reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within 5 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 export interface Nginx {
@@ -29,8 +42,8 @@ export interface Nginx {
   writeStreamBackends(state: unknown): void;
   masterPid(): number;
   workerPids(): number[];
-  /** Swaps `current` to a new generation when given a config, then HUP; resolves once only new workers run. */
-  reload(config?: string): Promise<void>;
+  /** Swaps `current` to a new generation when given a config (after `nginx -t`), then HUP; resolves once only new workers run. */
+  reload(config?: string, timeoutMs?: number): Promise<void>;
   /** Stops nginx and starts it again on the same prefix and generation. */
   restart(): Promise<void>;
   /** Stops nginx and removes the prefix. */
@@ -73,10 +86,11 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let output = '';
-  const controlUrl = `http://127.0.0.1:${options.controlPort}`;
-
   const start = async () => {
+    // In the prefix, where the config's control socket is created (as the agent does).
+    rmSync(join(prefix, CONTROL_SOCKET), { force: true });
     const started = spawn('nginx', [...args, '-g', 'daemon off; master_process on;'], {
+      cwd: prefix,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = started;
@@ -86,10 +100,10 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
     await waitFor(
       async () => {
         if (started.exitCode !== null) throw new Error(`nginx exited with ${started.exitCode}:\n${output}`);
-        const response = await fetch(`${controlUrl}/healthz`, { signal: AbortSignal.timeout(1_000) });
-        return response.ok;
+        const response = await controlRequest(prefix, '/healthz').catch(() => undefined);
+        return response?.status === 200;
       },
-      { description: 'nginx to answer on its control port', timeoutMs: 10_000, intervalMs: 50 },
+      { description: 'nginx to answer on its control socket', timeoutMs: 10_000, intervalMs: 50 },
     );
   };
 
@@ -151,18 +165,13 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
 
   return {
     prefix,
-    async putBackends(body) {
-      const response = await fetch(`${controlUrl}/backends`, {
-        method: 'PUT',
-        body: typeof body === 'string' ? body : JSON.stringify(body),
-        signal: AbortSignal.timeout(5_000),
-      });
-      return { status: response.status, body: await response.text() };
+    putBackends(body) {
+      return controlRequest(prefix, '/backends', { method: 'PUT', body: typeof body === 'string' ? body : JSON.stringify(body) });
     },
     async getBackends() {
-      const response = await fetch(`${controlUrl}/backends`, { signal: AbortSignal.timeout(5_000) });
-      if (!response.ok) throw new Error(`GET /backends: ${response.status} ${await response.text()}`);
-      return response.json();
+      const response = await controlRequest(prefix, '/backends');
+      if (response.status !== 200) throw new Error(`GET /backends: ${response.status} ${response.body}`);
+      return JSON.parse(response.body) as unknown;
     },
     writeStreamBackends(state) {
       const file = join(prefix, 'state', 'stream-backends.json');
@@ -171,7 +180,7 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
     },
     masterPid,
     workerPids,
-    async reload(config) {
+    async reload(config, timeoutMs = 10_000) {
       if (config !== undefined) {
         writeGeneration(config);
         const check = spawnSync('nginx', [...args, '-t'], { encoding: 'utf8' });
@@ -186,7 +195,7 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
           const now = workerPids();
           return now.length > 0 && now.every((pid) => !before.has(pid));
         },
-        { description: 'nginx to replace its workers after SIGHUP', timeoutMs: 10_000, intervalMs: 50 },
+        { description: 'nginx to replace its workers after SIGHUP', timeoutMs, intervalMs: 50 },
       );
     },
     async restart() {

@@ -18,7 +18,7 @@ import { renderNginxConfig } from '../../src/nginx/render.ts';
 
 function model(): NginxModel {
   return {
-    ports: { http: 8080, https: 8443, control: 10246 },
+    ports: { http: 8080, https: 8443 },
     servers: [
       { host: 'shop.example.com', tls: { secretName: 'shop.shop-tls' }, locations: [{ pathPrefix: '/', backend: 'shop.http' }] },
       { host: 'blog.example.com', tls: { secretName: 'blog.blog.example.com' }, locations: [{ pathPrefix: '/', backend: 'blog.http' }] },

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ENVIRONMENTS, MEMBER_ROLES } from '../../src/api/application.ts';
-import { LIMIT_RANGE_NAME, QUOTA_NAME, desiredApplicationObjects, memberClusterRole } from '../../src/application/desired.ts';
+import { LIMIT_RANGE_NAME, QUOTA_NAME, TLS_SECRETS_ROLE, desiredApplicationObjects, memberClusterRole } from '../../src/application/desired.ts';
 import { LABELS, MANAGED_BY, managedSelector } from '../../src/labels.ts';
 import { desiredVersionObjects } from '../../src/version/desired.ts';
 import { makeApplication, makeConfig, makeVersion, ofKind, onlyOfKind } from './fixtures.ts';
@@ -195,6 +195,37 @@ describe('desiredApplicationObjects: member RoleBindings', () => {
       (ofKind(desiredApplicationObjects(makeApplication({ environment, members })), 'RoleBinding')[0] as unknown as { roleRef: { name: string } }).roleRef.name;
     expect(roleOf('production')).toBe('berth-developer-production');
     expect(roleOf('staging')).toBe('berth-developer');
+  });
+
+  it('has the admission policy check, for every member role, that its writer may bind it', () => {
+    const text = readFileSync(new URL('../../config/admission/policies.yaml', import.meta.url), 'utf8');
+    const policy = parseAllDocuments(text)
+      .map((doc) => doc.toJS() as { kind?: string; metadata?: { name?: string }; spec?: { variables: { name: string; expression: string }[]; validations?: { expression: string }[] } } | null)
+      .find((doc) => doc?.kind === 'ValidatingAdmissionPolicy' && doc.metadata?.name === 'berth-member-roles');
+    // A validation may name its role through a variable: read it with the variables spelled out.
+    const spelledOut = (expression: string) => policy!.spec!.variables.reduce((e, v) => e.replaceAll(`variables.${v.name}`, `(${v.expression})`), expression);
+    const expressions = policy!.spec!.validations!.map((v) => spelledOut(v.expression));
+    for (const environment of ENVIRONMENTS) {
+      for (const role of MEMBER_ROLES) {
+        const checked = expressions.filter((e) => e.includes(`m.role == '${role}'`) && e.includes(`'${memberClusterRole(role, environment)}'`) && e.includes(".check('bind')"));
+        expect(checked, `${role} in ${environment}`).toHaveLength(1);
+      }
+    }
+  });
+});
+
+describe('the TLS Secrets Role', () => {
+  const route = (host: string, secretName?: string) => ({ host, loadBalancer: 'public', ...(secretName ? { tls: { secretName } } : {}) });
+
+  it('names exactly the Secrets the routes name for TLS', () => {
+    const app = makeApplication({ routes: [route('a.example.com', 'a-tls'), route('b.example.com'), route('c.example.com', 'a-tls'), route('d.example.com', 'd-tls')] });
+    const role = onlyOfKind(desiredApplicationObjects(app), 'Role');
+    expect(role.metadata).toMatchObject({ name: TLS_SECRETS_ROLE, namespace: 'shop' });
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['a-tls', 'd-tls'], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  it('is not there without TLS routes', () => {
+    expect(ofKind(desiredApplicationObjects(makeApplication({ routes: [route('a.example.com')] })), 'Role')).toEqual([]);
   });
 });
 

@@ -10,9 +10,9 @@ describe('charts/berth', () => {
     expect(readFileSync(new URL(path, ROOT), 'utf8')).toBe(content);
   });
 
-  it('has the CRDs of crds/ and the ClusterRoles of config/rbac/, byte for byte', () => {
+  it('has the CRDs of crds/, the ClusterRoles of config/rbac/ and the policies of config/admission/, byte for byte', () => {
     for (const path of generatedChartFiles().keys()) {
-      const source = path.replace('charts/berth/files/crds/', 'crds/').replace('charts/berth/files/rbac/', 'config/rbac/');
+      const source = path.replace('charts/berth/files/crds/', 'crds/').replace('charts/berth/files/rbac/', 'config/rbac/').replace('charts/berth/files/admission/', 'config/admission/');
       if (source === path) continue;
       expect(readFileSync(new URL(path, ROOT), 'utf8'), path).toBe(readFileSync(new URL(source, ROOT), 'utf8'));
     }

@@ -45,8 +45,13 @@ export function makeRoutedApplication(name: string, createdAt: string, routes: R
 }
 
 /** A LoadBalancer as the API server returns it: spec defaulted by the schema. */
-export function makeLoadBalancer(spec: Partial<z.input<typeof loadBalancerSpec>> = {}, name = 'public'): LoadBalancer {
-  return { apiVersion: API_VERSION, kind: 'LoadBalancer', metadata: { name, uid: `uid-lb-${name}` }, spec: loadBalancerSpec.parse(spec) };
+export function makeLoadBalancer(spec: Partial<z.input<typeof loadBalancerSpec>> = {}, name = 'public', creationTimestamp?: string): LoadBalancer {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'LoadBalancer',
+    metadata: { name, uid: `uid-lb-${name}`, ...(creationTimestamp ? { creationTimestamp: new Date(creationTimestamp) } : {}) },
+    spec: loadBalancerSpec.parse(spec),
+  };
 }
 
 /** A Version as the API server returns it: spec defaulted by the schema, in its namespace. */

@@ -7,7 +7,7 @@ import { RenderError, renderNginxConfig } from '../../src/nginx/render.ts';
 /** A LoadBalancer with plain and TLS hosts, a wildcard, a sticky backend and two streams. */
 function model(): NginxModel {
   return {
-    ports: { http: 80, https: 443, control: 10246 },
+    ports: { http: 80, https: 443 },
     servers: [
       {
         host: 'shop.example.com',
@@ -144,13 +144,14 @@ describe('the rendered nginx.conf', () => {
     expect(text).toMatch(/map \$http_upgrade \$berth_connection \{\n\s+default upgrade;\n\s+"" "";\n\s+\}/);
   });
 
-  it('serves the control endpoint on loopback only', () => {
-    const control = text.slice(text.indexOf('listen 127.0.0.1:10246;'));
-    expect(control).toMatch(/^listen 127\.0\.0\.1:10246;\n\s+client_max_body_size 16m;\n\s+client_body_buffer_size 16m;\n/);
+  it('serves the control endpoint on a unix socket in the prefix, on no TCP port', () => {
+    const control = text.slice(text.indexOf('listen unix:control.sock;'));
+    expect(control).toMatch(/^listen unix:control\.sock;\n\s+client_max_body_size 16m;\n\s+client_body_buffer_size 16m;\n/);
     expect(control).toContain('location = /backends { content_by_lua_block { require("berth.control").backends() } }');
     expect(control).toContain('location = /healthz { return 200 "ok"; }');
     expect(control).toMatch(/location = \/generation \{ return 200 "[0-9a-f]{16}"; \}/);
-    expect(text.match(/listen 127\.0\.0\.1/g)).toHaveLength(1);
+    expect(text.match(/listen unix:/g)).toHaveLength(1);
+    expect(text.match(/listen (127|localhost)/g)).toBeNull();
   });
 
   it('answers 404 to unknown hosts and refuses TLS handshakes for them', () => {
@@ -235,7 +236,7 @@ describe('determinism', () => {
     const changes: Array<(m: NginxModel) => void> = [
       (m) => (m.settings = { keepaliveTimeoutSeconds: 61 }),
       (m) => (m.settings = { extra: { send_timeout: '30s' } }),
-      (m) => (m.ports.control = 10247),
+      (m) => (m.ports.http = 8081),
       (m) => (m.servers[1]!.host = 'news.example.com'),
       (m) => (m.servers[1]!.locations[0]!.pathPrefix = '/blog/'),
       (m) => delete m.servers[0]!.tls,
@@ -565,8 +566,7 @@ describe('validation', () => {
       ['servers[0].tls', (m) => delete m.ports.https, 'needs ports.https'],
       ['servers[0].locations[0].sticky', (m) => (m.servers[0]!.locations[0]!.sticky = true), 'has no sticky cookie'],
       ['servers[2].locations[0].sticky', (m) => (m.servers[2]!.locations[0]!.sticky = false), 'is sticky'],
-      ['ports.control', (m) => (m.ports.control = 80), 'already ports.http'],
-      ['ports.https', (m) => (m.ports.https = 10246), 'already ports.control'],
+      ['ports.https', (m) => (m.ports.https = 80), 'already ports.http'],
       ['ports.http', (m) => (m.ports.http = 0), 'from 1 to 65535'],
       ['streams[0].port', (m) => (m.streams![0]!.port = 70_000), 'from 1 to 65535'],
       ['streams[1].port', (m) => (m.streams![1]!.port = 443), 'already used by ports.https'],

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Controller, type ReconcileFunction } from '../../src/kit/controller.ts';
+import { Controller, resyncDelay, type ControllerOptions, type ReconcileFunction } from '../../src/kit/controller.ts';
 import { createLogger } from '../../src/kit/log.ts';
 import { OperatorMetrics } from '../../src/kit/metrics.ts';
 import { WorkQueue } from '../../src/kit/workqueue.ts';
@@ -81,8 +81,15 @@ function recorder() {
 }
 
 const controllers: Controller[] = [];
-function newController(reconcile: ReconcileFunction, concurrency: number): Controller {
-  const controller = new Controller('test', reconcile, { concurrency, metrics, logger });
+function newController(reconcile: ReconcileFunction, concurrency: number, options: Partial<ControllerOptions> = {}): Controller {
+  const controller = new Controller('test', reconcile, {
+    concurrency,
+    metrics,
+    logger,
+    outcomes: { failed: async () => {}, succeeded: async () => {} },
+    resync: { periodMs: 0, keys: () => [] },
+    ...options,
+  });
   controllers.push(controller);
   return controller;
 }
@@ -336,5 +343,53 @@ describe('Controller', () => {
     const controller = newController(async () => {}, 3);
     controller.start();
     await expect(controller.stop()).resolves.toBeUndefined();
+  });
+
+  it('reports every failure with its error and every success, after the retry is scheduled', async () => {
+    const outcomes: string[] = [];
+    let fail = true;
+    const controller = newController(
+      async () => {
+        if (fail) throw new Error('quota exceeded');
+      },
+      1,
+      {
+        outcomes: {
+          failed: async (key, error) => void outcomes.push(`${key} failed: ${(error as Error).message}`),
+          succeeded: async (key) => void outcomes.push(`${key} succeeded`),
+        },
+      },
+    );
+    controller.start();
+    controller.enqueue('a');
+    await until(() => outcomes.length === 1, 'the failure is reported');
+    fail = false;
+    await until(() => outcomes.length === 2, 'the retry succeeds', 2_000);
+    expect(outcomes).toEqual(['a failed: quota exceeded', 'a succeeded']);
+    await controller.stop();
+  });
+
+  it('queues every key again once per resync period, without any event', async () => {
+    vi.useFakeTimers();
+    const runs: string[] = [];
+    let keys = ['a', 'b'];
+    const controller = newController(async (key) => void runs.push(key), 1, { resync: { periodMs: 10_000, keys: () => keys } });
+    controller.start();
+    await vi.advanceTimersByTimeAsync(8_999);
+    expect(runs).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2_002);
+    expect(runs.sort()).toEqual(['a', 'b']);
+    keys = ['c'];
+    await vi.advanceTimersByTimeAsync(11_001);
+    expect(runs).toContain('c');
+    await controller.stop();
+  });
+});
+
+describe('resyncDelay', () => {
+  it('is the period give or take a tenth', () => {
+    expect(resyncDelay(600_000, 0)).toBe(540_000);
+    expect(resyncDelay(600_000, 0.5)).toBe(600_000);
+    expect(resyncDelay(600_000, 0.999999)).toBe(660_000);
   });
 });

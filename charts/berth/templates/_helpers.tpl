@@ -38,15 +38,17 @@ app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/*
-The operator configuration file: .Values.config over what the chart knows (the lease in
-the release namespace, the images of this release). Everything else keeps the defaults
+The operator configuration file: .Values.config over what the chart knows (its namespace
+and the lease in the release namespace, the images of this release). Everything else keeps the defaults
 of src/config.ts, so the operator, not the chart, owns them.
 */}}
 {{- define "berth.config" -}}
 {{- $chart := dict
+  "namespace" .Release.Namespace
   "leaderElection" (dict "namespace" .Release.Namespace)
   "http" (dict "host" "0.0.0.0" "port" 8080)
-  "loadBalancers" (dict "agentImage" (include "berth.image" .) "nginxImage" (include "berth.nginxImage" .)) -}}
+  "loadBalancers" (dict "agentImage" (include "berth.image" .) "nginxImage" (include "berth.nginxImage" .))
+  "admission" (include "berth.admissionConfig" . | fromYaml) -}}
 {{- toYaml (mergeOverwrite $chart (deepCopy .Values.config)) -}}
 {{- end -}}
 
@@ -55,11 +57,27 @@ of src/config.ts, so the operator, not the chart, owns them.
 {{- toYaml (dict "enabled" (ne $le.enabled false) "namespace" $le.namespace "leaseName" (default "berth-operator" $le.leaseName)) -}}
 {{- end -}}
 
+{{/* Load-balancer pods never share the operator's namespace (the operator refuses them too). */}}
 {{- define "berth.loadBalancerNamespaces" -}}
-{{- toYaml (default (list .Release.Namespace) .Values.loadBalancerNamespaces) -}}
+{{- if has .Release.Namespace .Values.loadBalancerNamespaces -}}
+{{- fail (printf "loadBalancerNamespaces: %s is the release namespace, where load-balancer pods could reach the operator; use a namespace of their own" .Release.Namespace) -}}
+{{- end -}}
+{{- toYaml .Values.loadBalancerNamespaces -}}
 {{- end -}}
 
 {{/* Objects that outlive a release: helm leaves them in place on uninstall. */}}
 {{- define "berth.keep" -}}
 helm.sh/resource-policy: keep
+{{- end -}}
+
+{{/* The operator's admission settings that follow from the chart's values. */}}
+{{- define "berth.admissionConfig" -}}
+{{- $name := include "berth.fullname" . -}}
+enabled: {{ .Values.admission.webhooks }}
+port: {{ .Values.admission.port }}
+secretName: {{ $name }}-webhook-tls
+manageCertificate: {{ eq .Values.admission.certificate.source "operator" }}
+certificateValiditySeconds: {{ mul .Values.admission.certificate.validityDays 86400 }}
+subjectAltNames: [{{ $name }}-webhook.{{ .Release.Namespace }}.svc]
+webhookConfigurations: {mutating: {{ $name }}, validating: {{ $name }}}
 {{- end -}}

@@ -190,14 +190,27 @@ local function sticky_endpoint(backend)
     return endpoint
 end
 
+-- The answer for a backend nginx cannot send to (unknown: not pushed yet, or the dict was
+-- wiped; no endpoints; or its stored entry could not be read). The status is set before
+-- the body goes out; ngx.exit(ngx.HTTP_OK) then ends the request with what was sent,
+-- where an error status after a sent body would ask nginx for an error page of its own.
+local function unavailable()
+    ngx.status = ngx.HTTP_SERVICE_UNAVAILABLE
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.say("no endpoints available")
+    return ngx.exit(ngx.HTTP_OK)
+end
+
 function M.access()
     local name = ngx.var.berth_backend
-    local backend = name and get_backend(name)
+    local ok, backend = pcall(get_backend, name)
+    if not ok then
+        -- A request must never see a 500 for a backend it merely cannot reach yet.
+        ngx.log(ngx.ERR, "berth: reading backend ", tostring(name), ": ", backend)
+        return unavailable()
+    end
     if not backend or backend.peer_count == 0 then
-        ngx.status = ngx.HTTP_SERVICE_UNAVAILABLE
-        ngx.header["Content-Type"] = "text/plain"
-        ngx.say("no endpoints available")
-        return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
+        return unavailable()
     end
     local ctx = { backend = backend, name = name }
     if backend.sticky_cookie then
