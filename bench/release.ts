@@ -27,6 +27,7 @@ import { judgeWindow, windowCounts } from '../src/release/analysis.ts';
 import { berthClient } from '../test/support/berth.ts';
 import setUpCluster from '../test/support/cluster-setup.ts';
 import { get, startLoad } from '../test/support/http-load.ts';
+import { controlRequest } from '../test/support/nginx.ts';
 import { clients, deleteNamespace } from '../test/support/kube.ts';
 import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess } from '../test/support/operator-process.ts';
 import { followPods, type PodFollower } from '../test/support/pod-follower.ts';
@@ -54,7 +55,7 @@ const host = `${app}.bench.test`;
 /** What v2's stand-ins did: how many answers, how many 503s, how long each took, and the share they were told to fail. */
 const truth = { answered: 0, failed: 0, errorRate: 0, latenciesMs: [] as number[] };
 
-const ports = { http: 0, control: 0, agent: 0 };
+const ports = { http: 0, agent: 0 };
 let agent: BerthProcess | undefined;
 let follower: PodFollower | undefined;
 const prefix = mkdtempSync(join(tmpdir(), 'berth-bench-rel-'));
@@ -62,8 +63,8 @@ chmodSync(prefix, 0o755);
 
 /** The Versions nginx holds a share for (a weight above 0) in the application's backend. */
 async function storedGroups(): Promise<string[]> {
-  const response = await fetch(`http://127.0.0.1:${ports.control}/backends`);
-  const stored = (await response.json()) as { backends?: { name: string; groups: { name: string; weight?: number }[] }[] };
+  const response = await controlRequest(prefix, '/backends');
+  const stored = JSON.parse(response.body) as { backends?: { name: string; groups: { name: string; weight?: number }[] }[] };
   const groups = stored.backends?.find((backend) => backend.name === `${app}.http`)?.groups ?? [];
   return groups.filter((group) => group.weight === undefined || group.weight > 0).map((group) => group.name);
 }
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
     identity: `bench-${run}`,
     configFile: operatorConfigFile({
       leaderElection: { leaseName: `berth-bench-${run}` },
-      loadBalancers: { httpPort: ports.http, controlPort: ports.control, agentPort: ports.agent },
+      loadBalancers: { httpPort: ports.http, agentPort: ports.agent },
     }),
   });
   try {
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
     await berth.versionCondition(app, 'v2', 'Ready', 'True');
     await berth.applyRelease(app, app, { version: 'v1' });
     agent = await startBerthProcess(
-      ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', lbPod, '--prefix', prefix, '--control-port', String(ports.control), '--manage-nginx'],
+      ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', lbPod, '--prefix', prefix, '--manage-nginx'],
       'agent',
       undefined,
       ports.agent,

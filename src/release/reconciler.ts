@@ -5,6 +5,7 @@ import type { ReconcileResult } from '../kit/controller.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { claimsOf } from '../loadbalancer/routes.ts';
+import { podPorts } from '../loadbalancer/model.ts';
 import type { ReleaseMetrics } from './metrics.ts';
 import { parseCounterExposition } from '../nginx/counters.ts';
 import { errorMessage } from '../kit/log.ts';
@@ -96,10 +97,12 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     return [...new Set(claimsOf(app).map((claim) => claim.loadBalancer))].flatMap((name) => {
       const lb = caches.loadBalancers.get(name);
       if (!lb) return [];
+      // With hostNetwork the agent listens on the LoadBalancer's own port.
+      const agentPort = podPorts(lb, config).agent;
       return caches.pods
         .list(lb.spec.namespace)
         .filter((pod) => pod.metadata?.labels?.[LABELS.loadBalancer] === name && !pod.metadata.deletionTimestamp && pod.status?.podIP)
-        .map((pod) => ({ instance: `${name}/${pod.metadata!.name}`, address: `${pod.status!.podIP}:${config.loadBalancers.agentPort}` }));
+        .map((pod) => ({ instance: `${name}/${pod.metadata!.name}`, address: `${pod.status!.podIP}:${agentPort}` }));
     });
   }
 

@@ -21,7 +21,7 @@ let operator: OperatorProcess;
 let agent: BerthProcess | undefined;
 let follower: PodFollower;
 let prefix: string | undefined;
-const ports = { http: 0, https: 0, control: 0, agent: 0 };
+const ports = { http: 0, https: 0, agent: 0 };
 /** Share of requests the stand-ins of Version `bad` answer with 503, changed by the tests. */
 let badErrorRate = 0;
 const lb = `rel-${Date.now().toString(36)}`;
@@ -48,7 +48,7 @@ beforeAll(async () => {
     configFile: operatorConfigFile({
       leaderElection: { leaseName: 'berth-release-e2e' },
       // The release analysis reads the agent's /metrics on the LoadBalancer pod's IP.
-      loadBalancers: { httpPort: ports.http, httpsPort: ports.https, controlPort: ports.control, agentPort: ports.agent },
+      loadBalancers: { httpPort: ports.http, httpsPort: ports.https, agentPort: ports.agent },
     }),
   });
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 2 } });
@@ -65,7 +65,7 @@ beforeAll(async () => {
   prefix = mkdtempSync(join(tmpdir(), 'berth-rel-'));
   chmodSync(prefix, 0o755);
   agent = await startBerthProcess(
-    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', lbPod, '--prefix', prefix, '--control-port', String(ports.control), '--manage-nginx'],
+    ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', lbPod, '--prefix', prefix, '--manage-nginx'],
     'agent',
     undefined,
     ports.agent,
