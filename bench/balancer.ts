@@ -1,5 +1,6 @@
 // Throughput and latency through Berth's Lua balancer, as a ratio of a static upstream
-// served by the same nginx in the same run.
+// served by the same nginx in the same run, and what its per-Version request counters
+// cost: the same location without `log_by_lua` (berth/counters.lua) on a third port.
 //
 //   node bench/balancer.ts [--rounds 6] [--seconds 5] [--connections 32]
 //
@@ -69,7 +70,7 @@ function runWrk(port: number): Sample {
   };
 }
 
-const [endpointA, endpointB, balancedPort, staticPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+const [endpointA, endpointB, balancedPort, staticPort, uncountedPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
 const started: Nginx[] = [];
 try {
   const endpoints = await startNginx({
@@ -95,12 +96,18 @@ http {
   });
   started.push(endpoints);
 
-  const rendered = renderNginxConfig({
+  const model = {
     settings: { workerProcesses: 1 },
     ports: { http: balancedPort },
     servers: [{ host: HOST, locations: [{ pathPrefix: '/', backend: BACKEND }] }],
     backends: [{ name: BACKEND, groups: [{ name: 'v1', service: { namespace: 'bench', name: 'bench-v1', port: 'http' }, weight: 100 }] }],
-  }).files['nginx.conf'];
+  };
+  const rendered = renderNginxConfig(model).files['nginx.conf'];
+  // The location as rendered with the counters off, served on a port of its own.
+  const uncountedLocation = /\n(\s+location "\/" \{\n\s+set \$berth_backend[\s\S]*?\n\s+\})/.exec(
+    renderNginxConfig(model, { requestCounters: false }).files['nginx.conf'],
+  )?.[1];
+  if (!uncountedLocation || uncountedLocation.includes('counters')) throw new Error('no location without counters in the rendered config');
   // The baseline sits in the same http block, so it inherits the same proxy settings and
   // keeps as many idle connections to the endpoints as the balancer's upstream does.
   const keepalive = /upstream berth_balancer \{[\s\S]*?\n\s+keepalive (\d+);/.exec(rendered)?.[1];
@@ -117,6 +124,12 @@ http {
         server_name "${HOST}";
         location "/" { proxy_pass http://bench_static; }
     }
+
+    server {
+        listen ${uncountedPort};
+        server_name "${HOST}";
+${uncountedLocation}
+    }
 }
 `;
   const config = rendered.replace(/\n}\n$/, `\n${baseline}`);
@@ -128,22 +141,23 @@ http {
   });
   if (pushed.status !== 200) throw new Error(`pushing the backends failed: ${pushed.status} ${pushed.body}`);
 
-  // Warm both sides: connections to the endpoints, Lua code, the shared dict's copy.
-  runWrk(staticPort);
-  runWrk(balancedPort);
+  const portOf = { static: staticPort, lua: balancedPort, uncounted: uncountedPort } as const;
+  type Side = keyof typeof portOf;
+  const sides = Object.keys(portOf) as Side[];
+  // Warm every side: connections to the endpoints, Lua code, the shared dict's copy.
+  for (const side of sides) runWrk(portOf[side]);
 
-  const samples = { static: [] as Sample[], lua: [] as Sample[] };
+  const samples: Record<Side, Sample[]> = { static: [], lua: [], uncounted: [] };
   for (let round = 1; round <= rounds; round++) {
-    // Alternate which side goes first, so neither always follows the other.
-    const order = round % 2 ? (['static', 'lua'] as const) : (['lua', 'static'] as const);
-    for (const side of order) samples[side].push(runWrk(side === 'lua' ? balancedPort : staticPort));
-    const last = (side: 'static' | 'lua') => samples[side].at(-1)!;
-    console.error(`round ${round}/${rounds}: static ${last('static').requestsPerSecond.toFixed(0)} req/s, lua ${last('lua').requestsPerSecond.toFixed(0)} req/s`);
+    // Rotate which side goes first, so none always follows another.
+    const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
+    for (const side of order) samples[side].push(runWrk(portOf[side]));
+    console.error(`round ${round}/${rounds}: ${sides.map((side) => `${side} ${samples[side].at(-1)!.requestsPerSecond.toFixed(0)} req/s`).join(', ')}`);
   }
-  const errors = [...samples.static, ...samples.lua].reduce((sum, sample) => sum + sample.errors, 0);
+  const errors = sides.flatMap((side) => samples[side]).reduce((sum, sample) => sum + sample.errors, 0);
   if (errors > 0) throw new Error(`${errors} requests failed; the measurement is void`);
 
-  const row = (side: 'static' | 'lua') => ({
+  const row = (side: Side) => ({
     rps: percentile(samples[side].map((s) => s.requestsPerSecond), 50),
     p50: percentile(samples[side].map((s) => s.p50Ms), 50),
     p99: percentile(samples[side].map((s) => s.p99Ms), 50),
@@ -153,12 +167,17 @@ http {
   console.log(`${rounds} rounds of ${seconds} s per side, ${connections} kept-alive connections, 1 nginx worker, medians of the rounds (nearest rank):\n`);
   console.log('| upstream | req/s | p50 ms | p99 ms |');
   console.log('|:---------|------:|-------:|-------:|');
-  for (const [name, r] of [['static `upstream` block', staticRow], ['Berth Lua balancer', luaRow]] as const) {
+  const uncountedRow = row('uncounted');
+  for (const [name, r] of [['static `upstream` block', staticRow], ['Berth Lua balancer, counters off', uncountedRow], ['Berth Lua balancer (counters on, as rendered)', luaRow]] as const) {
     console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`);
   }
   const ratios = samples.lua.map((sample, i) => sample.requestsPerSecond / samples.static[i]!.requestsPerSecond);
   console.log(
     `\nthroughput, Lua over static: ${(luaRow.rps / staticRow.rps).toFixed(3)} (per round ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`,
+  );
+  const counted = samples.lua.map((sample, i) => sample.requestsPerSecond / samples.uncounted[i]!.requestsPerSecond);
+  console.log(
+    `throughput, counters on over off: ${(luaRow.rps / uncountedRow.rps).toFixed(3)} (per round ${Math.min(...counted).toFixed(3)}–${Math.max(...counted).toFixed(3)})`,
   );
 } finally {
   for (const nginx of started.reverse()) await nginx.stop();

@@ -109,12 +109,8 @@ async function main(): Promise<void> {
   try {
     await core.createNamespace({ body: { metadata: { name: lbNamespace } } });
     await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 1 } });
-    const lbPod = await waitFor(
-      async () => (await core.listNamespacedPod({ namespace: lbNamespace, labelSelector: `berth.dev/loadbalancer=${lb}` })).items[0]?.metadata?.name,
-      { description: 'the LoadBalancer pod' },
-    );
-    await berth.createApplication(app, { environment: 'testing', ports: [{ name: 'http', port: APP_PORT }], routes: [{ host, loadBalancer: lb }] });
-    await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${app}` })).items.length === 1, { description: `namespace ${app}` });
+    const lbPod = await berth.loadBalancerPod(lb, lbNamespace);
+    await berth.createApplicationWithNamespace(app, { environment: 'testing', ports: [{ name: 'http', port: APP_PORT }], routes: [{ host, loadBalancer: lb }] });
     follower = await followPods(app, `berth.dev/application=${app}`, APP_PORT);
     readiness = watchReadiness();
     await readiness.start();

@@ -12,7 +12,7 @@ for bench in render balancer; do
   log "bench/$bench.ts"
   node "bench/$bench.ts"
 done
-for bench in propagation recovery scale operator; do
+for bench in propagation recovery scale operator release; do
   log "bench/$bench.ts"
   "$HACK_DIR/cluster.sh" exec node "bench/$bench.ts"
 done

@@ -63,7 +63,7 @@ until in_cluster curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1;
 log "applying config/samples/"
 in_cluster kubectl apply -f config/samples/loadbalancer.yaml -f config/samples/application.yaml >/dev/null
 until in_cluster kubectl get namespace shop >/dev/null 2>&1; do sleep 0.5; done
-in_cluster kubectl apply -f config/samples/version.yaml >/dev/null
+in_cluster kubectl apply -f config/samples/version.yaml -f config/samples/release.yaml >/dev/null
 
 # kwok's nodes run no containers: stand-in servers answer on the shop's pod IPs, and
 # the agent of one of the LoadBalancer's pods runs here with a real nginx.

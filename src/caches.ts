@@ -15,6 +15,7 @@ import {
 import type { Application } from './api/application.ts';
 import { GROUP } from './api/meta.ts';
 import type { LoadBalancer } from './api/loadbalancer.ts';
+import type { Release } from './api/release.ts';
 import type { Version } from './api/version.ts';
 import { Informer } from './kit/informer.ts';
 import type { Logger } from './kit/log.ts';
@@ -66,6 +67,12 @@ export function createCaches(kc: KubeConfig, logger: Logger) {
       name: 'versions',
       path: `/apis/${GROUP}/v1alpha1/versions`,
       list: async () => (await custom.listCustomObjectForAllNamespaces({ group: GROUP, version: 'v1alpha1', resourcePlural: 'versions' })) as Listed<Version>,
+      logger: log,
+    }),
+    releases: new Informer<Release & { metadata: { name: string } }>(kc, {
+      name: 'releases',
+      path: `/apis/${GROUP}/v1alpha1/releases`,
+      list: async () => (await custom.listCustomObjectForAllNamespaces({ group: GROUP, version: 'v1alpha1', resourcePlural: 'releases' })) as Listed<Release>,
       logger: log,
     }),
     loadBalancers: new Informer<LoadBalancer & { metadata: { name: string } }>(kc, {

@@ -141,6 +141,7 @@ export const operatorConfig = z.strictObject({
       applications: z.int().min(1).max(64).default(2),
       versions: z.int().min(1).max(64).default(4),
       loadBalancers: z.int().min(1).max(64).default(2),
+      releases: z.int().min(1).max(64).default(2),
     })
     .prefault({}),
   resyncPeriodSeconds: z

@@ -22,8 +22,8 @@ export function specSignature(object: KubernetesObject & { spec?: unknown }): st
 
 /** What the routing decision reads of an Application (src/loadbalancer/routing.ts). */
 export function routingSignature(app: Application): string {
-  const { routes, ports, environment, namespace, traffic } = app.spec;
-  return JSON.stringify([routes, ports, environment, namespace ?? null, traffic ?? null, app.metadata.labels ?? {}, Boolean(app.metadata.deletionTimestamp)]);
+  const { routes, ports, environment, namespace } = app.spec;
+  return JSON.stringify([routes, ports, environment, namespace ?? null, app.metadata.labels ?? {}, Boolean(app.metadata.deletionTimestamp)]);
 }
 
 /** What an Application's status reports of a LoadBalancer's: the TLS Secrets its instances cannot serve. */

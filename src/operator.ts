@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { startAdmissionServer } from './admission/server.ts';
-import { applicationStatus } from './api/application.ts';
+import { applicationNamespace, applicationStatus, type Application } from './api/application.ts';
 import { loadBalancerStatus } from './api/loadbalancer.ts';
+import { releaseStatus } from './api/release.ts';
 import { versionStatus } from './api/version.ts';
 import { createApplicationReconciler } from './application/reconciler.ts';
-import { applicationNamespace, type Application } from './api/application.ts';
 import { createCaches } from './caches.ts';
 import type { OperatorConfig } from './config.ts';
 import type { OperatorContext } from './context.ts';
@@ -30,6 +30,8 @@ import { ReconcileErrorReporter, type ReconciledKind } from './kit/reconcile-err
 import { startHttpServer } from './kit/server.ts';
 import { LABELS } from './labels.ts';
 import { createLoadBalancerReconciler } from './loadbalancer/reconciler.ts';
+import { ReleaseMetrics } from './release/metrics.ts';
+import { createReleaseReconciler, parseReleaseKey, releaseKey } from './release/reconciler.ts';
 import { createVersionReconciler, parseVersionKey, versionKey } from './version/reconciler.ts';
 
 export interface OperatorOptions {
@@ -47,7 +49,7 @@ export interface RunningOperator {
 
 /**
  * Starts the operator: serves health and metrics at once, waits for leadership (when
- * enabled), then fills the caches and runs the Application, Version and LoadBalancer controllers.
+ * enabled), then fills the caches and runs the Application, Version, LoadBalancer and Release controllers.
  */
 export async function startOperator({ kc, config, logger, identity = `${hostname()}-${process.pid}` }: OperatorOptions): Promise<RunningOperator> {
   const metrics = new OperatorMetrics();
@@ -88,7 +90,15 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     keys: () => caches.loadBalancers.list().map((lb) => lb.metadata.name),
     statusSchema: loadBalancerStatus,
   });
-  const controllers = [applications, versions, loadBalancers];
+  const releases = newController('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry)), config.concurrency.releases, {
+    get: (key) => {
+      const { namespace, name } = parseReleaseKey(key);
+      return caches.releases.get(name, namespace);
+    },
+    keys: () => caches.releases.list().map((release) => releaseKey(release.metadata.namespace!, release.metadata.name)),
+    statusSchema: releaseStatus,
+  });
+  const controllers = [applications, versions, loadBalancers, releases];
 
   let stopping = false;
   let leading = !config.leaderElection.enabled;
@@ -166,6 +176,9 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
       else reaches.set(name, routeReach(app));
     }
   });
+  const enqueueReleasesIn = (namespace: string) => {
+    for (const release of caches.releases.list(namespace)) releases.enqueue(releaseKey(namespace, release.metadata.name));
+  };
   caches.versions.onChange((version, event) => {
     const namespace = version.metadata.namespace!;
     const key = versionKey(namespace, version.metadata.name);
@@ -178,6 +191,8 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     }
     if (!changed(`version-report/${key}`, versionReportSignature(version), event)) return;
     applications.enqueue(app.metadata.name);
+    // A release waits on its Versions' readiness.
+    enqueueReleasesIn(namespace);
     // A Version joining or leaving changes the backends' groups, which each claim is checked with.
     const live = (v: typeof version) => event !== 'delete' && !v.metadata.deletionTimestamp;
     if (changed(`version-live/${key}`, String(live(version)), event)) routingChanged(app, undefined);
@@ -189,6 +204,20 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     // The Applications routed through it report what its instances say of their TLS Secrets.
     const reportChanged = changed(`loadbalancer-report/${name}`, loadBalancerReportSignature(lb), event);
     if (specChanged || reportChanged) enqueueApplications(applicationsOnLoadBalancer(caches.applications.list(), name));
+    // Instances report the config they serve: the releases' actual weights follow it.
+    for (const release of caches.releases.list()) releases.enqueue(releaseKey(release.metadata.namespace!, release.metadata.name));
+  });
+  caches.releases.onChange((release) => {
+    const namespace = release.metadata.namespace!;
+    // A change of one Release can make another the governing one.
+    enqueueReleasesIn(namespace);
+    const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
+    const app = appName ? caches.applications.get(appName) : undefined;
+    // Its weights are rendered by the LoadBalancers its Application's routes name.
+    if (app) {
+      applications.enqueue(app.metadata.name);
+      routingChanged(app, undefined);
+    }
   });
   const enqueueLoadBalancerOf = (object: KubernetesObject) => {
     const lb = object.metadata?.labels?.[LABELS.loadBalancer];

@@ -1,9 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
 import { HISTORY_LIMIT, type Application, type change } from '../api/application.ts';
+import type { Release, ReleaseSpec } from '../api/release.ts';
 import type { Version } from '../api/version.ts';
 
-/** Annotation the mutating webhook writes on every change of an Application or Version: who did what, when. */
+/** Annotation the mutating webhook writes on every change of an Application, Version or Release: who did what, when. */
 export const LAST_CHANGE_ANNOTATION = 'berth.dev/last-change';
 
 export type Change = z.infer<typeof change>;
@@ -25,13 +26,6 @@ function memberChanges(before: Member[], after: Member[]): string[] {
   return changes;
 }
 
-function trafficChange(before: Application['spec']['traffic'], after: Application['spec']['traffic']): string {
-  if (!after) return 'gave every Version an even share of traffic';
-  const live = after.filter((t) => t.weight > 0);
-  if (live.length === 1 && before && before.some((t) => t.version !== live[0]!.version && t.weight > 0)) return `promoted ${live[0]!.version}`;
-  return `set traffic to ${after.map((t) => `${t.version}=${t.weight}`).join(', ')}`;
-}
-
 /** What an update of an Application's spec did, in words, e.g. "added bob as Developer; promoted v4". */
 export function describeApplicationChange(before: Application | undefined, after: Application): string {
   const name = after.metadata.name;
@@ -41,7 +35,6 @@ export function describeApplicationChange(before: Application | undefined, after
   const changes: string[] = [];
   if (was.environment !== now.environment) changes.push(`moved ${name} from ${was.environment} to ${now.environment}`);
   changes.push(...memberChanges(was.members ?? [], now.members ?? []));
-  if (!isDeepStrictEqual(was.traffic, now.traffic)) changes.push(trafficChange(was.traffic, now.traffic));
   for (const field of ['routes', 'ports', 'quota', 'defaults', 'description'] as const) {
     if (!isDeepStrictEqual(was[field], now[field])) changes.push(`changed spec.${field} of ${name}`);
   }
@@ -59,6 +52,31 @@ export function describeVersionChange(before: Version | undefined, after: Versio
   for (const field of [...rest].sort()) {
     const key = field as keyof Version['spec'];
     if (!isDeepStrictEqual(before.spec[key], after.spec[key])) changes.push(`changed spec.${field} of ${name}`);
+  }
+  return changes.join('; ');
+}
+
+const splitText = (traffic: NonNullable<ReleaseSpec['traffic']>) => traffic.map((t) => `${t.version}=${t.weight}`).join(', ');
+
+function promotionChange(promote: NonNullable<ReleaseSpec['promote']>): string {
+  return promote.full ? `promoted ${promote.version}` : `promoted ${promote.version} to step ${promote.step}`;
+}
+
+/** What an update of a Release's spec did, in words, e.g. "promoted v4" or "released v5". */
+export function describeReleaseChange(before: Release | undefined, after: Release): string {
+  const now = after.spec;
+  if (!before) return `created Release ${after.metadata.name} (${now.version})`;
+  const was = before.spec;
+  const changes: string[] = [];
+  if (was.version !== now.version) changes.push(`released ${now.version} (was ${was.version})`);
+  if (now.promote && !isDeepStrictEqual(was.promote, now.promote)) changes.push(promotionChange(now.promote));
+  if (!was.abort && now.abort) changes.push(`aborted ${now.version}`);
+  if (was.abort && !now.abort) changes.push(`restarted the release of ${now.version}`);
+  if (!was.paused && now.paused) changes.push('paused the release');
+  if (was.paused && !now.paused) changes.push('resumed the release');
+  if (!isDeepStrictEqual(was.traffic, now.traffic)) changes.push(now.traffic ? `set traffic to ${splitText(now.traffic)}` : 'handed traffic back to the steps');
+  for (const field of ['steps', 'progressDeadlineSeconds', 'retainSeconds'] as const) {
+    if (!isDeepStrictEqual(was[field], now[field])) changes.push(`changed spec.${field} of ${after.metadata.name}`);
   }
   return changes.join('; ');
 }

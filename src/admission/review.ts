@@ -3,12 +3,13 @@ import type { V1Namespace } from '@kubernetes/client-node';
 import { CHANGE_ACTION_MAX, CHANGE_ACTOR_MAX, type Application } from '../api/application.ts';
 import { truncateText } from '../api/bounds.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
+import type { Release } from '../api/release.ts';
 import type { Version } from '../api/version.ts';
 import type { OperatorConfig } from '../config.ts';
 import { LABELS } from '../labels.ts';
 import { admits, notAdmittedMessage } from '../loadbalancer/routing.ts';
 import { checkPolicy, verdictMessage } from '../version/desired.ts';
-import { describeApplicationChange, describeVersionChange, LAST_CHANGE_ANNOTATION, type Change } from './changes.ts';
+import { describeApplicationChange, describeReleaseChange, describeVersionChange, LAST_CHANGE_ANNOTATION, type Change } from './changes.ts';
 
 /** The part of an AdmissionReview request (admission.k8s.io/v1) Berth reads. */
 export interface AdmissionRequest {
@@ -36,7 +37,6 @@ export interface AdmissionLookups {
   namespace(name: string): Promise<V1Namespace | undefined>;
   application(name: string): Promise<Application | undefined>;
   loadBalancer(name: string): Promise<LoadBalancer | undefined>;
-  version(namespace: string, name: string): Promise<Version | undefined>;
 }
 
 type JsonPatch = { op: 'add' | 'remove'; path: string; value?: unknown }[];
@@ -60,7 +60,7 @@ function setAnnotation(object: Record<string, unknown>, key: string, value: stri
 }
 
 /**
- * The mutation of a create or update of an Application or Version: the creator of an
+ * The mutation of a create or update of an Application, Version or Release: the creator of an
  * Application becomes its Owner, and the annotation berth.dev/last-change records who
  * changed the spec and how. What a client wrote into that annotation is overwritten; a
  * change that leaves the spec alone keeps the previous record.
@@ -81,6 +81,8 @@ export function mutate(request: AdmissionRequest, now: Date): AdmissionResponse 
     action = describeApplicationChange(old as unknown as Application | undefined, app);
   } else if (request.kind.kind === 'Version') {
     action = describeVersionChange(old as unknown as Version | undefined, object as unknown as Version);
+  } else if (request.kind.kind === 'Release') {
+    action = describeReleaseChange(old as unknown as Release | undefined, object as unknown as Release);
   } else {
     return allow(request.uid);
   }
@@ -117,12 +119,6 @@ async function validateApplication(request: AdmissionRequest, lookups: Admission
       warnings.push(`spec.routes[${i}].loadBalancer: LoadBalancer ${route.loadBalancer} does not exist (yet); ${route.host} is served once it does`);
     } else if (!unchanged && !admits(lb, app)) {
       return deny(request.uid, `spec.routes[${i}].loadBalancer: ${notAdmittedMessage(lb)}`);
-    }
-  }
-  const namespaceName = app.spec.namespace ?? name;
-  for (const [i, share] of (app.spec.traffic ?? []).entries()) {
-    if (share.weight > 0 && !(await lookups.version(namespaceName, share.version))) {
-      warnings.push(`spec.traffic[${i}].version: Version ${share.version} does not exist (yet) in namespace ${namespaceName}; its share goes nowhere until it does`);
     }
   }
   return allow(request.uid, warnings);

@@ -3,7 +3,6 @@ import type { KubeConfig, V1Namespace } from '@kubernetes/client-node';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Application } from '../api/application.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
-import type { Version } from '../api/version.ts';
 import type { OperatorConfig } from '../config.ts';
 import { isNotFound } from '../kit/apply.ts';
 import { errorMessage, type Logger } from '../kit/log.ts';
@@ -38,7 +37,6 @@ function apiLookups(kc: KubeConfig): AdmissionLookups {
     namespace: (name) => get<V1Namespace>(`/api/v1/namespaces/${name}`),
     application: (name) => get<Application>(`/apis/berth.dev/v1alpha1/applications/${name}`),
     loadBalancer: (name) => get<LoadBalancer>(`/apis/berth.dev/v1alpha1/loadbalancers/${name}`),
-    version: (namespace, name) => get<Version>(`/apis/berth.dev/v1alpha1/namespaces/${namespace}/versions/${name}`),
   };
 }
 

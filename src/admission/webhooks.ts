@@ -19,10 +19,10 @@ export interface WebhookOptions {
  * touched. caBundle is left to the operator (or cert-manager) to fill in.
  */
 export function webhookConfigurations(config: OperatorConfig, { target, objectLabels }: WebhookOptions) {
-  const webhook = (name: string, path: string) => ({
+  const webhook = (name: string, path: string, resources: string[]) => ({
     name,
     clientConfig: 'url' in target ? { url: `${target.url}${path}` } : { service: { ...target.service, path } },
-    rules: [{ apiGroups: ['berth.dev'], apiVersions: ['*'], resources: ['applications', 'versions'], operations: ['CREATE', 'UPDATE'], scope: '*' }],
+    rules: [{ apiGroups: ['berth.dev'], apiVersions: ['*'], resources, operations: ['CREATE', 'UPDATE'], scope: '*' }],
     failurePolicy: 'Fail',
     sideEffects: 'None',
     admissionReviewVersions: ['v1'],
@@ -39,13 +39,13 @@ export function webhookConfigurations(config: OperatorConfig, { target, objectLa
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
       metadata: metadata(config.admission.webhookConfigurations.mutating),
-      webhooks: [{ ...webhook('owner-and-history.berth.dev', ADMISSION_PATHS.mutate), reinvocationPolicy: 'Never' }],
+      webhooks: [{ ...webhook('owner-and-history.berth.dev', ADMISSION_PATHS.mutate, ['applications', 'versions', 'releases']), reinvocationPolicy: 'Never' }],
     },
     validating: {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingWebhookConfiguration',
       metadata: metadata(config.admission.webhookConfigurations.validating),
-      webhooks: [webhook('policy.berth.dev', ADMISSION_PATHS.validate)],
+      webhooks: [webhook('policy.berth.dev', ADMISSION_PATHS.validate, ['applications', 'versions'])],
     },
   };
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from '../kit/log.ts';
+import { errorMessage, type Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
 import { loadBalancerObjectName } from '../loadbalancer/desired.ts';
 import { CONTROL_SOCKET } from '../nginx/model.ts';
@@ -56,6 +56,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { kc, logger } = options;
   const metrics = new AgentMetrics();
   const control = new ControlClient(join(options.prefix, CONTROL_SOCKET));
+  metrics.serveRequestCounters(
+    () => control.counters(),
+    (error) => logger.debug({ err: errorMessage(error) }, 'no request counters from nginx for this scrape'),
+  );
   const runtime = new NginxRuntime({
     prefix: options.prefix,
     binary: options.nginxBinary,

@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { readResponse } from '../kit/rest.ts';
+import { parseCounterDump, type CounterDump } from '../nginx/counters.ts';
 
 export interface PushResult {
   changed: number;
@@ -33,6 +34,11 @@ export class ControlClient {
   async storedBackends(timeoutMs = 5_000): Promise<number> {
     const stored = JSON.parse(await this.send('GET', '/backends', undefined, timeoutMs)) as { backends?: unknown[] };
     return stored.backends?.length ?? 0;
+  }
+
+  /** The request counters per backend and Version (berth/counters.lua). */
+  async counters(timeoutMs = 2_000): Promise<CounterDump> {
+    return parseCounterDump(await this.send('GET', '/counters', undefined, timeoutMs));
   }
 
   private send(method: string, path: string, body: string | undefined, timeoutMs: number): Promise<string> {

@@ -1,4 +1,8 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { COUNTER_METRICS, counterFamilies, type CounterDump, type MetricFamily } from '../nginx/counters.ts';
+
+// The three counter families of one scrape come from one read of the control endpoint.
+const SCRAPE_SHARE_MS = 100;
 
 /** The agent's metrics (docs/data-plane.md, "Agent"), beside the default process metrics. */
 export class AgentMetrics {
@@ -49,6 +53,25 @@ export class AgentMetrics {
     collectDefaultMetrics({ register: this.registry });
     this.reloads.inc({ result: 'success' }, 0);
     this.reloads.inc({ result: 'failure' }, 0);
+  }
+
+  /**
+   * Serves nginx's request counters (docs/data-plane.md, "Request counters") on /metrics,
+   * read from the control endpoint once per scrape. Without an answer (nginx restarting)
+   * the families are empty for that scrape.
+   */
+  serveRequestCounters(read: () => Promise<CounterDump>, onError: (error: unknown) => void): void {
+    let pending: Promise<MetricFamily[]> | undefined;
+    const families = () =>
+      (pending ??= read()
+        .then(counterFamilies, (error: unknown) => {
+          onError(error);
+          return counterFamilies({ boundsMs: [], series: [] });
+        })
+        .finally(() => setTimeout(() => (pending = undefined), SCRAPE_SHARE_MS)));
+    [COUNTER_METRICS.requests, COUNTER_METRICS.errors, COUNTER_METRICS.duration].forEach((name, index) => {
+      this.registry.registerMetric({ name, get: async () => (await families())[index]! } as unknown as Metric);
+    });
   }
 
   setConfigHash(hash: string): void {

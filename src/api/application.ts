@@ -87,11 +87,6 @@ const route = cel(
   },
 );
 
-const trafficShare = z.object({
-  version: text(objectName(NAME_LIMITS.Version)).describe('Version name.'),
-  weight: z.int().min(0).max(1000).describe('Relative share of requests.'),
-});
-
 const resourceAmounts = z.object({ cpu: quantity.optional(), memory: quantity.optional() });
 
 export const applicationSpec = cel(
@@ -125,13 +120,6 @@ export const applicationSpec = cel(
     })
       .default([])
       .describe('Host names and path prefixes that load balancers route to the application.'),
-    traffic: cel(
-      z.array(trafficShare).min(1).max(64),
-      { rule: 'self.all(t, self.exists_one(u, u.version == t.version))', message: 'each version may appear in traffic only once' },
-      { rule: 'self.exists(t, t.weight > 0)', message: 'at least one version needs a weight above 0' },
-    )
-      .optional()
-      .describe('Explicit split of requests across Versions. Without it, every ready pod of every Version gets an even share.'),
     quota: z
       .object({
         cpu: quantity.optional().describe('Total CPU requests of the namespace.'),
@@ -197,7 +185,7 @@ export const applicationStatus = z.object({
     .array(z.object({ version: z.string(), weight: z.int().min(0) }))
     .max(64)
     .optional()
-    .describe('Share of requests each Version gets now.'),
+    .describe('Share of requests each Version gets now: the split of the namespace\'s Release, or each Version\'s ready pods.'),
   weightsOmitted: omittedCount('weights'),
   namespace: z.string().optional().describe('The namespace the application lives in.'),
   conditions: conditions.optional(),

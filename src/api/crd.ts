@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { applicationSpec, applicationStatus } from './application.ts';
 import { loadBalancerSpec, loadBalancerStatus } from './loadbalancer.ts';
 import { GROUP } from './meta.ts';
+import { releaseSpec, releaseStatus } from './release.ts';
 import { NAME_LIMITS, nameRule } from './rules.ts';
 import { versionSpec, versionStatus } from './version.ts';
 
@@ -80,6 +81,25 @@ export const RESOURCE_DEFINITIONS: ResourceDefinition[] = [
       ageColumn,
     ],
     nameMaxLength: NAME_LIMITS.LoadBalancer,
+  },
+  {
+    // Not `Rollout` (Argo Rollouts) nor any Knative kind, so `kubectl get` stays unambiguous.
+    kind: 'Release',
+    plural: 'releases',
+    singular: 'release',
+    shortNames: ['brel'],
+    scope: 'Namespaced',
+    spec: releaseSpec,
+    status: releaseStatus,
+    printerColumns: [
+      { name: 'Version', type: 'string', jsonPath: '.spec.version' },
+      { name: 'Stable', type: 'string', jsonPath: '.status.stable' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Step', type: 'integer', jsonPath: '.status.currentStep' },
+      { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
+      ageColumn,
+    ],
+    nameMaxLength: NAME_LIMITS.Application,
   },
 ];
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { applicationNamespace, type Application } from '../api/application.ts';
+import { applicationNamespace, type Application, type Environment, type MemberRole } from '../api/application.ts';
 import { ownerReference } from '../kit/apply.ts';
 import { LABELS, managedLabels } from '../labels.ts';
 
@@ -15,18 +15,22 @@ export const LIMIT_RANGE_NAME = 'berth-defaults';
  */
 export const TLS_SECRETS_ROLE = 'berth-tls-secrets';
 
-/** The ClusterRole (shipped in config/rbac) a member role binds to. */
-export function memberClusterRole(role: string): string {
-  return `berth-${role.toLowerCase()}`;
+/**
+ * The ClusterRole (shipped in config/rbac) a member role binds to. RBAC cannot tell
+ * environments apart, so a Developer of a production Application gets a role of its own
+ * that may read releases but not drive them.
+ */
+export function memberClusterRole(role: MemberRole, environment: Environment): string {
+  return role === 'Developer' && environment === 'production' ? 'berth-developer-production' : `berth-${role.toLowerCase()}`;
 }
 
 /**
  * RoleBinding names must be DNS names; user names need not be (alice@example.com). The
- * role is part of the name because a binding's roleRef cannot change: a new role is a
- * new binding, and the old one is pruned.
+ * ClusterRole is part of the name because a binding's roleRef cannot change: a new role
+ * (or environment) is a new binding, and the old one is pruned.
  */
-function memberBindingName(kind: string, name: string, role: string): string {
-  return `berth-member-${createHash('sha256').update(`${kind}/${name}/${role}`).digest('hex').slice(0, 12)}`;
+function memberBindingName(kind: string, name: string, clusterRole: string): string {
+  return `berth-member-${createHash('sha256').update(`${kind}/${name}/${clusterRole}`).digest('hex').slice(0, 12)}`;
 }
 
 /** Everything an Application owns in the cluster, as it should be. Pure. */
@@ -95,16 +99,17 @@ export function desiredApplicationObjects(app: Application): KubernetesObject[] 
   }
 
   for (const member of app.spec.members) {
+    const clusterRole = memberClusterRole(member.role, app.spec.environment);
     objects.push({
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',
       metadata: {
-        name: memberBindingName(member.kind, member.name, member.role),
+        name: memberBindingName(member.kind, member.name, clusterRole),
         namespace,
         labels: { ...labels, 'berth.dev/role': member.role.toLowerCase() },
         ownerReferences: owner,
       },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: memberClusterRole(member.role) },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
       subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: member.kind, name: member.name }],
     } as KubernetesObject);
   }

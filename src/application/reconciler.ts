@@ -8,8 +8,8 @@ import type { ReconcileResult } from '../kit/controller.ts';
 import { writeStatus } from '../kit/status.ts';
 import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
 import { applicationRouteReport } from '../loadbalancer/report.ts';
-import { trafficCondition, trafficSplit } from '../loadbalancer/routes.ts';
-import { currentRouting } from '../loadbalancer/routing.ts';
+import { trafficSplit } from '../loadbalancer/routes.ts';
+import { currentRouting, releaseWeightsOf } from '../loadbalancer/routing.ts';
 import { desiredApplicationObjects } from './desired.ts';
 
 const DELETE_POLL_MS = 1_000;
@@ -76,7 +76,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
 
   /** The history with the latest changes of the Application and its Versions; each new one also becomes an event naming its actor. */
   async function recordHistory(app: Application, namespaceName: string): Promise<Change[]> {
-    const recorded = [app, ...caches.versions.list(namespaceName)]
+    const recorded = [app, ...caches.versions.list(namespaceName), ...caches.releases.list(namespaceName)]
       .map((object) => parseChange(object.metadata.annotations?.[LAST_CHANGE_ANNOTATION]))
       .filter((change) => change !== undefined);
     const { history, added } = mergeHistory(app.status?.history ?? [], recorded);
@@ -180,21 +180,22 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     if (before?.status !== condition.status && condition.status === 'True') await events.normal(app, 'Ready', condition.message);
 
     const routes = applicationRouteReport(app, currentRouting(caches, ctx.config), caches.loadBalancers.list());
-    const reported = [...routes.conditions, trafficCondition(app, versions.map((v) => v.name))];
+    const reported = routes.conditions;
     // One Warning per problem the status did not already say, so a lasting problem is not repeated.
     const said = reported.map((c) => findCondition(app.status?.conditions, c.type)?.message ?? '').join('\n');
-    const problems = [...routes.problems, ...reported.filter((c) => c.type === 'TrafficAssigned' && c.status === 'False')];
+    const problems = routes.problems;
     for (const problem of problems) if (!said.includes(problem.message)) await events.warning(app, problem.reason, problem.message);
     const withReady = statusWith(app, condition, {
       versions: versions.sort((a, b) => a.name.localeCompare(b.name)).map(({ ready: _ready, ...v }) => v),
       routes: routes.routes,
       urls: routes.urls,
-      weights: trafficSplit(app, versions.map((v) => v.name)).map(({ version, weight }) => ({
+      weights: trafficSplit(releaseWeightsOf(caches)(namespaceName), versions.map((v) => v.name)).map(({ version, weight }) => ({
         version,
         weight: weight ?? versions.find((v) => v.name === version)!.readyReplicas,
       })),
     });
-    let conditions = withReady.conditions;
+    // The split moved to the namespace's Release: a TrafficAssigned from before says nothing now.
+    let conditions = (withReady.conditions ?? []).filter((c) => c.type !== 'TrafficAssigned');
     for (const reportedCondition of reported) conditions = setCondition(conditions, reportedCondition, app.metadata.generation);
     await writeApplicationStatus(app, { ...withReady, conditions, history: await recordHistory(app, namespaceName) });
   };

@@ -48,6 +48,7 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'berth.dev/v1alpha1/Application': { plural: 'applications', namespaced: false },
   'berth.dev/v1alpha1/Version': { plural: 'versions', namespaced: true },
   'berth.dev/v1alpha1/LoadBalancer': { plural: 'loadbalancers', namespaced: false },
+  'berth.dev/v1alpha1/Release': { plural: 'releases', namespaced: true },
 };
 
 export interface JsonPatchOperation {

@@ -24,9 +24,12 @@ export interface StatusSubject extends ObjectRef {
 /**
  * Writes a status when it differs from the stored one, cut to its schema's limits first
  * (see boundedStatus): a status too long for the schema is truncated, never refused.
- * Every status the operator writes goes through here.
+ * Every status the operator writes goes through here. Whether it was written: what
+ * follows a change (an event, a metric) follows it once.
  */
-export async function writeStatus<S>(applier: Applier, subject: StatusSubject, schema: z.ZodType<S>, status: S): Promise<void> {
+export async function writeStatus<S>(applier: Applier, subject: StatusSubject, schema: z.ZodType<S>, status: S): Promise<boolean> {
   const bounded = boundedStatus(schema, status);
-  if (statusChanged(subject.status, bounded)) await applier.applyStatus(subject, bounded);
+  if (!statusChanged(subject.status, bounded)) return false;
+  await applier.applyStatus(subject, bounded);
+  return true;
 }

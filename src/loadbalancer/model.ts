@@ -1,5 +1,6 @@
 import type { Application } from '../api/application.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
+import type { Weights } from '../api/release.ts';
 import { stickyCookie } from '../api/rules.ts';
 import type { OperatorConfig } from '../config.ts';
 import type { NginxModel } from '../nginx/model.ts';
@@ -25,7 +26,7 @@ function backendName(claim: RouteClaim): string {
 /**
  * What one LoadBalancer serves, in the renderer's terms: a server per host with a
  * location per accepted path, a backend per application port (its groups are the
- * Versions' headless Services, weighted by spec.traffic), and the stream ports. The
+ * Versions' headless Services, weighted by the namespace's Release), and the stream ports. The
  * oldest claim on a host decides its TLS certificate. Pure.
  */
 export function loadBalancerModel(
@@ -34,6 +35,7 @@ export function loadBalancerModel(
   applications: ReadonlyMap<string, Application>,
   versionsOf: (namespace: string) => readonly string[],
   config: OperatorConfig,
+  weightsOf: (namespace: string) => Weights | undefined = () => undefined,
 ): NginxModel {
   const mine = claims.filter((claim) => claim.loadBalancer === lb.metadata.name);
   const servers = new Map<string, NginxModel['servers'][number]>();
@@ -51,7 +53,7 @@ export function loadBalancerModel(
     if (backends.has(backend)) continue;
     backends.set(backend, {
       name: backend,
-      groups: trafficSplit(app, versionsOf(claim.namespace)).map(({ version, weight }) => ({
+      groups: trafficSplit(weightsOf(claim.namespace), versionsOf(claim.namespace)).map(({ version, weight }) => ({
         name: version,
         service: { namespace: claim.namespace, name: versionServiceName(version), port: claim.port },
         ...(weight !== undefined ? { weight } : {}),

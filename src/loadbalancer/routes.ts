@@ -1,5 +1,5 @@
 import { applicationNamespace, type Application } from '../api/application.ts';
-import type { ConditionInput } from '../kit/conditions.ts';
+import type { Weights } from '../api/release.ts';
 
 type Route = Application['spec']['routes'][number];
 
@@ -113,43 +113,18 @@ export class HostOwnership {
 
 export interface VersionTraffic {
   version: string;
-  /** Explicit weight from spec.traffic; undefined: the Version's ready pods share evenly. */
+  /** Explicit weight from the namespace's Release; undefined: the Version's ready pods share evenly. */
   weight: number | undefined;
 }
 
 /**
- * How an application's requests split across its Versions. With spec.traffic, listed
- * Versions get their weight and unlisted ones none; without it, every Version's ready
- * pods share evenly, which the balancer computes from live endpoint counts. Pure.
+ * How an application's requests split across its Versions. With a Release's weights,
+ * listed Versions get their weight and unlisted ones none; without, every Version's
+ * ready pods share evenly, which the balancer computes from live endpoint counts. Pure.
  */
-export function trafficSplit(app: Application, versions: readonly string[]): VersionTraffic[] {
-  const explicit = app.spec.traffic;
+export function trafficSplit(weights: Weights | undefined, versions: readonly string[]): VersionTraffic[] {
   return [...versions].sort().map((version) => ({
     version,
-    weight: explicit ? (explicit.find((share) => share.version === version)?.weight ?? 0) : undefined,
+    weight: weights ? (weights.find((share) => share.version === version)?.weight ?? 0) : undefined,
   }));
-}
-
-/**
- * TrafficAssigned: whether every Version spec.traffic names exists. A missing one gets no
- * requests; when no existing Version has a weight, every request gets 503. Pure.
- */
-export function trafficCondition(app: Application, versions: readonly string[]): ConditionInput {
-  const traffic = app.spec.traffic;
-  if (!traffic) return { type: 'TrafficAssigned', status: 'True', reason: 'EvenSplit', message: 'every ready pod of every Version gets an even share' };
-  const missing = traffic.filter((share) => !versions.includes(share.version)).map((share) => share.version);
-  if (missing.length === 0) {
-    return { type: 'TrafficAssigned', status: 'True', reason: 'Assigned', message: traffic.map((share) => `${share.version}: ${share.weight}`).join(', ') };
-  }
-  const served = trafficSplit(app, versions).filter((share) => share.weight! > 0).map((share) => share.version);
-  const effect =
-    served.length > 0
-      ? `their share goes to ${served.join(', ')} meanwhile`
-      : 'requests get 503 because no existing Version has a weight above 0';
-  return {
-    type: 'TrafficAssigned',
-    status: 'False',
-    reason: 'VersionNotFound',
-    message: `spec.traffic names Version(s) ${missing.join(', ')} that do not exist in namespace ${applicationNamespace(app)}; ${effect}. Create the Version(s) or remove them from spec.traffic`,
-  };
 }

@@ -1,4 +1,5 @@
 import type { Application } from '../api/application.ts';
+import { governingRelease, type Weights } from '../api/release.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
 import type { Caches } from '../caches.ts';
 import type { OperatorConfig } from '../config.ts';
@@ -162,6 +163,11 @@ export function decideRouting(input: RoutingInput): RoutingDecision {
 /** The Versions of a namespace that are not being deleted, as the caches hold them. */
 export function liveVersionsOf(caches: Caches): (namespace: string) => string[] {
   return (namespace) => caches.versions.list(namespace).filter((v) => !v.metadata.deletionTimestamp).map((v) => v.metadata.name);
+}
+
+/** The split the namespace's Release asks for, as the caches hold it; undefined without a Release. */
+export function releaseWeightsOf(caches: Caches): (namespace: string) => Weights | undefined {
+  return (namespace) => governingRelease(caches.releases.list(namespace))?.status?.weights;
 }
 
 let lastRouting: { inputs: string; config: OperatorConfig; decision: RoutingDecision } | undefined;

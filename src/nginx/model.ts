@@ -143,6 +143,8 @@ export interface RenderOptions {
    * load balancer's own directory. Default: Debian's /usr/lib/nginx/modules.
    */
   modulesDir?: string;
+  /** Count requests, 5xx and latency per backend and Version (berth/counters.lua); default on. Off only to measure what counting costs. */
+  requestCounters?: boolean;
 }
 
 export interface RenderedConfig {

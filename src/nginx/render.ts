@@ -61,6 +61,9 @@ const MODULES = ['ndk_http_module.so', 'ngx_http_lua_module.so', 'ngx_stream_mod
 // berth/balancer.lua); nginx caps set_more_tries() by proxy_next_upstream_tries, so the
 // cap is set to exactly that many attempts.
 const UPSTREAM_TRIES = 3;
+// Per backend and Version: 4 counters and 63 buckets, about 70 keys of ~100 bytes.
+// 16 MB holds about 2,000 backend-Version pairs before the oldest are evicted.
+const COUNTERS_DICT_SIZE = '16m';
 
 const MODULES_DIR: TextRule = { is: 'an absolute directory', minLength: 1, maxLength: 1024, matches: [/^\/[A-Za-z0-9._\-/]*$/] };
 // What quote() lets through: the union of what the rules of the values it writes admit
@@ -262,6 +265,7 @@ interface Checked {
   servers: NginxServer[];
   streams: StreamPort[];
   modulesDir: string;
+  requestCounters: boolean;
 }
 
 /** nginx.conf in two parts, around the spot where the hash of both parts goes. */
@@ -318,6 +322,8 @@ function renderConfig(c: Checked): [string, string] {
   line(0, '');
   line(1, 'lua_package_path "$prefix/lua/?.lua;;";');
   line(1, `lua_shared_dict berth_backends ${s.sharedDictSize};`);
+  // Per-Version request counters (berth/counters.lua): a few keys per backend and Version.
+  line(1, `lua_shared_dict berth_counters ${COUNTERS_DICT_SIZE};`);
   line(1, 'init_worker_by_lua_block { require("berth.balancer").init_worker() }');
   line(0, '');
   // Upstream keep-alive needs HTTP/1.1 and an empty Connection header; only a WebSocket
@@ -362,6 +368,7 @@ function renderConfig(c: Checked): [string, string] {
   line(2, 'client_max_body_size 16m;');
   line(2, 'client_body_buffer_size 16m;');
   line(2, 'location = /backends { content_by_lua_block { require("berth.control").backends() } }');
+  line(2, 'location = /counters { content_by_lua_block { require("berth.counters").dump() } }');
   line(2, 'location = /generation { return 200 "');
   const marker = out.length - 1;
   line(2, 'location = /healthz { return 200 "ok"; }');
@@ -386,6 +393,7 @@ function renderConfig(c: Checked): [string, string] {
       line(3, `set $berth_backend ${quote(location.backend)};`);
       line(3, 'access_by_lua_block { require("berth.balancer").access() }');
       line(3, 'proxy_pass http://berth_balancer;');
+      if (c.requestCounters) line(3, 'log_by_lua_block { require("berth.counters").log() }');
       line(2, '}');
     }
     // Without a catch-all, paths no route claims would be served from nginx's html root.
@@ -449,7 +457,7 @@ export function renderNginxConfig(model: NginxModel, options: RenderOptions = {}
   const backends = checkBackends(model.backends);
   const servers = checkServers(model.servers, backends, ports);
   const streams = checkStreams(model.streams ?? [], backends, ports);
-  const [head, tail] = renderConfig({ settings, ports, servers, streams, modulesDir: modulesDir.replace(/\/+$/, '') });
+  const [head, tail] = renderConfig({ settings, ports, servers, streams, modulesDir: modulesDir.replace(/\/+$/, ''), requestCounters: options.requestCounters ?? true });
   const hash = createHash('sha256').update(head).update(tail).digest('hex').slice(0, 16);
   return { files: { 'nginx.conf': head + hash + tail, 'backends.json': renderBackends(backends, streams) }, hash };
 }

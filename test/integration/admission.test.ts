@@ -180,6 +180,22 @@ describe('self-service onboarding', () => {
     expect(event.count ?? 1).toBe(1);
   });
 
+  it('records who drove the Release', async () => {
+    const release = { apiVersion: 'berth.dev/v1alpha1', kind: 'Release', metadata: { name: app, namespace: app, labels: LABELS }, spec: { version: 'v1', steps: [{ pause: {} }] } };
+    expect((await as('bob', ['create', '-f', '-'], release)).stderr).toBe('');
+    const promoted = await as('bob', ['patch', 'release', app, '-n', app, '--type=merge', '-p', JSON.stringify({ spec: { promote: { version: 'v1', full: true } } })]);
+    expect(promoted.stderr).toBe('');
+    const history = await waitFor(
+      async () => {
+        const entries = (await berth.getApplication(app))?.status?.history ?? [];
+        return entries.some((e) => e.action === 'promoted v1') ? entries : undefined;
+      },
+      { description: 'the history to record the promotion' },
+    );
+    // Each object carries only its latest change: the creation may be replaced before the history reads it.
+    expect(history.find((e) => e.action === 'promoted v1')?.actor).toBe('bob');
+  });
+
   it('refuses environments, namespaces and LoadBalancers not open to self-service, and warns about missing objects', async () => {
     const production = await as('alice', ['create', '--dry-run=server', '-f', '-'], application(`${app}-p`, { environment: 'production' }));
     expect(production.stderr).toContain('spec.environment: alice may not create production Applications');

@@ -14,6 +14,7 @@ const version = (name: string, spec: Record<string, unknown>) => ({
   metadata: { name },
   spec,
 });
+const release = (spec: Record<string, unknown>) => ({ apiVersion: API_VERSION, kind: 'Release', metadata: { name: 'shop' }, spec: { version: 'v2', ...spec } });
 const loadBalancer = (spec: Record<string, unknown>) => ({ apiVersion: API_VERSION, kind: 'LoadBalancer', metadata: { name: 'public' }, spec });
 const image = 'registry.example/shop:1.0';
 
@@ -30,6 +31,12 @@ const invalid: Array<{ what: string; manifest: unknown; message: RegExp }> = [
   { what: 'port out of range', manifest: application('shop', { environment: 'testing', ports: [{ name: 'http', port: 70000 }] }), message: /spec\.ports\[0\]\.port: Invalid value: 70000: .*less than or equal to 65535/ },
   { what: 'quota that is not a quantity', manifest: application('shop', { environment: 'testing', quota: { cpu: 'lots' } }), message: /spec\.quota\.cpu: Invalid value: .*must be a quantity that is not negative/ },
   { what: 'Version without image', manifest: version('v1', {}), message: /spec\.image: Required value/ },
+  { what: 'Release step with two actions', manifest: release({ steps: [{ setWeight: 10, pause: {} }] }), message: /each step is exactly one of setWeight, pause or analysis/ },
+  { what: 'Release weight above 100', manifest: release({ steps: [{ setWeight: 120 }] }), message: /spec\.steps\[0\]\.setWeight: Invalid value: 120: .*less than or equal to 100/ },
+  { what: 'manual split that does not add up to 100', manifest: release({ traffic: [{ version: 'v1', weight: 60 }, { version: 'v2', weight: 30 }] }), message: /traffic weights must add up to 100/ },
+  { what: 'analysis interval below 10 s', manifest: release({ steps: [{ analysis: { successRate: 99, intervalSeconds: 5 } }] }), message: /intervalSeconds: Invalid value: 5: .*greater than or equal to 10/ },
+  { what: 'analysis without a threshold', manifest: release({ steps: [{ analysis: {} }] }), message: /an analysis needs successRate, p99Ms or both/ },
+  { what: 'promotion to a step that does not exist', manifest: release({ steps: [{ pause: {} }], promote: { version: 'v2', step: 3 } }), message: /promote\.step must be the index of one of spec\.steps/ },
   { what: 'image with spaces', manifest: version('v1', { image: 'shop 1.0' }), message: /spec\.image: Invalid value: .*must be an image reference without spaces/ },
   { what: 'negative replicas', manifest: version('v1', { image, replicas: -1 }), message: /spec\.replicas: Invalid value: -1: .*greater than or equal to 0/ },
   { what: 'unknown tier', manifest: version('v1', { image, resources: { tier: 'gold' } }), message: /spec\.resources\.tier: Unsupported value: "gold"/ },

@@ -162,12 +162,11 @@ describe('traffic through a LoadBalancer', () => {
     await inRotation('v1', 2);
   });
 
-  it('splits traffic 90/10 between two Versions as spec.traffic says', async () => {
+  it('splits traffic 90/10 between two Versions as the Release\'s manual split says', async () => {
     const before = await reloads();
     await berth.createVersion(app, 'v2', { image: 'registry.example/web:2', replicas: 2, healthCheck: { path: '/healthz' }, drainSeconds: 1 });
     await berth.versionCondition(app, 'v2', 'Ready', 'True');
-    const spec = (await berth.getApplication(app))!.spec;
-    await berth.patchApplicationSpec(app, { ...spec, traffic: [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }] });
+    await berth.applyRelease(app, app, { version: 'v1', traffic: [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }] });
     await waitFor(async () => (await berth.getApplication(app))?.status?.weights?.find((w) => w.version === 'v2')?.weight === 10, {
       description: 'weights in the application status',
     });
@@ -183,8 +182,7 @@ describe('traffic through a LoadBalancer', () => {
   });
 
   it('drains a deleted Version with zero failed requests', async () => {
-    const spec = (await berth.getApplication(app))!.spec;
-    await berth.patchApplicationSpec(app, { ...spec, traffic: [{ version: 'v1', weight: 50 }, { version: 'v2', weight: 50 }] });
+    await berth.patchReleaseSpec(app, app, { traffic: [{ version: 'v1', weight: 50 }, { version: 'v2', weight: 50 }] });
     await inRotation('v1', 2);
     const load = startLoad(ports.http, host(), { concurrency: 4, maxMs: 60_000 });
     await berth.deleteVersion(app, 'v1');
@@ -201,7 +199,7 @@ describe('traffic through a LoadBalancer', () => {
     const before = await reloads();
     const spec = (await berth.getApplication(app))!.spec;
     const second = `www.${host()}`;
-    await berth.patchApplicationSpec(app, { ...spec, traffic: undefined, routes: [...spec.routes, { host: second, loadBalancer: lb }] });
+    await berth.patchApplicationSpec(app, { ...spec, routes: [...spec.routes, { host: second, loadBalancer: lb }] });
     await waitFor(async () => (await get(ports.http, second)).status === 200, { description: `${second} to be served` });
     // Give a second, unwanted reload the time to happen before counting.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
@@ -289,19 +287,20 @@ describe('one Application\'s mistakes stay with it', () => {
     await agentForCurrentPod();
     await berth.createApplication(intruder, {
       environment: 'testing',
-      // A takeover of the other team's /login, and a traffic split naming a Version that does not exist.
+      // A takeover of the other team's /login, and a release of a Version that does not exist.
       routes: [
         { host: host(), paths: ['/login'], loadBalancer: lb },
         { host: intruderHost(), loadBalancer: lb },
       ],
-      traffic: [{ version: 'v9', weight: 1 }],
     });
+    await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${intruder}` })).items.length === 1, { description: `namespace ${intruder}` });
+    await berth.applyRelease(intruder, intruder, { version: 'v9' });
     const takeover = await berth.applicationCondition(intruder, 'RoutesAccepted', 'False', 'HostOwnedByOther');
     expect(takeover.message).toBe(
       `spec.routes[0] (${host()}/login): ${host()} belongs to Application ${app} (claimed first); ask its owners to delegate /login to you in spec.routes[].delegate`,
     );
-    const traffic = await berth.applicationCondition(intruder, 'TrafficAssigned', 'False', 'VersionNotFound');
-    expect(traffic.message).toContain(`spec.traffic names Version(s) v9 that do not exist in namespace ${intruder}; requests get 503`);
+    const release = await berth.releaseWhere(intruder, intruder, 'paused for a missing Version', (status) => status.reason === 'VersionNotFound');
+    expect(release.message).toBe(`Waiting: Version v9 does not exist yet; create it in namespace ${intruder}`);
 
     // A claim the renderer would refuse is refused at apply time, naming the field; the
     // intruder's other routes are untouched.
@@ -314,7 +313,7 @@ describe('one Application\'s mistakes stay with it', () => {
     expect(refusedAtApply).toMatch(/spec\.routes\[2\]\.paths\[0\]: Invalid value: .*without \\?"\/\/\\?"/);
     const said = await waitFor(async () => {
       const found = await warnings(intruder);
-      return found.some((w) => w.startsWith('HostOwnedByOther: ')) && found.some((w) => w.startsWith('VersionNotFound: ')) ? found : undefined;
+      return found.some((w) => w.startsWith('HostOwnedByOther: ')) ? found : undefined;
     }, { description: 'Warning events on the intruder' });
     expect(said.join('\n')).toContain('ask its owners to delegate /login');
 

@@ -60,6 +60,7 @@ http {
 
     lua_package_path "$prefix/lua/?.lua;;";
     lua_shared_dict berth_backends ${options.dictSize ?? '16m'};
+    lua_shared_dict berth_counters 1m;
     init_worker_by_lua_block { require("berth.balancer").init_worker() }
 
     upstream berth_balancer {

@@ -85,7 +85,8 @@ describe('Application and Version lifecycle', () => {
 
     const bindings = (await rbac.listNamespacedRoleBinding({ namespace: app })).items;
     const byRole = Object.fromEntries(bindings.map((b) => [b.roleRef.name, b.subjects?.map((s) => `${s.kind}:${s.name}`)]));
-    expect(byRole).toEqual({ 'berth-owner': ['User:alice@example.com'], 'berth-developer': ['Group:shop-devs'] });
+    // A production Application: its Developers may read releases but not drive them.
+    expect(byRole).toEqual({ 'berth-owner': ['User:alice@example.com'], 'berth-developer-production': ['Group:shop-devs'] });
 
     // Members follow the spec: removing one removes its binding.
     const spec = (await berth.getApplication(app))!.spec;

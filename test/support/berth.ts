@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { ALLOW_DELETION_ANNOTATION } from '../../src/labels.ts';
 import { afterAll } from 'vitest';
 import type { Application } from '../../src/api/application.ts';
 import type { LoadBalancer } from '../../src/api/loadbalancer.ts';
 import type { Condition } from '../../src/api/meta.ts';
+import type { Release } from '../../src/api/release.ts';
 import type { Version } from '../../src/api/version.ts';
 import { isNotFound, testKubeConfig } from './kube.ts';
 import { waitFor } from './wait.ts';
@@ -15,6 +16,7 @@ const version = 'v1alpha1';
 /** Typed access to Berth's custom resources for tests. */
 export function berthClient(kc: KubeConfig = testKubeConfig()) {
   const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
   const client = {
     async createApplication(name: string, spec: Record<string, unknown>): Promise<Application> {
       return (await custom.createClusterCustomObject({
@@ -75,6 +77,63 @@ export function berthClient(kc: KubeConfig = testKubeConfig()) {
       } catch (error) {
         if (!isNotFound(error)) throw error;
       }
+    },
+    /** Creates or replaces the spec of a Release (a person's one write). */
+    async applyRelease(namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
+      await custom.patchNamespacedCustomObject(
+        {
+          group,
+          version,
+          namespace,
+          plural: 'releases',
+          name,
+          body: { apiVersion: `${group}/${version}`, kind: 'Release', metadata: { name, namespace }, spec },
+          fieldManager: 'berth-tests',
+          force: true,
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+      );
+    },
+    /** A merge patch of a Release's spec, e.g. `{abort: true}`: what a person or a CLI writes. */
+    async patchReleaseSpec(namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
+      await custom.patchNamespacedCustomObject(
+        { group, version, namespace, plural: 'releases', name, body: { spec } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    },
+    async getRelease(namespace: string, name: string): Promise<Release | undefined> {
+      try {
+        return (await custom.getNamespacedCustomObject({ group, version, namespace, plural: 'releases', name })) as Release;
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    /** Waits until the Release's status passes `check`, and returns it. */
+    async releaseWhere(namespace: string, name: string, description: string, check: (status: NonNullable<Release['status']>) => boolean, timeoutMs = 60_000): Promise<NonNullable<Release['status']>> {
+      let last: Release['status'];
+      return waitFor(
+        async () => {
+          last = (await client.getRelease(namespace, name))?.status;
+          return last && check(last) ? last : undefined;
+        },
+        { description: `Release ${namespace}/${name}: ${description}`, timeoutMs },
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}
+last status: ${JSON.stringify(last)}`);
+      });
+    },
+    /** Creates an Application and waits until the operator made its namespace. */
+    async createApplicationWithNamespace(name: string, spec: Record<string, unknown>): Promise<void> {
+      await client.createApplication(name, spec);
+      await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${name}` })).items.length === 1, { description: `namespace ${name}` });
+    },
+    /** The name of a pod of the LoadBalancer's Deployment, once there is one. */
+    async loadBalancerPod(name: string, namespace: string): Promise<string> {
+      return waitFor(
+        async () => (await core.listNamespacedPod({ namespace, labelSelector: `berth.dev/loadbalancer=${name}` })).items[0]?.metadata?.name,
+        { description: `a pod of LoadBalancer ${name}` },
+      );
     },
     async createLoadBalancer(name: string, spec: Record<string, unknown>): Promise<LoadBalancer> {
       return (await custom.createClusterCustomObject({

@@ -62,6 +62,8 @@ export interface LoadOptions {
   maxMs?: number;
   /** Called with the `pod` of every successful answer, as it arrives. */
   onAnswer?: (pod: string) => void;
+  /** Each client waits this long between requests: a steady load that lasts, instead of as fast as possible. */
+  pauseMs?: number;
 }
 
 /**
@@ -71,7 +73,7 @@ export interface LoadOptions {
 export function startLoad(
   port: number,
   host: string,
-  { concurrency = 4, maxRequests = 20_000, maxMs = 60_000, onAnswer }: LoadOptions = {},
+  { concurrency = 4, maxRequests = 20_000, maxMs = 60_000, onAnswer, pauseMs = 0 }: LoadOptions = {},
 ): { stop(): Promise<LoadResult>; finished: Promise<LoadResult> } {
   const result: LoadResult = { ok: 0, failed: 0, failures: new Map(), byPod: new Map(), byVersion: new Map() };
   const deadline = Date.now() + maxMs;
@@ -79,6 +81,7 @@ export function startLoad(
   let stopped = false;
   const client = async () => {
     while (!stopped && sent < maxRequests && Date.now() < deadline) {
+      if (pauseMs > 0 && sent > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
       sent += 1;
       try {
         const reply = await get(port, host);

@@ -50,10 +50,10 @@ export function operatorConfigFile(config: Record<string, unknown>): string {
 /**
  * Runs `berth <args> --http-port <free port>` as a real child process against the test
  * cluster and waits until it serves /healthz. `kubeconfig` runs it under another identity
- * than the tests' administrator.
+ * than the tests' administrator; `httpPort` chooses the port instead.
  */
-export async function startBerthProcess(args: string[], description = args[0] ?? 'berth', kubeconfig?: string): Promise<BerthProcess> {
-  const port = await freePort();
+export async function startBerthProcess(args: string[], description = args[0] ?? 'berth', kubeconfig?: string, httpPort?: number): Promise<BerthProcess> {
+  const port = httpPort ?? (await freePort());
   const env = kubeconfig ? { ...process.env, KUBECONFIG: kubeconfig } : process.env;
   const child = spawn(process.execPath, ['src/cli.ts', ...args, '--http-port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

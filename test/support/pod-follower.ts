@@ -12,9 +12,16 @@ export interface PodFollower {
  * Plays the containers of matching pods: as soon as kwok gives a pod an IP, an HTTP
  * server answers on that IP and port with the pod's identity; when the pod object is
  * gone, its server stops. A pod that is merely terminating keeps serving, as a real
- * one does while its preStop drain runs.
+ * one does while its preStop drain runs. `handlerFor` may give a pod a handler that
+ * answers some requests itself (e.g. with a 5xx), as in startPodServer.
  */
-export async function followPods(namespace: string | undefined, labelSelector: string, port: number, kc?: KubeConfig): Promise<PodFollower> {
+export async function followPods(
+  namespace: string | undefined,
+  labelSelector: string,
+  port: number,
+  kc?: KubeConfig,
+  handlerFor?: (pod: V1Pod) => Parameters<typeof startPodServer>[3],
+): Promise<PodFollower> {
   const { core, kc: config } = clients(kc);
   const servers = new Map<string, PodServer>();
   const podKey = (pod: V1Pod) => (namespace ? pod.metadata!.name! : `${pod.metadata!.namespace}/${pod.metadata!.name}`);
@@ -32,7 +39,7 @@ export async function followPods(namespace: string | undefined, labelSelector: s
     const identity = { pod: pod.metadata!.name!, version: pod.metadata?.labels?.['berth.dev/version'] ?? '' };
     starting.set(
       name,
-      startPodServer(ip, port, identity)
+      startPodServer(ip, port, identity, handlerFor?.(pod))
         .then((server) => void servers.set(name, server))
         // The IP may still be bound by a pod that is going away; the next event retries.
         .catch(() => undefined)
@@ -59,5 +66,20 @@ export async function followPods(namespace: string | undefined, labelSelector: s
       await Promise.all([...servers.values()].map((server) => server.close()));
       servers.clear();
     },
+  };
+}
+
+/**
+ * A handler that answers `rate` of a pod's requests with 503, spread evenly (every 5th
+ * at 0.2), as a Version failing at a known rate does.
+ */
+export function failingAt(rate: () => number): NonNullable<Parameters<typeof startPodServer>[3]> {
+  let answered = 0;
+  return (_req, res) => {
+    answered += 1;
+    const share = rate();
+    if (Math.floor(answered * share) === Math.floor((answered - 1) * share)) return false;
+    res.writeHead(503).end('failing on purpose');
+    return true;
   };
 }

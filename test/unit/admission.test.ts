@@ -1,15 +1,15 @@
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { nextMaterial, rotationDue, splitBundle } from '../../src/admission/certificates.ts';
-import { describeApplicationChange, describeVersionChange, LAST_CHANGE_ANNOTATION, mergeHistory, parseChange, type Change } from '../../src/admission/changes.ts';
+import { describeApplicationChange, describeReleaseChange, describeVersionChange, LAST_CHANGE_ANNOTATION, mergeHistory, parseChange, type Change } from '../../src/admission/changes.ts';
 import { mutate, validate, type AdmissionLookups, type AdmissionRequest } from '../../src/admission/review.ts';
 import { HISTORY_LIMIT } from '../../src/api/application.ts';
 import { LABELS } from '../../src/labels.ts';
-import { makeApplication, makeConfig, makeVersion } from './fixtures.ts';
+import { makeApplication, makeConfig, makeRelease, makeVersion } from './fixtures.ts';
 
 const now = new Date('2026-12-01T12:00:00.000Z');
 
-function request(kind: 'Application' | 'Version', operation: 'CREATE' | 'UPDATE', object: object, oldObject?: object, username = 'alice'): AdmissionRequest {
+function request(kind: 'Application' | 'Version' | 'Release', operation: 'CREATE' | 'UPDATE', object: object, oldObject?: object, username = 'alice'): AdmissionRequest {
   return {
     uid: 'u1',
     kind: { group: 'berth.dev', kind },
@@ -28,10 +28,22 @@ describe('describing changes', () => {
     expect(describeVersionChange(makeVersion({ replicas: 3 }, { name: 'v3' }), makeVersion({ replicas: 5 }, { name: 'v3' }))).toBe('scaled v3 from 3 to 5');
   });
 
-  it('calls sending all traffic to one Version a promotion', () => {
-    const before = makeApplication({ traffic: [{ version: 'v3', weight: 90 }, { version: 'v4', weight: 10 }] });
-    const after = makeApplication({ traffic: [{ version: 'v3', weight: 0 }, { version: 'v4', weight: 100 }] });
-    expect(describeApplicationChange(before, after)).toBe('promoted v4');
+  it('says what a person did to a Release: promoted, released, aborted, split', () => {
+    const canary = makeRelease({ version: 'v4', steps: [{ setWeight: 10 }, { pause: {} }] });
+    expect(describeReleaseChange(canary, makeRelease({ ...canary.spec, promote: { version: 'v4', full: true } }))).toBe('promoted v4');
+    expect(describeReleaseChange(canary, makeRelease({ ...canary.spec, version: 'v5' }))).toBe('released v5 (was v4)');
+    expect(describeReleaseChange(canary, makeRelease({ ...canary.spec, abort: true }))).toBe('aborted v4');
+    const split = makeRelease({ ...canary.spec, traffic: [{ version: 'v3', weight: 70 }, { version: 'v4', weight: 30 }] });
+    expect(describeReleaseChange(canary, split)).toBe('set traffic to v3=70, v4=30');
+    expect(describeReleaseChange(undefined, canary)).toBe('created Release shop (v4)');
+  });
+
+  it('records who promoted a Release', () => {
+    const old = makeRelease({ version: 'v4', steps: [{ pause: {} }] });
+    const promoted = makeRelease({ ...old.spec, promote: { version: 'v4', full: true } });
+    const patch = patchOf(mutate(request('Release', 'UPDATE', promoted, old, 'bob'), now));
+    const annotations = patch.find((p) => p.path === '/metadata/annotations')?.value as Record<string, string>;
+    expect(parseChange(annotations[LAST_CHANGE_ANNOTATION])).toEqual({ actor: 'bob', at: now.toISOString(), action: 'promoted v4' });
   });
 
   it('names members added, changed and removed', () => {
@@ -74,7 +86,6 @@ describe('validation', () => {
     namespace: async (name) => ({ metadata: { name, labels: { [LABELS.application]: 'shop' } } }),
     application: async () => app,
     loadBalancer: async () => undefined,
-    version: async () => undefined,
     ...over,
   });
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { MEMBER_ROLES } from '../../src/api/application.ts';
+import { ENVIRONMENTS, MEMBER_ROLES } from '../../src/api/application.ts';
 import { LIMIT_RANGE_NAME, QUOTA_NAME, TLS_SECRETS_ROLE, desiredApplicationObjects, memberClusterRole } from '../../src/application/desired.ts';
 import { LABELS, MANAGED_BY, managedSelector } from '../../src/labels.ts';
 import { desiredVersionObjects } from '../../src/version/desired.ts';
@@ -184,17 +184,32 @@ describe('desiredApplicationObjects: member RoleBindings', () => {
       .map((doc) => doc.toJS() as { kind?: string; metadata?: { name?: string } } | null)
       .filter((doc) => doc?.kind === 'ClusterRole')
       .map((doc) => doc!.metadata!.name);
-    for (const role of MEMBER_ROLES) expect(shipped, role).toContain(memberClusterRole(role));
+    for (const environment of ENVIRONMENTS) {
+      for (const role of MEMBER_ROLES) expect(shipped, `${role} in ${environment}`).toContain(memberClusterRole(role, environment));
+    }
+  });
+
+  it('binds Developers of a production Application to the role that cannot drive releases', () => {
+    const members = [{ kind: 'User' as const, name: 'dev', role: 'Developer' as const }];
+    const roleOf = (environment: 'production' | 'staging') =>
+      (ofKind(desiredApplicationObjects(makeApplication({ environment, members })), 'RoleBinding')[0] as unknown as { roleRef: { name: string } }).roleRef.name;
+    expect(roleOf('production')).toBe('berth-developer-production');
+    expect(roleOf('staging')).toBe('berth-developer');
   });
 
   it('has the admission policy check, for every member role, that its writer may bind it', () => {
     const text = readFileSync(new URL('../../config/admission/policies.yaml', import.meta.url), 'utf8');
     const policy = parseAllDocuments(text)
-      .map((doc) => doc.toJS() as { kind?: string; metadata?: { name?: string }; spec?: { validations?: { expression: string }[] } } | null)
+      .map((doc) => doc.toJS() as { kind?: string; metadata?: { name?: string }; spec?: { variables: { name: string; expression: string }[]; validations?: { expression: string }[] } } | null)
       .find((doc) => doc?.kind === 'ValidatingAdmissionPolicy' && doc.metadata?.name === 'berth-member-roles');
-    const expressions = policy!.spec!.validations!.map((v) => v.expression);
-    for (const role of MEMBER_ROLES) {
-      expect(expressions.filter((e) => e.includes(`m.role == '${role}'`) && e.includes(`.name('${memberClusterRole(role)}').check('bind')`)), role).toHaveLength(1);
+    // A validation may name its role through a variable: read it with the variables spelled out.
+    const spelledOut = (expression: string) => policy!.spec!.variables.reduce((e, v) => e.replaceAll(`variables.${v.name}`, `(${v.expression})`), expression);
+    const expressions = policy!.spec!.validations!.map((v) => spelledOut(v.expression));
+    for (const environment of ENVIRONMENTS) {
+      for (const role of MEMBER_ROLES) {
+        const checked = expressions.filter((e) => e.includes(`m.role == '${role}'`) && e.includes(`'${memberClusterRole(role, environment)}'`) && e.includes(".check('bind')"));
+        expect(checked, `${role} in ${environment}`).toHaveLength(1);
+      }
     }
   });
 });

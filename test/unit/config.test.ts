@@ -51,7 +51,7 @@ describe('parseOperatorConfig', () => {
   it('keeps the defaults of sections that are not given', () => {
     const config = parseOperatorConfig('http: {port: 9443}\nconcurrency: {versions: 8}\n', 'berth.yaml');
     expect(config.http).toEqual({ host: '0.0.0.0', port: 9443 });
-    expect(config.concurrency).toEqual({ applications: 2, versions: 8, loadBalancers: 2 });
+    expect(config.concurrency).toEqual({ applications: 2, versions: 8, loadBalancers: 2, releases: 2 });
     expect(config.environments).toEqual(defaults.environments);
     expect(config.leaderElection).toEqual(defaults.leaderElection);
   });

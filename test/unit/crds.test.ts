@@ -69,7 +69,7 @@ describe('crds/ is generated from the zod schemas', () => {
   });
 
   it('renders one file per resource definition, named <group>_<plural>.yaml', () => {
-    expect([...rendered.keys()].sort()).toEqual(['berth.dev_applications.yaml', 'berth.dev_loadbalancers.yaml', 'berth.dev_versions.yaml']);
+    expect([...rendered.keys()].sort()).toEqual(['berth.dev_applications.yaml', 'berth.dev_loadbalancers.yaml', 'berth.dev_releases.yaml', 'berth.dev_versions.yaml']);
   });
 });
 

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { API_VERSION } from '../../src/api/meta.ts';
 import { applicationSpec, type Application } from '../../src/api/application.ts';
 import { loadBalancerSpec, type LoadBalancer } from '../../src/api/loadbalancer.ts';
+import { releaseSpec, type Release, type ReleaseStatus } from '../../src/api/release.ts';
 import { versionSpec, type Version } from '../../src/api/version.ts';
 import { operatorConfig, type OperatorConfig } from '../../src/config.ts';
 
@@ -138,5 +139,17 @@ export function makeDeployment(options: {
       ...options.status,
       ...(options.conditions ? { conditions: options.conditions } : {}),
     },
+  };
+}
+
+/** A Release as the API server returns it: spec defaulted by the schema, with the status given. */
+export function makeRelease(spec: Partial<z.input<typeof releaseSpec>> = {}, status?: ReleaseStatus, meta: MetaOptions = {}): Release {
+  const name = meta.name ?? 'shop';
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Release',
+    metadata: { name, namespace: meta.namespace ?? 'shop', uid: meta.uid ?? `uid-release-${name}`, generation: meta.generation ?? 1 },
+    spec: releaseSpec.parse({ version: 'v1', ...spec }),
+    ...(status ? { status } : {}),
   };
 }

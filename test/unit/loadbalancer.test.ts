@@ -14,7 +14,6 @@ const shop = makeApplication({
     { host: 'shop.example.com', paths: ['/', '/api'], loadBalancer: 'public', tls: { secretName: 'shop-tls' } },
     { host: 'elsewhere.example.com', loadBalancer: 'internal' },
   ],
-  traffic: [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }],
 });
 
 describe('loadBalancerModel', () => {
@@ -24,6 +23,7 @@ describe('loadBalancerModel', () => {
     new Map([['shop', shop]]),
     () => ['v1', 'v2'],
     config,
+    (namespace) => (namespace === 'shop' ? [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }] : undefined),
   );
 
   it('serves only the routes that name this load balancer, one server per host', () => {
@@ -32,7 +32,7 @@ describe('loadBalancerModel', () => {
     expect(model.servers[0]!.tls).toEqual({ secretName: 'shop.shop-tls' });
   });
 
-  it('makes each Version a weighted group of its headless Service', () => {
+  it('makes each Version a group of its headless Service, weighted by the namespace\'s Release', () => {
     const backend = model.backends.find((b) => b.name === 'shop.http')!;
     expect(backend.groups).toEqual([
       { name: 'v1', service: { namespace: 'shop', name: 'v1-pods', port: 'http' }, weight: 90 },

@@ -113,9 +113,17 @@ describe('the rendered nginx.conf', () => {
         '            set $berth_backend "shop.api";',
         '            access_by_lua_block { require("berth.balancer").access() }',
         '            proxy_pass http://berth_balancer;',
+        '            log_by_lua_block { require("berth.counters").log() }',
         '        }',
       ].join('\n'),
     );
+    expect(text).toContain('lua_shared_dict berth_counters 16m;');
+    expect(text).toContain('location = /counters { content_by_lua_block { require("berth.counters").dump() } }');
+  });
+
+  it('leaves the request counters out when asked, to measure what they cost', () => {
+    const plain = renderNginxConfig(model(), { requestCounters: false }).files['nginx.conf'];
+    expect(plain).not.toContain('berth.counters").log()');
   });
 
   it('passes the client and keep-alive headers and retries on other peers a bounded number of times', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Application } from '../../src/api/application.ts';
-import { claimsOf, trafficCondition, trafficSplit, wildcardCovers } from '../../src/loadbalancer/routes.ts';
+import { claimsOf, trafficSplit, wildcardCovers } from '../../src/loadbalancer/routes.ts';
 import { decideRouting, type RoutingDecision } from '../../src/loadbalancer/routing.ts';
 import { makeApplication, makeConfig, makeLoadBalancer, makeRoutedApplication } from './fixtures.ts';
 
@@ -129,41 +129,18 @@ describe('host ownership', () => {
 });
 
 describe('trafficSplit', () => {
-  it('leaves weights to the live endpoint count without spec.traffic', () => {
-    expect(trafficSplit(makeApplication(), ['v2', 'v1'])).toEqual([
+  it('leaves weights to the live endpoint count without a Release', () => {
+    expect(trafficSplit(undefined, ['v2', 'v1'])).toEqual([
       { version: 'v1', weight: undefined },
       { version: 'v2', weight: undefined },
     ]);
   });
 
-  it('uses spec.traffic and gives unlisted Versions nothing', () => {
-    const shop = makeApplication({ traffic: [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }] });
-    expect(trafficSplit(shop, ['v1', 'v2', 'v3'])).toEqual([
+  it('uses the Release\'s weights and gives unlisted Versions nothing', () => {
+    expect(trafficSplit([{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }], ['v1', 'v2', 'v3'])).toEqual([
       { version: 'v1', weight: 90 },
       { version: 'v2', weight: 10 },
       { version: 'v3', weight: 0 },
     ]);
-  });
-});
-
-describe('trafficCondition', () => {
-  it('is True when every Version spec.traffic names exists, or without spec.traffic', () => {
-    expect(trafficCondition(makeApplication(), [])).toMatchObject({ status: 'True', reason: 'EvenSplit' });
-    expect(trafficCondition(makeApplication({ traffic: [{ version: 'v1', weight: 1 }] }), ['v1'])).toMatchObject({ status: 'True', reason: 'Assigned' });
-  });
-
-  it('names a missing Version and says where its share goes', () => {
-    const shop = makeApplication({ traffic: [{ version: 'v1', weight: 90 }, { version: 'v3', weight: 10 }] });
-    expect(trafficCondition(shop, ['v1', 'v2'])).toEqual({
-      type: 'TrafficAssigned',
-      status: 'False',
-      reason: 'VersionNotFound',
-      message: 'spec.traffic names Version(s) v3 that do not exist in namespace shop; their share goes to v1 meanwhile. Create the Version(s) or remove them from spec.traffic',
-    });
-  });
-
-  it('says requests get 503 when no existing Version has a weight', () => {
-    const shop = makeApplication({ traffic: [{ version: 'v9', weight: 10 }] });
-    expect(trafficCondition(shop, ['v1']).message).toContain('v9 that do not exist in namespace shop; requests get 503');
   });
 });

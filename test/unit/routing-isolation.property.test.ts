@@ -33,7 +33,6 @@ const BREAKAGES = [
   'portTypo',
   'longNameSticky',
   'longSecret',
-  'missingVersion',
   'notAllowed',
   'missingLoadBalancer',
 ] as const;
@@ -113,7 +112,6 @@ function brokenApplication(spec: BrokenSpec, j: number, healthyCount: number): A
     portTypo: () => add(`p.${own}`, { port: 'Web' }),
     longNameSticky: () => add(`n.${own}`, { sticky: { maxAgeSeconds: 60 } }),
     longSecret: () => add(`t.${own}`, { tls: { secretName: 's'.repeat(253) } }),
-    missingVersion: () => (app.spec.traffic = [{ version: 'v9', weight: 10 }]),
     notAllowed: () => add(`i.${own}`, { loadBalancer: 'internal' }),
     missingLoadBalancer: () => add(`m.${own}`, { loadBalancer: 'nowhere' }),
   };

@@ -6,6 +6,7 @@
 local ngx_balancer = require("ngx.balancer")
 local cjson = require("cjson.safe")
 local store = require("berth.store")
+local counters = require("berth.counters")
 
 -- nginx's max_fails/fail_timeout do not apply to peers chosen in Lua, so the same rule
 -- lives here: MAX_FAILS failures within FAIL_TIMEOUT seconds skip a peer for
@@ -47,6 +48,8 @@ local function build(decoded)
                 port = endpoint.port,
                 peer = peer,
                 cookie = ngx.md5(peer):sub(1, 16),
+                -- The Version the request is counted under (berth.counters).
+                group = group.name or "",
             }
         end
         local weight = group.weight or #endpoints
@@ -209,7 +212,7 @@ function M.access()
     if not backend or backend.peer_count == 0 then
         return unavailable()
     end
-    local ctx = { backend = backend }
+    local ctx = { backend = backend, name = name }
     if backend.sticky_cookie then
         ctx.first = sticky_endpoint(backend)
     end
@@ -228,6 +231,7 @@ function M.balance()
     if ctx.tried then
         if ngx_balancer.get_last_failure() then
             record_failure(ctx.last.peer, now)
+            counters.failed_attempt(ctx)
         end
         endpoint = pick(backend, now, ctx.tried) or pick(backend, nil, ctx.tried)
     else
@@ -248,6 +252,8 @@ function M.balance()
     end
     ctx.tried[endpoint.peer] = true
     ctx.last = endpoint
+    -- When this attempt started: berth.counters times each attempt on its own.
+    ctx.attempt_started = now
     local ok, err = ngx_balancer.set_current_peer(endpoint.host, endpoint.port)
     if not ok then
         ngx.log(ngx.ERR, "berth: set_current_peer ", endpoint.peer, ": ", err)
@@ -287,6 +293,7 @@ function M.init_worker()
     if not ok then
         ngx.log(ngx.ERR, "berth: cannot start the pruning timer: ", err)
     end
+    counters.init_worker()
 end
 
 return M

@@ -1,0 +1,22 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+/** Release outcomes and timings, named in the controller-runtime style beside the operator's other metrics. */
+export class ReleaseMetrics {
+  readonly outcomes: Counter<'outcome' | 'reason'>;
+  readonly timeToPromote: Histogram;
+
+  constructor(registry: Registry) {
+    this.outcomes = new Counter({
+      name: 'berth_release_outcomes_total',
+      help: 'Releases that ended, by outcome (promoted, aborted, rolled_back) and reason.',
+      labelNames: ['outcome', 'reason'] as const,
+      registers: [registry],
+    });
+    this.timeToPromote = new Histogram({
+      name: 'berth_release_time_to_promote_seconds',
+      help: 'Time from the start of a release to its promotion.',
+      buckets: [10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600],
+      registers: [registry],
+    });
+  }
+}
