@@ -9,8 +9,9 @@ started=$SECONDS
 
 install_prerequisites
 # A cluster of its own, so what `make dev` left on the development cluster (samples, a
-# running operator) never meets the tests, and both can run at once.
-export BERTH_NETNS=${BERTH_NETNS:-berth-test}
+# running operator) never meets the tests, and both can run at once; named after the
+# checkout, so that two checkouts on one machine do not share it either.
+export BERTH_NETNS=${BERTH_NETNS:-berth-test-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-6)}
 export BERTH_CLUSTER_DIR=${BERTH_CLUSTER_DIR:-$REPO_ROOT/.cluster-test}
 use_local_cluster
 
