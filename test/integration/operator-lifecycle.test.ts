@@ -228,8 +228,14 @@ describe('platform policy', () => {
     for (const name of ['lonely', 'blind']) {
       expect(await gone(() => apps.readNamespacedDeployment({ name, namespace: app }))).toBe(true);
     }
-    const events = await core.listNamespacedEvent({ namespace: app, fieldSelector: 'involvedObject.name=lonely' });
-    expect(events.items.some((e) => e.type === 'Warning' && e.reason === 'PolicyViolation')).toBe(true);
+    // The status is written first, the event after it.
+    await waitFor(
+      async () => {
+        const events = await core.listNamespacedEvent({ namespace: app, fieldSelector: 'involvedObject.name=lonely' });
+        return events.items.some((e) => e.type === 'Warning' && e.reason === 'PolicyViolation');
+      },
+      { description: 'a PolicyViolation warning event on Version lonely' },
+    );
 
     // Fixing the spec lets it run.
     const spec = (await berth.getVersion(app, 'lonely'))!.spec;
