@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { parseJsonDocument } from '../kit/json-document.ts';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { dnsLabel } from '../api/meta.ts';
@@ -83,24 +84,14 @@ export function parseConfigMap(data: Record<string, string> | undefined): LoadBa
   const hash = GENERATION.exec(nginxConf)?.[1];
   if (hash === undefined) throw new ConfigMapError(`${CONFIG_KEYS.nginxConf} has no control location "= /generation" returning the config hash`);
   if (!HASH.test(hash)) throw new ConfigMapError(`${CONFIG_KEYS.nginxConf}: the config hash ${JSON.stringify(hash)} is not a short token`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(backendsText);
-  } catch (error) {
-    throw new ConfigMapError(`${CONFIG_KEYS.backends} is not JSON: ${(error as Error).message}`);
-  }
-  const result = backendsFile.safeParse(raw);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`);
-    throw new ConfigMapError(`${CONFIG_KEYS.backends} is invalid: ${problems.join('; ')}`);
-  }
+  const backends = parseJsonDocument(backendsText, backendsFile, CONFIG_KEYS.backends, ConfigMapError);
   const tlsSecrets = new Map<string, TlsSecretRef>();
   for (const [, file] of nginxConf.matchAll(TLS_FILE)) {
     if (!holds(TLS_FILE_NAME, file)) throw new ConfigMapError(`${CONFIG_KEYS.nginxConf}: ${JSON.stringify(file)} is not ${TLS_FILE_NAME.is}`);
     const dot = file.indexOf('.');
     tlsSecrets.set(file, { namespace: file.slice(0, dot), name: file.slice(dot + 1), file });
   }
-  return { ...result.data, hash, nginxConf, tlsSecrets: [...tlsSecrets.values()] };
+  return { ...backends, hash, nginxConf, tlsSecrets: [...tlsSecrets.values()] };
 }
 
 export function objectKey(ref: { namespace: string; name: string }): string {

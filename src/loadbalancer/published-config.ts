@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { parseJsonDocument } from '../kit/json-document.ts';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 
@@ -73,18 +74,7 @@ export class PublishedConfigError extends Error {}
 export function parseConfigIndex(data: Record<string, string> | undefined): ConfigIndex {
   const text = data?.[PUBLISHED_KEYS.index];
   if (!text) throw new PublishedConfigError(`the ConfigMap has no ${PUBLISHED_KEYS.index}`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new PublishedConfigError(`${PUBLISHED_KEYS.index} is not JSON: ${(error as Error).message}`);
-  }
-  const result = configIndex.safeParse(raw);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`);
-    throw new PublishedConfigError(`${PUBLISHED_KEYS.index} is invalid: ${problems.join('; ')}`);
-  }
-  return result.data;
+  return parseJsonDocument(text, configIndex, PUBLISHED_KEYS.index, PublishedConfigError);
 }
 
 /** The name of the first shard whose bytes are missing or differ from the index: the set is still being written. */
