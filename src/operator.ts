@@ -30,6 +30,7 @@ import { ReconcileErrorReporter, type ReconciledKind } from './kit/reconcile-err
 import { startHttpServer } from './kit/server.ts';
 import { LABELS } from './labels.ts';
 import { createLoadBalancerReconciler } from './loadbalancer/reconciler.ts';
+import { previewRoutes } from './loadbalancer/routes.ts';
 import { ReleaseMetrics } from './release/metrics.ts';
 import { createReleaseReconciler, parseReleaseKey, releaseKey } from './release/reconciler.ts';
 import { createVersionReconciler, parseVersionKey, versionKey } from './version/reconciler.ts';
@@ -170,6 +171,8 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
       const namespace = applicationNamespace(app);
       for (const version of caches.versions.list(namespace)) versions.enqueue(versionKey(namespace, version.metadata.name));
     }
+    // Releases list the preview URLs of the routes served.
+    if (changed(`previews/${name}`, JSON.stringify(previewRoutes(app)), event)) enqueueReleasesIn(applicationNamespace(app));
     if (changed(`routing/${name}`, routingSignature(app), event)) {
       routingChanged(app, reaches.get(name));
       if (event === 'delete') reaches.delete(name);

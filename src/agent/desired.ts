@@ -3,7 +3,8 @@ import { parseJsonDocument } from '../kit/json-document.ts';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { dnsLabel } from '../api/meta.ts';
-import { BACKEND_NAME, BACKEND_RANGES, COOKIE_NAME, holds, integer, SERVICE_PORT_NAME, text, TLS_FILE_NAME } from '../api/rules.ts';
+import type { RequestMatch } from '../api/rules.ts';
+import { BACKEND_NAME, BACKEND_RANGES, COOKIE_NAME, holds, integer, REQUEST_MATCH_LIMIT, requestMatch, SERVICE_PORT_NAME, text, TLS_FILE_NAME } from '../api/rules.ts';
 
 /** Label the EndpointSlice controller puts on every slice: the name of its Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -27,12 +28,16 @@ const backend = z.object({
     .object({
       cookie: text(COOKIE_NAME),
       maxAgeSeconds: integer(BACKEND_RANGES.stickyMaxAgeSeconds).optional(),
+      scope: z.literal('version').optional(),
     })
     .optional(),
+  headerRoute: z.object({ group: backendName, match: z.array(requestMatch).min(1).max(REQUEST_MATCH_LIMIT) }).optional(),
+  previewVersions: z.literal(true).optional(),
   groups: z.array(
     z.object({
       name: backendName,
       weight: integer(BACKEND_RANGES.weight).optional(),
+      keepSessions: z.literal(false).optional(),
       service: serviceRef,
     }),
   ),
@@ -159,8 +164,10 @@ function slicePort(slice: V1EndpointSlice, port: string | number): number | unde
 export interface BackendSet {
   backends: {
     name: string;
-    sticky?: { cookie: string; maxAgeSeconds?: number };
-    groups: { name: string; weight?: number; endpoints: Endpoint[] }[];
+    sticky?: { cookie: string; maxAgeSeconds?: number; scope?: 'version' };
+    headerRoute?: { group: string; match: RequestMatch[] };
+    previewVersions?: true;
+    groups: { name: string; weight?: number; keepSessions?: false; endpoints: Endpoint[] }[];
   }[];
 }
 
@@ -171,9 +178,12 @@ export function backendSet(config: BackendsFile, endpointsOf: EndpointLookup): B
     backends: config.backends.map((b) => ({
       name: b.name,
       ...(b.sticky ? { sticky: b.sticky } : {}),
+      ...(b.headerRoute ? { headerRoute: b.headerRoute } : {}),
+      ...(b.previewVersions ? { previewVersions: true as const } : {}),
       groups: b.groups.map((group) => ({
         name: group.name,
         ...(group.weight !== undefined ? { weight: group.weight } : {}),
+        ...(group.keepSessions === false ? { keepSessions: false as const } : {}),
         endpoints: endpointsOf(group.service),
       })),
     })),

@@ -10,6 +10,9 @@ export type Environment = (typeof ENVIRONMENTS)[number];
 export const MEMBER_ROLES = ['Owner', 'Master', 'Developer', 'Reporter', 'Guest'] as const;
 export type MemberRole = (typeof MEMBER_ROLES)[number];
 
+/** What a sticky route keeps a client on: one pod, or one Version. */
+export const STICKY_SCOPES = ['Endpoint', 'Version'] as const;
+
 const member = z.object({
   kind: z.enum(['User', 'Group']).default('User').describe('Whether name is a user or a group of the cluster\'s authentication.'),
   name: z.string().min(1).max(253).describe('User or group name as the API server authenticates it.'),
@@ -69,9 +72,17 @@ const route = cel(
     sticky: z
       .object({
         maxAgeSeconds: z.int().min(0).max(31_536_000).default(3600).describe('Lifetime of the affinity cookie in seconds; 0 for a session cookie, which lasts until the browser closes.'),
+        scope: z
+          .enum(STICKY_SCOPES)
+          .optional()
+          .describe('Endpoint (the default): the cookie keeps a client on one pod. Version: on one Version, whatever the weights say later; new clients follow the weights.'),
       })
       .optional()
-      .describe('Keep a client on one pod with a cookie.'),
+      .describe('Keep a client on one pod, or on one Version, with a cookie.'),
+    previewVersions: z
+      .boolean()
+      .optional()
+      .describe('On a wildcard host such as *.shop.example.com: <version>.shop.example.com reaches that Version alone, e.g. v2.shop.example.com.'),
     // 64 routes x 8 delegations x 8 hosts or paths, each checked by its CEL rule, is what the API server's cost budget allows.
     delegate: z
       .array(delegation)
@@ -80,6 +91,7 @@ const route = cel(
       .describe('Other Applications this route\'s owner lets serve a path of its host, or a host under its wildcard. Without it, the host and all its paths stay with the Application that claimed it first.'),
   }),
   { rule: "!self.host.startsWith('*.') || !has(self.tls)", message: 'wildcard hosts cannot have TLS here; use an exact host for HTTPS' },
+  { rule: "!has(self.previewVersions) || !self.previewVersions || self.host.startsWith('*.')", message: 'previewVersions needs a wildcard host, e.g. *.shop.example.com, under which each Version gets its own', fieldPath: '.previewVersions' },
   {
     rule: "!has(self.delegate) || self.delegate.all(d, !has(d.hosts) || (self.host.startsWith('*.') && d.hosts.all(h, h != self.host && h.endsWith(self.host.substring(1)))))",
     message: 'delegate[].hosts must be hosts under this route\'s wildcard host, e.g. admin.example.com under *.example.com',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { omittedCount } from './bounds.ts';
 import { conditions, type Resource } from './meta.ts';
-import { cel, NAME_LIMITS, objectName, text } from './rules.ts';
+import { cel, NAME_LIMITS, objectName, REQUEST_MATCH_LIMIT, requestMatch, text } from './rules.ts';
 
 const versionName = text(objectName(NAME_LIMITS.Version));
 
@@ -42,6 +42,13 @@ const analysis = cel(
 );
 export type ReleaseAnalysis = z.infer<typeof analysis>;
 
+const matches = z
+  .array(requestMatch)
+  .max(REQUEST_MATCH_LIMIT)
+  .describe('Conditions a request must all meet, on headers or cookies, e.g. header X-Canary exactly "yes".');
+
+const headerRoute = z.object({ match: matches.default([]) });
+
 const step = cel(
   z.object({
     setWeight: percent.optional().describe('Send this percentage of requests to the new Version, the rest to the stable one.'),
@@ -50,13 +57,17 @@ const step = cel(
       .optional()
       .describe('Wait for a while, or until a person promotes the release.'),
     analysis: analysis.optional().describe('Measure the new Version on the load balancers and abort the release when it fails.'),
+    setHeaderRoute: headerRoute
+      .optional()
+      .describe('Send the requests that match to the new Version whatever its weight, until the release ends; an empty match list removes the route.'),
   }),
   {
-    rule: '(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1',
-    message: 'each step is exactly one of setWeight, pause or analysis',
+    rule: '(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) + (has(self.setHeaderRoute) ? 1 : 0) == 1',
+    message: 'each step is exactly one of setWeight, pause, analysis or setHeaderRoute',
   },
 );
 export type ReleaseStep = z.infer<typeof step>;
+export type HeaderRoute = NonNullable<ReleaseStatus['headerRoute']>;
 
 const share = z.object({
   version: versionName.describe('Version name.'),
@@ -154,6 +165,15 @@ export const releaseStatus = z.object({
     .optional()
     .describe('The split each load-balancer instance applies: desired weights of the Versions that have ready pods, when the instance serves the current config.'),
   actualWeightsOmitted: omittedCount('actualWeights'),
+  headerRoute: z
+    .object({ version: z.string().max(NAME_LIMITS.Version), match: matches })
+    .optional()
+    .describe('The header route in force: requests that match go to this Version whatever its weight.'),
+  previews: z
+    .array(z.object({ version: z.string().max(NAME_LIMITS.Version), url: z.string().max(512) }))
+    .max(16)
+    .optional()
+    .describe('Preview hosts of the Versions: each reaches its Version alone.'),
   measurements: z.array(measurement).max(32).optional().describe('The analysis measurements of this release, newest last.'),
   retained: z
     .array(z.object({ version: z.string().max(NAME_LIMITS.Version), until: z.string().max(64) }))

@@ -398,3 +398,98 @@ export const HTTP_PATH: TextRule = {
   maxLength: 1024,
   matches: [/^\/[!-~]*$/],
 };
+
+/**
+ * The name of a request header a route matches on: letters, digits and "-" (nginx
+ * ignores header names with "_" by default, so such a match could never hold).
+ */
+export const HEADER_NAME: TextRule = {
+  is: 'a header name: 1 to 64 letters, digits and "-", starting and ending with a letter or digit',
+  minLength: 1,
+  maxLength: 64,
+  matches: [/^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$/],
+};
+
+/** An exact value or prefix a header or cookie is matched against. */
+export const MATCH_VALUE: TextRule = {
+  is: 'a header or cookie value: 1 to 256 printable ASCII characters or spaces',
+  minLength: 1,
+  maxLength: 256,
+  matches: [/^[ -~]+$/],
+};
+
+/**
+ * A regular expression a header or cookie value is matched against, in the form where
+ * JavaScript, RE2 (the API server's CEL) and PCRE (nginx's ngx.re) agree on what it means
+ * and whether it compiles: no groups other than plain ( ), no counted repetition {n,m},
+ * no backreferences, lookaround or possessive quantifiers, escapes only of punctuation
+ * and \d \w \s. The data plane also caps how far one match may backtrack.
+ */
+export const MATCH_REGEX: TextRule & { compiles: CelRule } = {
+  is: 'a regular expression of at most 256 characters, matched against the whole value: letters, digits, spaces, punctuation and the operators star, plus, question mark, bar, parentheses, brackets, caret and dollar; a backslash only before punctuation or before d, w or s (and their capitals); no repetition counts in braces, no "(?" extensions, no empty or POSIX brackets, no stacked quantifiers',
+  minLength: 1,
+  maxLength: 256,
+  matches: [/^([-A-Za-z0-9 .,:;=@!%&#~_\/'"<>*+?|()\[\]^$]|\\[dwsDWS.*+?|()\[\]^$\\\/-])+$/],
+  // Where the three would differ: (? extensions, empty classes, POSIX classes, ranges
+  // ending in an escape, stacked or possessive quantifiers, and quantifiers of nothing.
+  excludes: [/\(\?/, /\[\^?\]/, /\[[:.=]/, /-\\/, /[*+?][*+]/, /[*+?]\?[*+?]/, /^\^?[*+?]/, /[(|]\^?[*+?]/, /(^|[^[])[\^$][*+?]/],
+  // CEL has no test for a valid pattern; matching with one that does not compile is an
+  // error, which both sides of the `||` raise (an error on one side alone is absorbed).
+  compiles: { rule: "''.matches(self) || !''.matches(self)", message: 'must be a regular expression that compiles: every ( closed by ), every [ by ], an operator * + ? only after something to repeat' },
+};
+
+/** Whether `value` is a regular expression of MATCH_REGEX's form that compiles. */
+export function isMatchRegex(value: unknown): value is string {
+  if (!holds(MATCH_REGEX, value)) return false;
+  try {
+    new RegExp(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A zod schema for MATCH_REGEX: the form, then that it compiles, each with its CEL rule. */
+export function matchRegex(): z.ZodString {
+  return cel(
+    text(MATCH_REGEX).superRefine((value, context) => {
+      if (holds(MATCH_REGEX, value) && !isMatchRegex(value)) context.addIssue({ code: 'custom', message: MATCH_REGEX.compiles.message });
+    }),
+    MATCH_REGEX.compiles,
+  );
+}
+
+/** How many conditions one header route may have: each is checked on every request of the route. */
+export const REQUEST_MATCH_LIMIT = 8;
+
+/**
+ * One condition on a request: a header or a cookie, and the value it must have. The
+ * CRD, the renderer and the agent read it through this schema; the Lua control endpoint
+ * checks the same (test/support/control-cases.ts).
+ */
+/** Zod's side of a CEL rule that exactly one of `fields` is given. */
+function exactlyOne<T extends z.ZodObject>(schema: T, fields: readonly string[], message: string): T {
+  const checked = schema.superRefine((value, context) => {
+    if (fields.filter((field) => (value as Record<string, unknown>)[field] !== undefined).length !== 1) context.addIssue({ code: 'custom', message });
+  });
+  return cel(checked, { rule: `${fields.map((field) => `(has(self.${field}) ? 1 : 0)`).join(' + ')} == 1`, message }) as unknown as T;
+}
+
+export const requestMatch = exactlyOne(
+  z.object({
+    header: text(HEADER_NAME).optional().describe('Name of the request header, e.g. X-Canary; matched without regard to case.'),
+    cookie: text(COOKIE_NAME).optional().describe('Name of the cookie.'),
+    value: exactlyOne(
+      z.object({
+        exact: text(MATCH_VALUE).optional().describe('The value, exactly.'),
+        prefix: text(MATCH_VALUE).optional().describe('The value starts with this.'),
+        regex: matchRegex().optional().describe('The whole value matches this regular expression.'),
+      }),
+      ['exact', 'prefix', 'regex'],
+      'value gives exactly one of exact, prefix or regex',
+    ).describe('What the header or cookie must hold.'),
+  }),
+  ['header', 'cookie'],
+  'a match names either a header or a cookie (exactly one of the two)',
+);
+export type RequestMatch = z.infer<typeof requestMatch>;

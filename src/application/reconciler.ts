@@ -9,7 +9,7 @@ import { writeStatus } from '../kit/status.ts';
 import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
 import { applicationRouteReport } from '../loadbalancer/report.ts';
 import { trafficSplit } from '../loadbalancer/routes.ts';
-import { currentRouting, releaseWeightsOf } from '../loadbalancer/routing.ts';
+import { currentRouting, releaseTrafficOf } from '../loadbalancer/routing.ts';
 import { desiredApplicationObjects } from './desired.ts';
 
 const DELETE_POLL_MS = 1_000;
@@ -189,7 +189,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
       versions: versions.sort((a, b) => a.name.localeCompare(b.name)).map(({ ready: _ready, ...v }) => v),
       routes: routes.routes,
       urls: routes.urls,
-      weights: trafficSplit(releaseWeightsOf(caches)(namespaceName), versions.map((v) => v.name)).map(({ version, weight }) => ({
+      weights: trafficSplit(releaseTrafficOf(caches)(namespaceName), versions.map((v) => v.name)).map(({ version, weight }) => ({
         version,
         weight: weight ?? versions.find((v) => v.name === version)!.readyReplicas,
       })),

@@ -1,11 +1,10 @@
 import type { Application } from '../api/application.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
-import type { Weights } from '../api/release.ts';
 import { stickyCookie } from '../api/rules.ts';
 import type { OperatorConfig } from '../config.ts';
 import type { NginxModel } from '../nginx/model.ts';
 import { versionServiceName } from '../version/desired.ts';
-import { trafficSplit, type RouteClaim } from './routes.ts';
+import { headerRouteTo, trafficSplit, type ReleaseTraffic, type RouteClaim } from './routes.ts';
 
 /**
  * The ports nginx and the agent listen on in a pod. With hostNetwork they are the node's:
@@ -19,8 +18,10 @@ export function podPorts(lb: LoadBalancer, config: OperatorConfig): { http: numb
     : { http: config.loadBalancers.httpPort, https: config.loadBalancers.httpsPort, agent: config.loadBalancers.agentPort };
 }
 
+/** A backend per application port, kind of stickiness and preview: the Lua balancer keeps both per backend. */
 function backendName(claim: RouteClaim): string {
-  return `${claim.application}.${claim.port}${claim.stickyMaxAgeSeconds !== undefined ? '.sticky' : ''}`;
+  const sticky = claim.stickyMaxAgeSeconds === undefined ? '' : claim.stickyToVersion ? '.sticky-version' : '.sticky';
+  return `${claim.application}.${claim.port}${sticky}${claim.previewVersions ? '.preview' : ''}`;
 }
 
 /**
@@ -35,7 +36,7 @@ export function loadBalancerModel(
   applications: ReadonlyMap<string, Application>,
   versionsOf: (namespace: string) => readonly string[],
   config: OperatorConfig,
-  weightsOf: (namespace: string) => Weights | undefined = () => undefined,
+  trafficOf: (namespace: string) => ReleaseTraffic | undefined = () => undefined,
 ): NginxModel {
   const mine = claims.filter((claim) => claim.loadBalancer === lb.metadata.name);
   const servers = new Map<string, NginxModel['servers'][number]>();
@@ -51,14 +52,21 @@ export function loadBalancerModel(
     }
     server.locations.push({ pathPrefix: claim.path, backend });
     if (backends.has(backend)) continue;
+    const traffic = trafficOf(claim.namespace);
+    const versions = versionsOf(claim.namespace);
+    const headerRoute = headerRouteTo(traffic, versions);
+    const sticky = claim.stickyMaxAgeSeconds !== undefined ? stickyCookie(claim.application, claim.stickyMaxAgeSeconds) : undefined;
     backends.set(backend, {
       name: backend,
-      groups: trafficSplit(weightsOf(claim.namespace), versionsOf(claim.namespace)).map(({ version, weight }) => ({
+      groups: trafficSplit(traffic, versions).map(({ version, weight, keepsSessions }) => ({
         name: version,
         service: { namespace: claim.namespace, name: versionServiceName(version), port: claim.port },
         ...(weight !== undefined ? { weight } : {}),
+        ...(claim.stickyToVersion && !keepsSessions ? { keepSessions: false } : {}),
       })),
-      ...(claim.stickyMaxAgeSeconds !== undefined ? { sticky: stickyCookie(claim.application, claim.stickyMaxAgeSeconds) } : {}),
+      ...(sticky ? { sticky: { ...sticky, ...(claim.stickyToVersion ? { scope: 'version' as const } : {}) } } : {}),
+      ...(headerRoute ? { headerRoute: { group: headerRoute.version, match: headerRoute.match } } : {}),
+      ...(claim.previewVersions ? { previewVersions: true as const } : {}),
     });
   }
 

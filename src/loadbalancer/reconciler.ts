@@ -12,7 +12,7 @@ import { configSize, packConfig, PUBLISHED_CONFIG_CAPACITY, type ConfigIndex } f
 import type { OperatorConfig } from '../config.ts';
 import { loadBalancerModel, podPorts } from './model.ts';
 import { byAge } from './routes.ts';
-import { currentRouting, liveVersionsOf, releaseWeightsOf } from './routing.ts';
+import { currentRouting, liveVersionsOf, releaseTrafficOf } from './routing.ts';
 
 type InstanceStatus = NonNullable<LoadBalancerStatus['instances']>[number];
 
@@ -179,7 +179,7 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     const unrenderable = (problem: string) => keepPrevious('InvalidConfig', `the config cannot be rendered, the previous one stays in place: ${problem}`);
     const settingsProblem = decision.unrenderable.get(name);
     if (settingsProblem) return unrenderable(settingsProblem);
-    const model = loadBalancerModel(lb, decision.accepted, applications, liveVersionsOf(caches), config, releaseWeightsOf(caches));
+    const model = loadBalancerModel(lb, decision.accepted, applications, liveVersionsOf(caches), config, releaseTrafficOf(caches));
     let rendered;
     try {
       rendered = renderNginxConfig(model);

@@ -1,5 +1,6 @@
 import { applicationNamespace, type Application } from '../api/application.ts';
-import type { Weights } from '../api/release.ts';
+import { HOST } from '../api/rules.ts';
+import type { HeaderRoute, ReleaseStatus } from '../api/release.ts';
 
 type Route = Application['spec']['routes'][number];
 
@@ -16,6 +17,10 @@ export interface RouteClaim {
   port: string;
   tlsSecret?: string;
   stickyMaxAgeSeconds?: number;
+  /** Whether the sticky cookie keeps a client on a Version rather than a pod. */
+  stickyToVersion?: true;
+  /** Whether `<version>.<wildcard suffix>` reaches that Version alone (wildcard hosts only). */
+  previewVersions?: true;
 }
 
 export function claimsOf(app: Application): RouteClaim[] {
@@ -31,6 +36,8 @@ export function claimsOf(app: Application): RouteClaim[] {
       port: route.port ?? firstPort,
       ...(route.tls ? { tlsSecret: route.tls.secretName } : {}),
       ...(route.sticky ? { stickyMaxAgeSeconds: route.sticky.maxAgeSeconds } : {}),
+      ...(route.sticky?.scope === 'Version' ? { stickyToVersion: true as const } : {}),
+      ...(route.previewVersions && route.host.startsWith('*.') ? { previewVersions: true as const } : {}),
     })),
   );
 }
@@ -111,10 +118,19 @@ export class HostOwnership {
   }
 }
 
+/** What a namespace's Release tells the load balancers, as its status holds it. */
+export type ReleaseTraffic = Pick<ReleaseStatus, 'weights' | 'headerRoute' | 'retained'>;
+
 export interface VersionTraffic {
   version: string;
   /** Explicit weight from the namespace's Release; undefined: the Version's ready pods share evenly. */
   weight: number | undefined;
+  /**
+   * Whether clients a version-sticky cookie pinned to the Version stay on it: they do
+   * while it has a weight or is retained after a promotion, not once a release of it was
+   * aborted or withdrawn.
+   */
+  keepsSessions: boolean;
 }
 
 /**
@@ -122,9 +138,44 @@ export interface VersionTraffic {
  * listed Versions get their weight and unlisted ones none; without, every Version's
  * ready pods share evenly, which the balancer computes from live endpoint counts. Pure.
  */
-export function trafficSplit(weights: Weights | undefined, versions: readonly string[]): VersionTraffic[] {
-  return [...versions].sort().map((version) => ({
-    version,
-    weight: weights ? (weights.find((share) => share.version === version)?.weight ?? 0) : undefined,
-  }));
+export function trafficSplit(traffic: ReleaseTraffic | undefined, versions: readonly string[]): VersionTraffic[] {
+  const weights = traffic?.weights;
+  const retained = new Set((traffic?.retained ?? []).map((entry) => entry.version));
+  return [...versions].sort().map((version) => {
+    const weight = weights ? (weights.find((share) => share.version === version)?.weight ?? 0) : undefined;
+    return { version, weight, keepsSessions: weight === undefined || weight > 0 || retained.has(version) };
+  });
+}
+
+/** The header route of a backend: the Version it sends matching requests to, when that Version is one of the backend's. */
+export function headerRouteTo(traffic: ReleaseTraffic | undefined, versions: readonly string[]): HeaderRoute | undefined {
+  const route = traffic?.headerRoute;
+  return route && route.match.length > 0 && versions.includes(route.version) ? route : undefined;
+}
+
+/** The most preview URLs a status lists. */
+export const PREVIEW_URL_LIMIT = 16;
+
+/** The Application's served wildcard routes with previewVersions. */
+export function previewRoutes(app: Application): Route[] {
+  const served = new Set((app.status?.routes ?? []).filter((route) => route.accepted).map((route) => route.host));
+  return app.spec.routes.filter((route) => route.previewVersions && route.host.startsWith('*.') && served.has(route.host));
+}
+
+/**
+ * Where each Version can be reached alone: `<version>.<suffix>` under every wildcard
+ * route of the Application that has previewVersions and is served (accepted in its
+ * status), at the route's first path. Hosts too long for DNS are left out. Pure.
+ */
+export function previewUrls(app: Application, versions: readonly string[]): { version: string; url: string }[] {
+  const routes = previewRoutes(app);
+  return [...versions]
+    .sort()
+    .flatMap((version) =>
+      routes
+        .map((route) => ({ host: `${version}${route.host.slice(1)}`, path: route.paths[0] ?? '/' }))
+        .filter(({ host }) => host.length <= HOST.maxLength)
+        .map(({ host, path }) => ({ version, url: `http://${host}${path}` })),
+    )
+    .slice(0, PREVIEW_URL_LIMIT);
 }

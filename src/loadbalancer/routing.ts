@@ -1,12 +1,12 @@
 import type { Application } from '../api/application.ts';
-import { governingRelease, type Weights } from '../api/release.ts';
+import { governingRelease } from '../api/release.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
 import type { Caches } from '../caches.ts';
 import type { OperatorConfig } from '../config.ts';
 import { describeLabelSelector, matchesLabelSelector } from '../kit/selector.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
 import { loadBalancerModel } from './model.ts';
-import { byAge, claimField, claimsOf, HostOwnership, type RouteClaim } from './routes.ts';
+import { byAge, claimField, claimsOf, HostOwnership, type ReleaseTraffic, type RouteClaim } from './routes.ts';
 
 /** Why a claim is not served; each is the Application's own to fix. */
 export type RefusalReason = 'LoadBalancerNotFound' | 'NotAllowedOnLoadBalancer' | 'HostOwnedByOther' | 'PortNotFound' | 'InvalidRoute' | 'PathTaken';
@@ -165,9 +165,9 @@ export function liveVersionsOf(caches: Caches): (namespace: string) => string[] 
   return (namespace) => caches.versions.list(namespace).filter((v) => !v.metadata.deletionTimestamp).map((v) => v.metadata.name);
 }
 
-/** The split the namespace's Release asks for, as the caches hold it; undefined without a Release. */
-export function releaseWeightsOf(caches: Caches): (namespace: string) => Weights | undefined {
-  return (namespace) => governingRelease(caches.releases.list(namespace))?.status?.weights;
+/** What the namespace's Release tells the load balancers, as the caches hold it; undefined without a Release. */
+export function releaseTrafficOf(caches: Caches): (namespace: string) => ReleaseTraffic | undefined {
+  return (namespace) => governingRelease(caches.releases.list(namespace))?.status;
 }
 
 let lastRouting: { inputs: string; config: OperatorConfig; decision: RoutingDecision } | undefined;

@@ -1,3 +1,5 @@
+import type { RequestMatch } from '../api/rules.ts';
+
 // The input of the nginx renderer (render.ts): what the operator maps a LoadBalancer
 // and the routes it serves into. Every string here ends up in nginx.conf or
 // backends.json, so the renderer validates each one against a strict pattern; these
@@ -105,18 +107,34 @@ export interface BackendGroup {
   service: ServiceRef;
   /** Omitted: the group's share is its number of ready endpoints. */
   weight?: number;
+  /** false: a version-sticky cookie naming this group no longer keeps its client here. */
+  keepSessions?: false;
 }
 
 export interface StickyCookie {
   cookie: string;
   /** Omitted: a session cookie. */
   maxAgeSeconds?: number;
+  /** `version`: the cookie names a group (a Version) instead of an endpoint. */
+  scope?: 'version';
+}
+
+/** Requests that meet every condition go to `group`, whatever its weight. */
+export interface HeaderRoute {
+  group: string;
+  match: RequestMatch[];
 }
 
 export interface Backend {
   name: string;
   groups: BackendGroup[];
   sticky?: StickyCookie;
+  headerRoute?: HeaderRoute;
+  /**
+   * In a wildcard server: a host `<group>.<suffix>`, the suffix being the server's host
+   * without its `*`, sends its requests to that group alone.
+   */
+  previewVersions?: true;
 }
 
 export interface StreamPort {

@@ -20,6 +20,8 @@ import {
   NGINX_SETTING_RANGES as RANGES,
   NGINX_SIZE,
   PATH_PREFIX,
+  REQUEST_MATCH_LIMIT,
+  requestMatch,
   SERVICE_PORT_NAME,
   SHARED_DICT_SIZE,
   TLS_FILE_NAME,
@@ -32,6 +34,7 @@ import {
   PID_FILE,
   DEFAULT_SETTINGS,
   type Backend,
+  type HeaderRoute,
   type NginxLocation,
   type NginxModel,
   type NginxPorts,
@@ -64,6 +67,9 @@ const UPSTREAM_TRIES = 3;
 // Per backend and Version: 4 counters and 63 buckets, about 70 keys of ~100 bytes.
 // 16 MB holds about 2,000 backend-Version pairs before the oldest are evicted.
 const COUNTERS_DICT_SIZE = '16m';
+// Backtracking steps one regular-expression match of a header route may take (PCRE's
+// match limit): the patterns' form is checked, their cost is bounded here.
+const REGEX_MATCH_LIMIT = 10_000;
 
 const MODULES_DIR: TextRule = { is: 'an absolute directory', minLength: 1, maxLength: 1024, matches: [/^\/[A-Za-z0-9._\-/]*$/] };
 // What quote() lets through: the union of what the rules of the values it writes admit
@@ -163,16 +169,33 @@ function checkBackends(backends: Backend[]): Map<string, Backend> {
       valid(group.service.name, `${gat}.service.name`, DNS_LABEL);
       valid(group.service.port, `${gat}.service.port`, SERVICE_PORT_NAME);
       if (group.weight !== undefined) integer(group.weight, `${gat}.weight`, BACKEND_RANGES.weight);
+      if (group.keepSessions !== undefined && group.keepSessions !== false) fail(`${gat}.keepSessions`, `${show(group.keepSessions)} is not false; leave it out instead`);
     });
     if (backend.sticky !== undefined) {
       valid(backend.sticky.cookie, `${at}.sticky.cookie`, COOKIE_NAME);
       if (backend.sticky.maxAgeSeconds !== undefined) {
         integer(backend.sticky.maxAgeSeconds, `${at}.sticky.maxAgeSeconds`, BACKEND_RANGES.stickyMaxAgeSeconds);
       }
+      if (backend.sticky.scope !== undefined && backend.sticky.scope !== 'version') fail(`${at}.sticky.scope`, `${show(backend.sticky.scope)} is not "version"`);
     }
+    if (backend.headerRoute !== undefined) checkHeaderRoute(backend.headerRoute, `${at}.headerRoute`, groups);
+    if (backend.previewVersions !== undefined && backend.previewVersions !== true) fail(`${at}.previewVersions`, `${show(backend.previewVersions)} is not true; leave it out instead`);
     byName.set(name, backend);
   });
   return byName;
+}
+
+function checkHeaderRoute(route: HeaderRoute, at: string, groups: ReadonlySet<string>): void {
+  if (!groups.has(route.group)) fail(`${at}.group`, `${show(route.group)} is not a group of this backend`);
+  if (!Array.isArray(route.match) || route.match.length < 1 || route.match.length > REQUEST_MATCH_LIMIT) {
+    fail(`${at}.match`, `must be a list of 1 to ${REQUEST_MATCH_LIMIT} conditions`);
+  }
+  route.match.forEach((condition, i) => {
+    const parsed = requestMatch.safeParse(condition);
+    if (parsed.success) return;
+    const issue = parsed.error.issues[0]!;
+    fail([`${at}.match[${i}]`, ...issue.path].join('.'), issue.message);
+  });
 }
 
 function checkLocation(location: NginxLocation, at: string, backends: Map<string, Backend>): NginxLocation {
@@ -325,6 +348,9 @@ function renderConfig(c: Checked): [string, string] {
   // Per-Version request counters (berth/counters.lua): a few keys per backend and Version.
   line(1, `lua_shared_dict berth_counters ${COUNTERS_DICT_SIZE};`);
   line(1, 'init_worker_by_lua_block { require("berth.balancer").init_worker() }');
+  // Header routes match regular expressions from the app's team: a cap on backtracking
+  // keeps any of them from holding a worker (a match that hits it counts as no match).
+  line(1, `lua_regex_match_limit ${REGEX_MATCH_LIMIT};`);
   line(0, '');
   // Upstream keep-alive needs HTTP/1.1 and an empty Connection header; only a WebSocket
   // upgrade passes "upgrade" on instead.
@@ -434,14 +460,18 @@ function renderBackends(backends: Map<string, Backend>, streams: StreamPort[]): 
         sticky: {
           cookie: backend.sticky.cookie,
           ...(backend.sticky.maxAgeSeconds !== undefined && { maxAgeSeconds: backend.sticky.maxAgeSeconds }),
+          ...(backend.sticky.scope !== undefined && { scope: backend.sticky.scope }),
         },
       }),
+      ...(backend.previewVersions && { previewVersions: true }),
+      ...(backend.headerRoute && { headerRoute: { group: backend.headerRoute.group, match: backend.headerRoute.match.map((condition) => requestMatch.parse(condition)) } }),
       groups: [...backend.groups]
         .sort((a, b) => byText(a.name, b.name))
         .map((group) => ({
           name: group.name,
           service: { namespace: group.service.namespace, name: group.service.name, port: group.service.port },
           ...(group.weight !== undefined && { weight: group.weight }),
+          ...(group.keepSessions === false && { keepSessions: false }),
         })),
     })),
     // Which backends the agent also writes to state/stream-backends.json for njs.

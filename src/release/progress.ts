@@ -1,4 +1,4 @@
-import type { AbortReason, Measurement, PauseReason, Release, ReleaseStatus, Weights } from '../api/release.ts';
+import type { AbortReason, HeaderRoute, Measurement, PauseReason, Release, ReleaseStatus, Weights } from '../api/release.ts';
 
 /** What the release controller knows about one Version of the namespace. */
 export interface VersionState {
@@ -82,7 +82,9 @@ export function decideRelease(release: Release, world: ReleaseWorld): ReleaseDec
   });
 
   const base: ReleaseStatus = { ...previous, retained, observedGeneration: release.metadata.generation };
-  const finish = (status: ReleaseStatus): ReleaseDecision => {
+  const finish = (decided: ReleaseStatus): ReleaseDecision => {
+    const status = withHeaderRouteInForce(decided);
+    events.push(...headerRouteEvents(previous.headerRoute, status.headerRoute));
     if (status.phase !== previous.phase || status.reason !== previous.reason || status.stable !== previous.stable || status.canary !== previous.canary) {
       const type = status.phase === 'Aborted' || status.reason === 'InconclusiveAnalysis' || status.reason === 'VersionNotFound' ? 'Warning' : 'Normal';
       events.push({ type, reason: status.reason ?? status.phase ?? 'Unknown', message: status.message ?? '' });
@@ -161,6 +163,28 @@ export function decideRelease(release: Release, world: ReleaseWorld): ReleaseDec
   return finish(runSteps(release, status, world, weightNow, wake));
 }
 
+/** A header route holds while the release of its Version is in progress: promotion, abort and a manual split end it. */
+function withHeaderRouteInForce(status: ReleaseStatus): ReleaseStatus {
+  const inProgress = (status.phase === 'Progressing' || status.phase === 'Paused') && status.canary !== undefined;
+  if (!status.headerRoute || (inProgress && status.headerRoute.version === status.canary)) return status;
+  return { ...status, headerRoute: undefined };
+}
+
+function describeMatch(route: HeaderRoute): string {
+  return route.match
+    .map((condition) => {
+      const [kind, value] = Object.entries(condition.value).find(([, given]) => given !== undefined)!;
+      return `${condition.header ? `header ${condition.header}` : `cookie ${condition.cookie}`} ${kind === 'exact' ? 'is' : kind === 'prefix' ? 'starts with' : 'matches'} ${JSON.stringify(value)}`;
+    })
+    .join(' and ');
+}
+
+function headerRouteEvents(before: HeaderRoute | undefined, after: HeaderRoute | undefined): ReleaseEvent[] {
+  if (JSON.stringify(before) === JSON.stringify(after)) return [];
+  if (!after) return [{ type: 'Normal', reason: 'HeaderRouteCleared', message: `Requests where ${describeMatch(before!)} follow the weights again` }];
+  return [{ type: 'Normal', reason: 'HeaderRouteSet', message: `Requests where ${describeMatch(after)} go to ${after.version} whatever its weight` }];
+}
+
 function paused(status: ReleaseStatus, reason: PauseReason, message: string, weights: Weights): ReleaseStatus {
   return { ...status, phase: 'Paused', reason, message, weights };
 }
@@ -209,6 +233,11 @@ function runSteps(release: Release, start: ReleaseStatus, world: ReleaseWorld, w
     if (spec.paused) return paused(status, 'PausedByPerson', `Paused by a person (spec.paused) at ${where}; serving ${describe(weights())}`, weights());
     if (step.setWeight !== undefined) {
       weight = step.setWeight;
+      advance();
+      continue;
+    }
+    if (step.setHeaderRoute) {
+      status = { ...status, headerRoute: step.setHeaderRoute.match.length > 0 ? { version: target, match: step.setHeaderRoute.match } : undefined };
       advance();
       continue;
     }

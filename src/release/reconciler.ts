@@ -1,10 +1,11 @@
+import type { Application } from '../api/application.ts';
 import { governingRelease, releaseStatus, type Release, type ReleaseStatus, type Weights } from '../api/release.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
-import { claimsOf } from '../loadbalancer/routes.ts';
+import { claimsOf, previewUrls } from '../loadbalancer/routes.ts';
 import { podPorts } from '../loadbalancer/model.ts';
 import type { ReleaseMetrics } from './metrics.ts';
 import { parseCounterExposition } from '../nginx/counters.ts';
@@ -70,10 +71,14 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     );
   }
 
+  function applicationOf(namespace: string): Application | undefined {
+    const application = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
+    return application ? caches.applications.get(application) : undefined;
+  }
+
   /** Per instance of every LoadBalancer that serves the namespace's application: the split it applies. */
   function actualWeights(namespace: string, desired: Weights, versions: ReturnType<typeof versionsOf>): ReleaseStatus['actualWeights'] {
-    const application = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
-    const app = application ? caches.applications.get(application) : undefined;
+    const app = applicationOf(namespace);
     if (!app) return [];
     const names = new Set(claimsOf(app).map((claim) => claim.loadBalancer));
     const effective = effectiveWeights(desired, (version) => (versions.get(version)?.readyReplicas ?? 0) > 0);
@@ -89,10 +94,15 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
       .slice(0, 64);
   }
 
+  /** The preview URL of each Version, under the application's served wildcard routes that ask for them. */
+  function previewsOf(namespace: string, versions: string[]): ReturnType<typeof previewUrls> {
+    const app = applicationOf(namespace);
+    return app ? previewUrls(app, versions) : [];
+  }
+
   /** The application's LoadBalancers, each with the instances that report. */
   function servingInstances(namespace: string): { instance: string; address: string }[] {
-    const application = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
-    const app = application ? caches.applications.get(application) : undefined;
+    const app = applicationOf(namespace);
     if (!app) return [];
     return [...new Set(claimsOf(app).map((claim) => claim.loadBalancer))].flatMap((name) => {
       const lb = caches.loadBalancers.get(name);
@@ -178,9 +188,11 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
 
     const versions = versionsOf(namespace);
     const decision = await analyse(key, release, decideRelease(release, { versions, now: new Date() }), versions);
+    const previews = previewsOf(namespace, [...versions.keys()]);
     const status: ReleaseStatus = {
       ...decision.status,
       actualWeights: actualWeights(namespace, decision.status.weights ?? [], versions),
+      previews: previews.length > 0 ? previews : undefined,
     };
     status.conditions = setCondition(release.status?.conditions, readyCondition(status), release.metadata.generation);
 

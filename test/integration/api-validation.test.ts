@@ -31,7 +31,7 @@ const invalid: Array<{ what: string; manifest: unknown; message: RegExp }> = [
   { what: 'port out of range', manifest: application('shop', { environment: 'testing', ports: [{ name: 'http', port: 70000 }] }), message: /spec\.ports\[0\]\.port: Invalid value: 70000: .*less than or equal to 65535/ },
   { what: 'quota that is not a quantity', manifest: application('shop', { environment: 'testing', quota: { cpu: 'lots' } }), message: /spec\.quota\.cpu: Invalid value: .*must be a quantity that is not negative/ },
   { what: 'Version without image', manifest: version('v1', {}), message: /spec\.image: Required value/ },
-  { what: 'Release step with two actions', manifest: release({ steps: [{ setWeight: 10, pause: {} }] }), message: /each step is exactly one of setWeight, pause or analysis/ },
+  { what: 'Release step with two actions', manifest: release({ steps: [{ setWeight: 10, pause: {} }] }), message: /each step is exactly one of setWeight, pause, analysis or setHeaderRoute/ },
   { what: 'Release weight above 100', manifest: release({ steps: [{ setWeight: 120 }] }), message: /spec\.steps\[0\]\.setWeight: Invalid value: 120: .*less than or equal to 100/ },
   { what: 'manual split that does not add up to 100', manifest: release({ traffic: [{ version: 'v1', weight: 60 }, { version: 'v2', weight: 30 }] }), message: /traffic weights must add up to 100/ },
   { what: 'analysis interval below 10 s', manifest: release({ steps: [{ analysis: { successRate: 99, intervalSeconds: 5 } }] }), message: /intervalSeconds: Invalid value: 5: .*greater than or equal to 10/ },
@@ -50,9 +50,38 @@ const invalid: Array<{ what: string; manifest: unknown; message: RegExp }> = [
   { what: 'health-check port that is not a port name', manifest: version('v1', { image, healthCheck: { port: 'HTTP' } }), message: /spec\.healthCheck\.port: Invalid value: .*must be a port name/ },
   { what: 'negative CPU limit', manifest: version('v1', { image, resources: { cpu: '-500m' } }), message: /spec\.resources\.cpu: Invalid value: .*not negative/ },
   { what: 'environment variable name with a space', manifest: version('v1', { image, env: [{ name: 'A B' }] }), message: /spec\.env\[0\]\.name: Invalid value: .*must be an environment variable name/ },
+  ...headerRoutes(),
   ...freezingSpecs(),
   ...crossFieldRules(),
 ];
+
+/** Header routes and the routes' preview and stickiness options: what the data plane would refuse. */
+function headerRoutes(): typeof invalid {
+  const routed = (...match: unknown[]) => release({ steps: [{ setHeaderRoute: { match } }] });
+  const at = 'spec\\.steps\\[0\\]\\.setHeaderRoute\\.match\\[0\\]';
+  const regex = (pattern: string) => routed({ header: 'X-Canary', value: { regex: pattern } });
+  const form = new RegExp(`${at}\\.value\\.regex: Invalid value: .*must be a regular expression of at most 256 characters`);
+  const route = (extra: Record<string, unknown>) => application('shop', { environment: 'testing', routes: [{ host: 'shop.example.com', loadBalancer: 'public', ...extra }] });
+  return [
+    { what: 'header route step with a weight', manifest: release({ steps: [{ setWeight: 10, setHeaderRoute: { match: [] } }] }), message: /each step is exactly one of setWeight, pause, analysis or setHeaderRoute/ },
+    { what: 'header name with "_"', manifest: routed({ header: 'X_Canary', value: { exact: 'canary' } }), message: new RegExp(`${at}\\.header: Invalid value: .*must be a header name: 1 to 64 letters, digits and "-"`) },
+    { what: 'cookie name with "-"', manifest: routed({ cookie: 'qa-tester', value: { exact: 'canary' } }), message: new RegExp(`${at}\\.cookie: Invalid value: .*must be a cookie name`) },
+    { what: 'a match on a header and a cookie', manifest: routed({ header: 'X-Canary', cookie: 'qa', value: { exact: 'canary' } }), message: /a match names either a header or a cookie \(exactly one of the two\)/ },
+    { what: 'a match on neither', manifest: routed({ value: { exact: 'canary' } }), message: /a match names either a header or a cookie/ },
+    { what: 'a value both exact and prefix', manifest: routed({ header: 'X-Canary', value: { exact: 'a', prefix: 'b' } }), message: /value gives exactly one of exact, prefix or regex/ },
+    { what: 'a value with a control character', manifest: routed({ header: 'X-Canary', value: { exact: 'a\tb' } }), message: /must be a header or cookie value: 1 to 256 printable ASCII characters or spaces/ },
+    { what: 'a value longer than 256', manifest: routed({ header: 'X-Canary', value: { prefix: 'a'.repeat(257) } }), message: /Too long: may not be (longer than|more than) 256/ },
+    { what: 'more than 8 conditions', manifest: routed(...Array.from({ length: 9 }, () => ({ header: 'X-Canary', value: { exact: 'canary' } }))), message: /Too many: 9: must have at most 8 items/ },
+    { what: 'a regex with lookahead', manifest: regex('(?=a)b'), message: form },
+    { what: 'a regex with a repetition count', manifest: regex('a{2,}'), message: form },
+    { what: 'a regex with a backreference', manifest: regex('(a)\\1'), message: form },
+    { what: 'a regex with a possessive quantifier', manifest: regex('a*+'), message: form },
+    { what: 'a regex with an empty bracket', manifest: regex('[]a]'), message: form },
+    { what: 'a regex that does not compile', manifest: regex('qa-(tester'), message: /(must be a regular expression that compiles|missing closing \))/ },
+    { what: 'previewVersions on an exact host', manifest: route({ previewVersions: true }), message: /spec\.routes\[0\]\.previewVersions: Invalid value: .*previewVersions needs a wildcard host/ },
+    { what: 'an unknown sticky scope', manifest: route({ sticky: { scope: 'Pod' } }), message: /spec\.routes\[0\]\.sticky\.scope: Unsupported value: "Pod"/ },
+  ];
+}
 
 /** Specs the API server accepted before, and that made the renderer refuse a whole shared LoadBalancer. */
 function freezingSpecs(): typeof invalid {

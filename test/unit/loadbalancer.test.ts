@@ -23,7 +23,7 @@ describe('loadBalancerModel', () => {
     new Map([['shop', shop]]),
     () => ['v1', 'v2'],
     config,
-    (namespace) => (namespace === 'shop' ? [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }] : undefined),
+    (namespace) => (namespace === 'shop' ? { weights: [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }] } : undefined),
   );
 
   it('serves only the routes that name this load balancer, one server per host', () => {

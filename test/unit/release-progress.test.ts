@@ -158,3 +158,51 @@ describe('effectiveWeights', () => {
     expect(effectiveWeights([{ version: 'v1', weight: 100 }], () => false)).toEqual([]);
   });
 });
+
+describe('header routes', () => {
+  const match = [{ header: 'X-Canary', value: { exact: 'yes' } }];
+  const steps = [{ setHeaderRoute: { match } }, { pause: {} }, { setWeight: 50 }, { pause: {} }];
+
+  it('sends matching requests to the new Version at 0% from its step on, and says so in an event', () => {
+    const decision = run(makeRelease({ version: 'v2', steps }, promotedV1));
+    expect(decision.status).toMatchObject({ phase: 'Paused', reason: 'WaitingForPromotion', currentStep: 1, headerRoute: { version: 'v2', match } });
+    expect(decision.status.weights).toEqual([{ version: 'v1', weight: 100 }]);
+    expect(decision.events).toContainEqual({ type: 'Normal', reason: 'HeaderRouteSet', message: 'Requests where header X-Canary is "yes" go to v2 whatever its weight' });
+  });
+
+  it('keeps the route through later steps and clears it on promotion, with an event', () => {
+    let release = makeRelease({ version: 'v2', steps }, promotedV1);
+    let decision = run(release);
+    release = next(release, decision, { promote: { version: 'v2', step: 1 } });
+    decision = run(release, ready('v1', 'v2'), at(5));
+    expect(decision.status).toMatchObject({ currentStep: 3, headerRoute: { version: 'v2', match } });
+    expect(decision.events.map((event) => event.reason)).not.toContain('HeaderRouteSet');
+    release = next(release, decision, { promote: { version: 'v2', full: true } });
+    decision = run(release, ready('v1', 'v2'), at(10));
+    expect(decision.status.phase).toBe('Promoted');
+    expect(decision.status.headerRoute).toBeUndefined();
+    expect(decision.events).toContainEqual({ type: 'Normal', reason: 'HeaderRouteCleared', message: 'Requests where header X-Canary is "yes" follow the weights again' });
+  });
+
+  it('clears the route on abort, and an empty match list clears it too', () => {
+    let release = makeRelease({ version: 'v2', steps }, promotedV1);
+    let decision = run(release);
+    release = next(release, decision, { abort: true });
+    decision = run(release, ready('v1', 'v2'), at(5));
+    expect(decision.status).toMatchObject({ phase: 'Aborted', weights: [{ version: 'v1', weight: 100 }] });
+    expect(decision.status.headerRoute).toBeUndefined();
+
+    const cleared = run(makeRelease({ version: 'v2', steps: [{ setHeaderRoute: { match } }, { setHeaderRoute: { match: [] } }, { pause: {} }] }, promotedV1));
+    expect(cleared.status).toMatchObject({ currentStep: 2, reason: 'WaitingForPromotion' });
+    expect(cleared.status.headerRoute).toBeUndefined();
+  });
+
+  it('words every kind of condition', () => {
+    const conditions = [
+      { cookie: 'tester', value: { prefix: 'qa-' } },
+      { header: 'User-Agent', value: { regex: '.*Mobile.*' } },
+    ];
+    const decision = run(makeRelease({ version: 'v2', steps: [{ setHeaderRoute: { match: conditions } }, { pause: {} }] }, promotedV1));
+    expect(decision.events).toContainEqual(expect.objectContaining({ message: 'Requests where cookie tester starts with "qa-" and header User-Agent matches ".*Mobile.*" go to v2 whatever its weight' }));
+  });
+});

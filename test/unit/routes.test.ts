@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Application } from '../../src/api/application.ts';
-import { claimsOf, trafficSplit, wildcardCovers } from '../../src/loadbalancer/routes.ts';
+import { claimsOf, headerRouteTo, trafficSplit, wildcardCovers } from '../../src/loadbalancer/routes.ts';
 import { decideRouting, type RoutingDecision } from '../../src/loadbalancer/routing.ts';
 import { makeApplication, makeConfig, makeLoadBalancer, makeRoutedApplication } from './fixtures.ts';
 
@@ -131,16 +131,37 @@ describe('host ownership', () => {
 describe('trafficSplit', () => {
   it('leaves weights to the live endpoint count without a Release', () => {
     expect(trafficSplit(undefined, ['v2', 'v1'])).toEqual([
-      { version: 'v1', weight: undefined },
-      { version: 'v2', weight: undefined },
+      { version: 'v1', weight: undefined, keepsSessions: true },
+      { version: 'v2', weight: undefined, keepsSessions: true },
     ]);
   });
 
   it('uses the Release\'s weights and gives unlisted Versions nothing', () => {
-    expect(trafficSplit([{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }], ['v1', 'v2', 'v3'])).toEqual([
-      { version: 'v1', weight: 90 },
-      { version: 'v2', weight: 10 },
-      { version: 'v3', weight: 0 },
+    expect(trafficSplit({ weights: [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }] }, ['v1', 'v2', 'v3'])).toEqual([
+      { version: 'v1', weight: 90, keepsSessions: true },
+      { version: 'v2', weight: 10, keepsSessions: true },
+      { version: 'v3', weight: 0, keepsSessions: false },
     ]);
+  });
+
+  it('keeps the sessions of a retained Version at weight 0, not those of an aborted one', () => {
+    const traffic = { weights: [{ version: 'v2', weight: 100 }], retained: [{ version: 'v1', until: '2030-01-01T00:00:00Z' }] };
+    expect(trafficSplit(traffic, ['v1', 'v2', 'v3']).map((share) => [share.version, share.keepsSessions])).toEqual([
+      ['v1', true],
+      ['v2', true],
+      ['v3', false],
+    ]);
+  });
+});
+
+describe('headerRouteTo', () => {
+  const match = [{ header: 'X-Canary', value: { exact: 'yes' } }];
+  it('routes to a Version of the namespace', () => {
+    expect(headerRouteTo({ headerRoute: { version: 'v2', match } }, ['v1', 'v2'])).toEqual({ version: 'v2', match });
+  });
+  it('drops a route to a Version that is gone, and one without conditions', () => {
+    expect(headerRouteTo({ headerRoute: { version: 'v3', match } }, ['v1', 'v2'])).toBeUndefined();
+    expect(headerRouteTo({ headerRoute: { version: 'v2', match: [] } }, ['v1', 'v2'])).toBeUndefined();
+    expect(headerRouteTo(undefined, ['v1'])).toBeUndefined();
   });
 });

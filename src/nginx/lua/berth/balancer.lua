@@ -33,11 +33,41 @@ local function host_of(address)
     return address
 end
 
--- Groups that can take no traffic are left out. Each endpoint carries a short hash as
--- its sticky-cookie value, so the cookie does not reveal pod addresses.
+-- A set of groups to pick from: every group's endpoints by cookie and the number of
+-- distinct peers, which bounds the retries.
+local function pool_of(groups)
+    local by_cookie, peers, peer_count = {}, {}, 0
+    for _, group in ipairs(groups) do
+        for _, endpoint in ipairs(group.endpoints) do
+            by_cookie[endpoint.cookie] = endpoint
+            if not peers[endpoint.peer] then
+                peers[endpoint.peer] = true
+                peer_count = peer_count + 1
+            end
+        end
+    end
+    return { groups = groups, by_cookie = by_cookie, peer_count = peer_count }
+end
+
+-- A header route's conditions, ready to test: each reads one nginx variable.
+local function build_matches(match)
+    local built = {}
+    for i, condition in ipairs(match) do
+        local variable = condition.header and ("http_" .. condition.header:lower():gsub("-", "_"))
+            or ("cookie_" .. condition.cookie)
+        local kind, text = next(condition.value)
+        -- A regex matches the whole value.
+        built[i] = { variable = variable, kind = kind, text = kind == "regex" and ("^(?:" .. text .. ")$") or text }
+    end
+    return built
+end
+
+-- Groups that can take no traffic are left out of the weighted pool; every group with
+-- endpoints also gets a pool of its own, for requests routed to its Version. Each
+-- endpoint carries a short hash as its sticky-cookie value, so the cookie does not
+-- reveal pod addresses.
 local function build(decoded)
-    local groups, by_cookie, peers = {}, {}, {}
-    local peer_count = 0
+    local weighted, by_group = {}, {}
     for _, group in ipairs(decoded.groups) do
         local endpoints = {}
         for i, endpoint in ipairs(group.endpoints) do
@@ -53,38 +83,40 @@ local function build(decoded)
             }
         end
         local weight = group.weight or #endpoints
-        if weight > 0 and #endpoints > 0 then
-            groups[#groups + 1] = {
+        local entry = { keep_sessions = group.keepSessions ~= false }
+        if #endpoints > 0 then
+            local built = {
                 weight = weight,
                 current = 0,
                 endpoints = endpoints,
                 -- Workers start at different endpoints instead of all hitting the first.
                 next = math.random(#endpoints),
             }
-            for _, endpoint in ipairs(endpoints) do
-                by_cookie[endpoint.cookie] = endpoint
-                if not peers[endpoint.peer] then
-                    peers[endpoint.peer] = true
-                    peer_count = peer_count + 1
-                end
+            -- Alone in its pool the group's weight only has to be positive.
+            entry.pool = pool_of({ { weight = 1, current = 0, endpoints = endpoints, next = built.next } })
+            if weight > 0 then
+                weighted[#weighted + 1] = built
             end
         end
+        by_group[group.name] = entry
+    end
+    local backend = pool_of(weighted)
+    backend.by_group = by_group
+    backend.preview_versions = decoded.previewVersions == true
+    if decoded.headerRoute then
+        backend.header_route = { group = decoded.headerRoute.group, match = build_matches(decoded.headerRoute.match) }
     end
     local sticky = decoded.sticky
-    local cookie_attributes
     if sticky then
-        cookie_attributes = "; Path=/; HttpOnly; SameSite=Lax"
+        local attributes = "; Path=/; HttpOnly; SameSite=Lax"
         if sticky.maxAgeSeconds then
-            cookie_attributes = "; Max-Age=" .. sticky.maxAgeSeconds .. cookie_attributes
+            attributes = "; Max-Age=" .. sticky.maxAgeSeconds .. attributes
         end
+        backend.sticky_cookie = sticky.cookie
+        backend.cookie_attributes = attributes
+        backend.sticky_to_version = sticky.scope == "version"
     end
-    return {
-        groups = groups,
-        peer_count = peer_count,
-        by_cookie = by_cookie,
-        sticky_cookie = sticky and sticky.cookie,
-        cookie_attributes = cookie_attributes,
-    }
+    return backend
 end
 
 -- One shared-dict read per request; the backend is decoded again only when its version
@@ -177,17 +209,98 @@ local function record_failure(peer, now)
     end
 end
 
--- A cookie naming an endpoint that is still present and not ejected keeps the client
--- there; otherwise the client is given a new endpoint and a cookie naming it.
-local function sticky_endpoint(backend)
+local function set_cookie(backend, value)
+    ngx.header["Set-Cookie"] = backend.sticky_cookie .. "=" .. value .. backend.cookie_attributes
+end
+
+-- A cookie naming an endpoint of the pool that is still present and not ejected keeps the
+-- client there; otherwise the client is given a new endpoint and a cookie naming it.
+local function sticky_endpoint(backend, pool)
     local now = ngx.now()
-    local endpoint = backend.by_cookie[ngx.var["cookie_" .. backend.sticky_cookie] or ""]
+    local endpoint = pool.by_cookie[ngx.var["cookie_" .. backend.sticky_cookie] or ""]
     if endpoint and available(endpoint, now) then
         return endpoint
     end
-    endpoint = pick(backend, now) or pick(backend)
-    ngx.header["Set-Cookie"] = backend.sticky_cookie .. "=" .. endpoint.cookie .. backend.cookie_attributes
+    endpoint = pick(pool, now) or pick(pool)
+    set_cookie(backend, endpoint.cookie)
     return endpoint
+end
+
+-- A version-sticky cookie names a group: the client stays on that Version while it has
+-- endpoints and keeps its sessions. Otherwise a Version is picked by weight and named in
+-- a new cookie; its first endpoint is the one the weighted pick chose.
+local function sticky_version(backend)
+    local entry = backend.by_group[ngx.var["cookie_" .. backend.sticky_cookie] or ""]
+    if entry and entry.pool and entry.keep_sessions then
+        return entry.pool
+    end
+    local endpoint = pick(backend, ngx.now()) or pick(backend)
+    set_cookie(backend, endpoint.group)
+    return backend.by_group[endpoint.group].pool, endpoint
+end
+
+local function condition_holds(condition)
+    local value = ngx.var[condition.variable]
+    if not value then
+        return false
+    end
+    if condition.kind == "exact" then
+        return value == condition.text
+    elseif condition.kind == "prefix" then
+        return value:sub(1, #condition.text) == condition.text
+    end
+    -- Compiled once per worker ("o"); a pattern that fails, or passes the match limit,
+    -- is no match, never an error for the request.
+    local from, err = ngx.re.find(value, condition.text, "jo")
+    if err then
+        ngx.log(ngx.WARN, "berth: header route pattern ", condition.text, ": ", err)
+    end
+    return from ~= nil
+end
+
+local function header_route_holds(route)
+    for _, condition in ipairs(route.match) do
+        if not condition_holds(condition) then
+            return false
+        end
+    end
+    return true
+end
+
+-- The Version a request is routed to, whatever the weights, with `true` when it must be
+-- that one (a preview host) rather than preferably (a header route): the entry of the
+-- group, or nil for the weighted pick.
+local function routed_group(backend)
+    if backend.preview_versions then
+        local server = ngx.var.server_name
+        if server:sub(1, 2) == "*." then
+            local host, suffix = ngx.var.host, server:sub(2)
+            local label = host:sub(1, #host - #suffix)
+            local under = #host > #suffix and host:sub(-#suffix) == suffix
+            if under and not label:find(".", 1, true) and backend.by_group[label] then
+                return backend.by_group[label], true
+            end
+        end
+    end
+    local route = backend.header_route
+    if route and backend.by_group[route.group] and header_route_holds(route) then
+        return backend.by_group[route.group], false
+    end
+end
+
+-- The pool the request is balanced over (nil: a preview host whose Version has no
+-- endpoints), and the endpoint of its first attempt when already chosen.
+local function choose_pool(backend)
+    local entry, only = routed_group(backend)
+    if entry then
+        if entry.pool or only then
+            return entry.pool
+        end
+    end
+    if backend.sticky_to_version and backend.peer_count > 0 then
+        return sticky_version(backend)
+    end
+    return backend
 end
 
 -- The answer for a backend nginx cannot send to (unknown: not pushed yet, or the dict was
@@ -209,12 +322,21 @@ function M.access()
         ngx.log(ngx.ERR, "berth: reading backend ", tostring(name), ": ", backend)
         return unavailable()
     end
-    if not backend or backend.peer_count == 0 then
+    if not backend then
         return unavailable()
     end
-    local ctx = { backend = backend, name = name }
-    if backend.sticky_cookie then
-        ctx.first = sticky_endpoint(backend)
+    local routed, pool, first = pcall(choose_pool, backend)
+    if not routed then
+        -- A route that cannot be followed leaves the request to the weights.
+        ngx.log(ngx.ERR, "berth: routing a request of backend ", name, ": ", pool)
+        pool, first = backend, nil
+    end
+    if not pool or pool.peer_count == 0 then
+        return unavailable()
+    end
+    local ctx = { backend = pool, name = name, first = first }
+    if backend.sticky_cookie and not backend.sticky_to_version and not first then
+        ctx.first = sticky_endpoint(backend, pool)
     end
     ngx.ctx.berth = ctx
 end

@@ -14,6 +14,25 @@ local MAX_PORT = 65535
 local NAME_RULE = 'must be a name: lower-case letters, digits, "-" and ".", '
     .. 'starting and ending with a letter or digit, at most ' .. MAX_NAME .. ' characters'
 local COOKIE_RULE = 'must be a cookie name: 1 to ' .. MAX_COOKIE .. ' letters, digits and "_"'
+-- HEADER_NAME, MATCH_VALUE, MATCH_REGEX and REQUEST_MATCH_LIMIT of src/api/rules.ts.
+local MAX_HEADER = 64
+local MAX_VALUE = 256
+local MAX_MATCHES = 8
+local HEADER_RULE = 'must be a header name: 1 to ' .. MAX_HEADER
+    .. ' letters, digits and "-", starting and ending with a letter or digit'
+local VALUE_RULE = 'must be a header or cookie value: 1 to ' .. MAX_VALUE .. ' printable ASCII characters or spaces'
+local REGEX_RULE = 'must be a regular expression of at most 256 characters, matched against the whole value: '
+    .. 'letters, digits, spaces, punctuation and the operators star, plus, question mark, bar, parentheses, '
+    .. 'brackets, caret and dollar; a backslash only before punctuation or before d, w or s (and their capitals); '
+    .. 'no repetition counts in braces, no "(?" extensions, no empty or POSIX brackets, no stacked quantifiers'
+local COMPILES_RULE = 'must be a regular expression that compiles: every ( closed by ), every [ by ], '
+    .. 'an operator * + ? only after something to repeat'
+-- The form of MATCH_REGEX, as PCRE reads the same patterns.
+local REGEX_FORM = [=[^([-A-Za-z0-9 .,:;=@!%&#~_\/'"<>*+?|()\[\]^$]|\\[dwsDWS.*+?|()\[\]^$\\\/-])+$]=]
+local REGEX_EXCLUDES = {
+    [=[\(\?]=], [=[\[\^?\]]=], [=[\[[:.=]]=], [=[-\\]=], [=[[*+?][*+]]=], [=[[*+?]\?[*+?]]=],
+    [=[^\^?[*+?]]=], [=[[(|]\^?[*+?]]=], [=[(^|[^[])[\^$][*+?]]=],
+}
 
 local M = {}
 
@@ -88,7 +107,7 @@ local function check_sticky(sticky, path)
     if not is_object(sticky) then
         return nil, path .. ": must be an object"
     end
-    local err = check_fields(sticky, { cookie = true, maxAgeSeconds = true }, path)
+    local err = check_fields(sticky, { cookie = true, maxAgeSeconds = true, scope = true }, path)
     if err then
         return nil, err
     end
@@ -99,7 +118,112 @@ local function check_sticky(sticky, path)
     if max_age ~= nil and not is_integer(max_age, 1, MAX_AGE) then
         return nil, path .. ".maxAgeSeconds: " .. whole_number(1, MAX_AGE)
     end
-    return { cookie = sticky.cookie, maxAgeSeconds = max_age }
+    local scope = optional(sticky.scope)
+    if scope ~= nil and scope ~= "version" then
+        return nil, path .. '.scope: must be "version", or left out for the endpoint'
+    end
+    return { cookie = sticky.cookie, maxAgeSeconds = max_age, scope = scope }
+end
+
+local function is_text(value, max)
+    return type(value) == "string" and #value >= 1 and #value <= max
+end
+
+-- MATCH_REGEX: its form, then that PCRE compiles it (as JavaScript and RE2 do in that form).
+local function is_regex(value)
+    if not is_text(value, MAX_VALUE) or not ngx.re.find(value, REGEX_FORM, "jo") then
+        return false, REGEX_RULE
+    end
+    for _, excluded in ipairs(REGEX_EXCLUDES) do
+        if ngx.re.find(value, excluded, "jo") then
+            return false, REGEX_RULE
+        end
+    end
+    local _, err = ngx.re.find("", value, "j")
+    if err then
+        return false, COMPILES_RULE
+    end
+    return true
+end
+
+local function check_value(value, path)
+    if not is_object(value) then
+        return nil, path .. ": must be an object"
+    end
+    local err = check_fields(value, { exact = true, prefix = true, regex = true }, path)
+    if err then
+        return nil, err
+    end
+    local kind, given = nil, 0
+    for _, key in ipairs({ "exact", "prefix", "regex" }) do
+        if optional(value[key]) ~= nil then
+            kind, given = key, given + 1
+        end
+    end
+    if given ~= 1 then
+        return nil, path .. ": value gives exactly one of exact, prefix or regex"
+    end
+    local text = value[kind]
+    if kind == "regex" then
+        local ok, rule = is_regex(text)
+        if not ok then
+            return nil, path .. ".regex: " .. rule
+        end
+    elseif not is_text(text, MAX_VALUE) or not text:find("^[ -~]+$") then
+        return nil, path .. "." .. kind .. ": " .. VALUE_RULE
+    end
+    return { kind = kind, text = text }
+end
+
+local function check_match(match, path)
+    if not is_object(match) then
+        return nil, path .. ": must be an object"
+    end
+    local err = check_fields(match, { header = true, cookie = true, value = true }, path)
+    if err then
+        return nil, err
+    end
+    local header, cookie = optional(match.header), optional(match.cookie)
+    if (header == nil) == (cookie == nil) then
+        return nil, path .. ": a match names either a header or a cookie (exactly one of the two)"
+    end
+    if header ~= nil and not (is_text(header, MAX_HEADER) and header:find("^[A-Za-z0-9]")
+            and header:find("[A-Za-z0-9]$") and not header:find("[^-A-Za-z0-9]")) then
+        return nil, path .. ".header: " .. HEADER_RULE
+    end
+    if cookie ~= nil and not (is_text(cookie, MAX_COOKIE) and cookie:find("^[A-Za-z0-9_]+$")) then
+        return nil, path .. ".cookie: " .. COOKIE_RULE
+    end
+    local value
+    value, err = check_value(match.value, path .. ".value")
+    if not value then
+        return nil, err
+    end
+    return { header = header, cookie = cookie, value = value }
+end
+
+local function check_header_route(route, path, groups)
+    if not is_object(route) then
+        return nil, path .. ": must be an object"
+    end
+    local err = check_fields(route, { group = true, match = true }, path)
+    if err then
+        return nil, err
+    end
+    if not groups[route.group] then
+        return nil, path .. ".group: must name a group of the backend"
+    end
+    if not is_array(route.match) or #route.match < 1 or #route.match > MAX_MATCHES then
+        return nil, path .. ".match: must be a list of 1 to " .. MAX_MATCHES .. " conditions"
+    end
+    local checked = {}
+    for i, match in ipairs(route.match) do
+        checked[i], err = check_match(match, path .. ".match[" .. (i - 1) .. "]")
+        if not checked[i] then
+            return nil, err
+        end
+    end
+    return { group = route.group, match = checked }
 end
 
 local function check_endpoints(endpoints, path)
@@ -152,7 +276,7 @@ local function check_groups(groups, path)
         if not is_object(group) then
             return nil, at .. ": must be an object"
         end
-        local err = check_fields(group, { name = true, weight = true, endpoints = true }, at)
+        local err = check_fields(group, { name = true, weight = true, keepSessions = true, endpoints = true }, at)
         if err then
             return nil, err
         end
@@ -167,21 +291,26 @@ local function check_groups(groups, path)
         if weight ~= nil and not is_integer(weight, 0, MAX_WEIGHT) then
             return nil, at .. ".weight: " .. whole_number(0, MAX_WEIGHT)
         end
+        local keep_sessions = optional(group.keepSessions)
+        if keep_sessions ~= nil and keep_sessions ~= false then
+            return nil, at .. ".keepSessions: must be false, or left out"
+        end
         local endpoints
         endpoints, err = check_endpoints(group.endpoints, at .. ".endpoints")
         if not endpoints then
             return nil, err
         end
-        checked[i] = { name = group.name, weight = weight, endpoints = endpoints }
+        checked[i] = { name = group.name, weight = weight, keep_sessions = keep_sessions, endpoints = endpoints }
     end
-    return checked
+    return checked, seen
 end
 
 local function check_backend(backend, path)
     if not is_object(backend) then
         return nil, path .. ": must be an object"
     end
-    local err = check_fields(backend, { name = true, sticky = true, groups = true }, path)
+    local err = check_fields(backend,
+        { name = true, sticky = true, headerRoute = true, previewVersions = true, groups = true }, path)
     if err then
         return nil, err
     end
@@ -195,12 +324,37 @@ local function check_backend(backend, path)
             return nil, err
         end
     end
-    local groups
-    groups, err = check_groups(backend.groups, path .. ".groups")
+    local groups, names
+    groups, names = check_groups(backend.groups, path .. ".groups")
     if not groups then
-        return nil, err
+        return nil, names
     end
-    return { name = backend.name, sticky = sticky, groups = groups }
+    local header_route
+    if optional(backend.headerRoute) ~= nil then
+        header_route, err = check_header_route(backend.headerRoute, path .. ".headerRoute", names)
+        if not header_route then
+            return nil, err
+        end
+    end
+    local preview = optional(backend.previewVersions)
+    if preview ~= nil and preview ~= true then
+        return nil, path .. ".previewVersions: must be true, or left out"
+    end
+    return { name = backend.name, sticky = sticky, header_route = header_route, preview = preview, groups = groups }
+end
+
+local function encode_header_route(route)
+    if not route then
+        return ""
+    end
+    local matches = {}
+    for i, match in ipairs(route.match) do
+        local subject = match.header and ('"header":' .. cjson.encode(match.header))
+            or ('"cookie":' .. cjson.encode(match.cookie))
+        matches[i] = string.format('{%s,"value":{"%s":%s}}', subject, match.value.kind, cjson.encode(match.value.text))
+    end
+    return string.format('"headerRoute":{"group":%s,"match":[%s]},',
+        cjson.encode(route.group), table.concat(matches, ","))
 end
 
 -- Written by hand with a fixed field order: equal backends must give equal strings, or
@@ -213,16 +367,20 @@ local function encode(backend)
             endpoints[j] = string.format('{"address":%s,"port":%d}', cjson.encode(endpoint.address), endpoint.port)
         end
         local weight = group.weight and string.format('"weight":%d,', group.weight) or ""
-        groups[i] = string.format('{"name":%s,%s"endpoints":[%s]}',
-            cjson.encode(group.name), weight, table.concat(endpoints, ","))
+        local keep_sessions = group.keep_sessions == false and '"keepSessions":false,' or ""
+        groups[i] = string.format('{"name":%s,%s%s"endpoints":[%s]}',
+            cjson.encode(group.name), weight, keep_sessions, table.concat(endpoints, ","))
     end
     local sticky = ""
     if backend.sticky then
         local max_age = backend.sticky.maxAgeSeconds
-        sticky = string.format('"sticky":{"cookie":%s%s},', cjson.encode(backend.sticky.cookie),
-            max_age and string.format(',"maxAgeSeconds":%d', max_age) or "")
+        sticky = string.format('"sticky":{"cookie":%s%s%s},', cjson.encode(backend.sticky.cookie),
+            max_age and string.format(',"maxAgeSeconds":%d', max_age) or "",
+            backend.sticky.scope and ',"scope":"version"' or "")
     end
-    return string.format('{"name":%s,%s"groups":[%s]}', cjson.encode(backend.name), sticky, table.concat(groups, ","))
+    return string.format('{"name":%s,%s%s%s"groups":[%s]}', cjson.encode(backend.name), sticky,
+        encode_header_route(backend.header_route), backend.preview and '"previewVersions":true,' or "",
+        table.concat(groups, ","))
 end
 
 local function parse(body)
