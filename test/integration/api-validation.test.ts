@@ -6,6 +6,9 @@ import { API_VERSION } from '../../src/api/meta.ts';
 import { berthClient } from '../support/berth.ts';
 import { testNamespace } from '../support/kube.ts';
 import { kubectl } from '../support/manifests.ts';
+import fc from 'fast-check';
+import { isMatchRegex } from '../../src/api/rules.ts';
+import { regexCandidates } from '../support/control-cases.ts';
 
 const application = (name: string, spec: Record<string, unknown>) => ({ apiVersion: API_VERSION, kind: 'Application', metadata: { name }, spec });
 const version = (name: string, spec: Record<string, unknown>) => ({
@@ -155,6 +158,21 @@ describe('the API server rejects invalid specs', () => {
     const result = await kubectl(['create', '--dry-run=server', '-n', namespace, '-f', '-'], manifest);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
+  });
+});
+
+describe('header-route patterns', () => {
+  it('are refused by the API server exactly when the TypeScript rule refuses them', async () => {
+    // 8 patterns a step, 8 steps a Release: one dry run judges 64 of them.
+    for (let seed = 1; seed <= 3; seed += 1) {
+      const patterns = fc.sample(regexCandidates, { numRuns: 64, seed });
+      const steps = Array.from({ length: 8 }, (_, step) => ({
+        setHeaderRoute: { match: patterns.slice(step * 8, step * 8 + 8).map((regex) => ({ header: 'X-Canary', value: { regex } })) },
+      }));
+      const result = await kubectl(['create', '--dry-run=server', '-n', namespace, '-f', '-'], release({ steps }));
+      const refused = patterns.filter((_, i) => result.stderr.includes(`spec.steps[${Math.floor(i / 8)}].setHeaderRoute.match[${i % 8}].value.regex`));
+      expect(refused).toEqual(patterns.filter((regex) => !isMatchRegex(regex)));
+    }
   });
 });
 

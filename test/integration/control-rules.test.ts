@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
-import { CONTROL_CASES, isTextRule } from '../support/control-cases.ts';
+import fc from 'fast-check';
+import { isMatchRegex } from '../../src/api/rules.ts';
+import { CONTROL_CASES, isTextRule, regexCandidates, routed } from '../support/control-cases.ts';
 import { startNginx, type Nginx } from '../support/nginx.ts';
 import { freePort } from '../support/operator-process.ts';
 
@@ -32,5 +34,17 @@ describe.each(CONTROL_CASES.map((fieldCases) => [fieldCases.field, fieldCases] a
     const rule = cases.rule;
     const words = isTextRule(rule) ? `must be ${rule.is}` : `must be a whole number from ${rule.min} to ${rule.max}`;
     expect(response.body).toBe(`${field}: ${words}\n`);
+  });
+});
+
+describe('PUT /backends: header-route patterns', () => {
+  it('are refused by the Lua control endpoint exactly when the TypeScript rule refuses them', async () => {
+    await fc.assert(
+      fc.asyncProperty(regexCandidates, async (regex) => {
+        const response = await nginx.putBackends(routed({ header: 'X-Canary', value: { regex } }));
+        expect(response.status, `${JSON.stringify(regex)}: ${response.body}`).toBe(isMatchRegex(regex) ? 200 : 400);
+      }),
+      { numRuns: 400 },
+    );
   });
 });

@@ -251,7 +251,7 @@ local function condition_holds(condition)
     end
     -- Compiled once per worker ("o"); a pattern that fails, or passes the match limit,
     -- is no match, never an error for the request.
-    local from, err = ngx.re.find(value, condition.text, "jo")
+    local from, _, err = ngx.re.find(value, condition.text, "jo")
     if err then
         ngx.log(ngx.WARN, "berth: header route pattern ", condition.text, ": ", err)
     end

@@ -139,7 +139,7 @@ local function is_regex(value)
             return false, REGEX_RULE
         end
     end
-    local _, err = ngx.re.find("", value, "j")
+    local _, _, err = ngx.re.find("", value, "j")
     if err then
         return false, COMPILES_RULE
     end
