@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { berthClient, testApplicationName } from '../support/berth.ts';
-import { sample, startLoad } from '../support/http-load.ts';
+import { get, sample, startLoad } from '../support/http-load.ts';
 import { clients, testNamespace } from '../support/kube.ts';
 import { kubectl } from '../support/manifests.ts';
 import { failingAt, followPods, type PodFollower } from '../support/pod-follower.ts';
@@ -31,6 +31,10 @@ afterAll(async () => {
 });
 const app = testApplicationName('grey');
 const host = () => `${app}.example.test`;
+/** Under this wildcard each Version has a preview host of its own, e.g. v2.<app>.preview.test. */
+const previewSuffix = () => `${app}.preview.test`;
+/** A route whose sticky cookie keeps a client on its Version. */
+const stickyHost = () => `${app}.sticky.test`;
 const healthy = (image: string, replicas = 2) => ({ image, replicas, healthCheck: { path: '/healthz' }, drainSeconds: 1 });
 
 /** The Version of each answer of `requests` sequential requests. */
@@ -54,7 +58,12 @@ beforeAll(async () => {
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 2 } });
   const lbPod = await berth.loadBalancerPod(lb, lbNamespace);
   // A CPU quota lets a test make a Version that never gets Ready: its pods do not fit.
-  await berth.createApplicationWithNamespace(app, { environment: 'testing', quota: { cpu: '8' }, ports: [{ name: 'http', port: APP_PORT }], routes: [{ host: host(), loadBalancer: lb }] });
+  await berth.createApplicationWithNamespace(app, { environment: 'testing', quota: { cpu: '8' }, ports: [{ name: 'http', port: APP_PORT }], routes: [
+      { host: host(), loadBalancer: lb },
+      { host: `*.${previewSuffix()}`, loadBalancer: lb, previewVersions: true },
+      { host: stickyHost(), loadBalancer: lb, sticky: { scope: 'Version', maxAgeSeconds: 0 } },
+    ],
+  });
   // Version `bad` answers badErrorRate of its requests with 503.
   follower = await followPods(app, `berth.dev/application=${app}`, APP_PORT, undefined, (pod) =>
     pod.metadata?.labels?.['berth.dev/version'] === 'bad' ? failingAt(() => badErrorRate) : undefined,
@@ -201,6 +210,74 @@ describe('a grey release', () => {
   it('reports per load-balancer instance the split it applies', async () => {
     const status = await berth.releaseWhere(app, app, 'an instance serving the current config', (s) => (s.actualWeights ?? []).some((instance) => instance.current));
     expect(status.actualWeights).toEqual([expect.objectContaining({ loadBalancer: lb, current: true, weights: [{ version: 'v1', weight: 100 }] })]);
+  });
+});
+
+describe('header routes, preview hosts and version-sticky sessions', () => {
+  const tester = { 'x-canary': 'on' };
+  const match = [{ header: 'X-Canary', value: { exact: 'on' } }];
+  const served = async (hostName: string, requests: number, headers = {}) => {
+    const result = await sample(ports.http, hostName, requests, headers);
+    expect(result.failures).toEqual(new Map());
+    return Object.fromEntries(result.byVersion);
+  };
+
+  it('header-routed testers reach the new Version at 0% weight; the abort clears the route', async () => {
+    await berth.patchReleaseSpec(app, app, { version: 'v1', abort: false });
+    await berth.releaseWhere(app, app, 'serving v1', (s) => s.phase === 'Promoted' && s.stable === 'v1' && !s.canary);
+    await berth.createVersion(app, 'v5', healthy('registry.example/web:5'));
+    await berth.patchReleaseSpec(app, app, { version: 'v5', steps: [{ setHeaderRoute: { match } }, { pause: {} }] });
+    const paused = await berth.releaseWhere(app, app, 'paused with the header route', (s) => s.reason === 'WaitingForPromotion' && s.canary === 'v5', 60_000);
+    expect(paused.headerRoute).toEqual({ version: 'v5', match });
+    expect(paused.weights).toEqual([{ version: 'v1', weight: 100 }]);
+    await waitFor(async () => (await served(host(), 10, tester)).v5 === 10, { description: 'testers on v5' });
+    expect(await served(host(), 20)).toEqual({ v1: 20 });
+
+    await berth.patchReleaseSpec(app, app, { abort: true });
+    const aborted = await berth.releaseWhere(app, app, 'aborted', (s) => s.phase === 'Aborted');
+    expect(aborted.headerRoute).toBeUndefined();
+    await waitFor(async () => (await served(host(), 10, tester)).v1 === 10, { description: 'testers back on v1' });
+    const events = await core.listNamespacedEvent({ namespace: app, fieldSelector: `involvedObject.kind=Release,involvedObject.name=${app}` });
+    const said = events.items.map((event) => `${event.reason}: ${event.message}`);
+    expect(said).toContain('HeaderRouteSet: Requests where header X-Canary is "on" go to v5 whatever its weight');
+    expect(said).toContain('HeaderRouteCleared: Requests where header X-Canary is "on" follow the weights again');
+  });
+
+  it('a preview host reaches its Version alone, with no reload for a new Version, and the Release says where', async () => {
+    const hashBefore = (await berth.getLoadBalancer(lb))?.status?.configHash;
+    expect(hashBefore).toBeDefined();
+    await berth.createVersion(app, 'v6', healthy('registry.example/web:6', 1));
+    await berth.versionCondition(app, 'v6', 'Ready', 'True');
+    await waitFor(async () => (await served(`v6.${previewSuffix()}`, 10)).v6 === 10, { description: 'the preview host of v6 serving v6' });
+    expect(await served(`v1.${previewSuffix()}`, 10)).toEqual({ v1: 10 });
+    // Other hosts under the wildcard follow the weights.
+    expect(await served(`www.${previewSuffix()}`, 10)).toEqual({ v1: 10 });
+    // A Version is a backend group, not a server: nginx.conf did not change.
+    expect((await berth.getLoadBalancer(lb))?.status?.configHash).toBe(hashBefore);
+    const status = await berth.releaseWhere(app, app, 'the preview of v6 listed', (s) => (s.previews ?? []).some((preview) => preview.version === 'v6'));
+    expect(status.previews).toContainEqual({ version: 'v6', url: `http://v6.${previewSuffix()}/` });
+    expect(status.previews).toContainEqual({ version: 'v1', url: `http://v1.${previewSuffix()}/` });
+  });
+
+  it('version-sticky sessions stay on their Version while new clients follow the weights', async () => {
+    const first = await get(ports.http, stickyHost());
+    expect(JSON.parse(first.body)).toMatchObject({ version: 'v1' });
+    const cookie = String(first.headers['set-cookie']?.[0]).split(';')[0]!;
+    expect(cookie).toMatch(/=v1$/);
+
+    // v6 takes every new client at once; v1 is retained, and keeps its sessions.
+    await berth.patchReleaseSpec(app, app, { version: 'v6', steps: [], abort: false });
+    await berth.releaseWhere(app, app, 'promoted v6', (s) => s.phase === 'Promoted' && s.stable === 'v6');
+    await waitFor(async () => (await served(stickyHost(), 10)).v6 === 10, { description: 'new clients on v6' });
+    expect(await served(stickyHost(), 20, { cookie })).toEqual({ v1: 20 });
+
+    // Rolled back to v1: v6 is retained now, and the sessions on it stay there too.
+    const pinnedToV6 = String((await get(ports.http, stickyHost())).headers['set-cookie']?.[0]).split(';')[0]!;
+    expect(pinnedToV6).toMatch(/=v6$/);
+    await berth.patchReleaseSpec(app, app, { version: 'v1' });
+    await berth.releaseWhere(app, app, 'rolled back to v1', (s) => s.stable === 'v1');
+    await waitFor(async () => (await served(stickyHost(), 10, { cookie })).v1 === 10, { description: 'v1 sessions on v1' });
+    expect(await served(stickyHost(), 10, { cookie: pinnedToV6 })).toEqual({ v6: 10 });
   });
 });
 

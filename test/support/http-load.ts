@@ -1,8 +1,9 @@
-import { Agent, request } from 'node:http';
+import { Agent, request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 
 export interface Reply {
   status: number;
   body: string;
+  headers: IncomingHttpHeaders;
 }
 
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 16 });
@@ -13,24 +14,24 @@ const keepAlive = new Agent({ keepAlive: true, maxSockets: 16 });
  * moment (idle connections close on every reload) is sent again on a new one, as HTTP
  * clients do: that race is the client's, not a request nginx failed.
  */
-export async function get(port: number, host: string, path = '/', address = '127.0.0.1'): Promise<Reply> {
+export async function get(port: number, host: string, path = '/', address = '127.0.0.1', headers: OutgoingHttpHeaders = {}): Promise<Reply> {
   try {
-    return await getOnce(port, host, path, address);
+    return await getOnce(port, host, path, address, headers);
   } catch (error) {
     if (!(error instanceof ReusedConnectionClosed)) throw error;
-    return getOnce(port, host, path, address);
+    return getOnce(port, host, path, address, headers);
   }
 }
 
 class ReusedConnectionClosed extends Error {}
 
-function getOnce(port: number, host: string, path: string, address: string): Promise<Reply> {
+function getOnce(port: number, host: string, path: string, address: string, headers: OutgoingHttpHeaders): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: address, port, path, headers: { host }, agent: keepAlive, timeout: 5_000 }, (res) => {
+    const req = request({ host: address, port, path, headers: { ...headers, host }, agent: keepAlive, timeout: 5_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
@@ -64,6 +65,8 @@ export interface LoadOptions {
   onAnswer?: (pod: string) => void;
   /** Each client waits this long between requests: a steady load that lasts, instead of as fast as possible. */
   pauseMs?: number;
+  /** Sent with every request, e.g. a header a route matches or a cookie. */
+  headers?: OutgoingHttpHeaders;
 }
 
 /**
@@ -73,7 +76,7 @@ export interface LoadOptions {
 export function startLoad(
   port: number,
   host: string,
-  { concurrency = 4, maxRequests = 20_000, maxMs = 60_000, onAnswer, pauseMs = 0 }: LoadOptions = {},
+  { concurrency = 4, maxRequests = 20_000, maxMs = 60_000, onAnswer, pauseMs = 0, headers = {} }: LoadOptions = {},
 ): { stop(): Promise<LoadResult>; finished: Promise<LoadResult> } {
   const result: LoadResult = { ok: 0, failed: 0, failures: new Map(), byPod: new Map(), byVersion: new Map() };
   const deadline = Date.now() + maxMs;
@@ -84,7 +87,7 @@ export function startLoad(
       if (pauseMs > 0 && sent > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
       sent += 1;
       try {
-        const reply = await get(port, host);
+        const reply = await get(port, host, '/', '127.0.0.1', headers);
         if (reply.status !== 200) {
           result.failed += 1;
           count(result.failures, String(reply.status));
@@ -112,8 +115,8 @@ export function startLoad(
 }
 
 /** `requests` sequential GETs; the tally of where they went. */
-export async function sample(port: number, host: string, requests: number): Promise<LoadResult> {
-  const load = startLoad(port, host, { concurrency: 1, maxRequests: requests });
+export async function sample(port: number, host: string, requests: number, headers: OutgoingHttpHeaders = {}): Promise<LoadResult> {
+  const load = startLoad(port, host, { concurrency: 1, maxRequests: requests, headers });
   return load.finished;
 }
 
