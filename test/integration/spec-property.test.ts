@@ -11,6 +11,8 @@ import { claimsOf } from '../../src/loadbalancer/routes.ts';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
 import { operatorConfig } from '../../src/config.ts';
 import { testKubeConfig } from '../support/kube.ts';
+import { regexCandidates } from '../support/control-cases.ts';
+import type { ReleaseStatus } from '../../src/api/release.ts';
 
 // Every Application and LoadBalancer spec the real API server accepts (with the CRDs
 // generated from src/api) must render: random specs, biased toward the edges of each
@@ -91,7 +93,8 @@ const route = fc.record(
     loadBalancer: fc.constantFrom(LOAD_BALANCER, LOAD_BALANCER, LOAD_BALANCER, 'other-lb'),
     port: mostly(fc.constant('http'), portName, 4),
     tls: fc.record({ secretName }),
-    sticky: fc.record({ maxAgeSeconds: around({ min: 0, max: 31_536_000 }) }, { requiredKeys: [] }),
+    sticky: fc.record({ maxAgeSeconds: around({ min: 0, max: 31_536_000 }), scope: mostly(fc.constantFrom('Endpoint', 'Version'), fc.constant('Pod')) }, { requiredKeys: [] }),
+    previewVersions: fc.boolean(),
   },
   { requiredKeys: ['host', 'loadBalancer'] },
 );
@@ -156,13 +159,29 @@ const loadBalancer = fc.record(
   { requiredKeys: [] },
 );
 
+const headerName = mostly(fc.constantFrom('X-Canary', 'User-Agent', 'a', long(64, 'h')), fc.oneof(mutated(fc.constant('X-Canary')), fc.constantFrom('', long(65, 'h'))));
+const cookieName = mostly(fc.constantFrom('tester', 'qa_team', long(64, 'c')), fc.oneof(mutated(fc.constant('tester')), fc.constantFrom('', long(65, 'c'))));
+const matchValue = mostly(fc.oneof(fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((code) => String.fromCharCode(code)), minLength: 1, maxLength: 20 }), fc.constant(long(256))), fc.constantFrom('', 'a\tb', 'é', long(257)));
+const regex = mostly(fc.constantFrom('qa|dev', '.*(Android|iPhone).*', 'v\\d+', '[^/]*', long(256, 'r')), regexCandidates, 2);
+const subject = mostly<Record<string, string>>(fc.oneof(fc.record({ header: headerName }), fc.record({ cookie: cookieName })), fc.constantFrom<Record<string, string>>({}, { header: 'X-A', cookie: 'a' }));
+const value = mostly<Record<string, string>>(
+  fc.oneof(fc.record({ exact: matchValue }), fc.record({ prefix: matchValue }), fc.record({ regex })),
+  fc.constantFrom<Record<string, string>>({}, { exact: 'a', regex: 'a' }),
+);
+const condition = fc.tuple(subject, value).map(([named, holds]) => ({ ...named, value: holds }));
+/** A Release whose one step routes requests that meet `match`. */
+const headerRoute = fc.array(condition, { minLength: 1, maxLength: 3 });
+
 type DryRun = { accepted: true; object: unknown } | { accepted: false; reason: string };
 
 /** A server-side dry-run create: the API server's verdict and, if accepted, the object as it would store it. */
 async function dryRunCreate(plural: string, kind: string, name: string, spec: unknown): Promise<DryRun> {
   const body = { apiVersion: API_VERSION, kind, metadata: { name }, spec };
   try {
-    const object = await api.createClusterCustomObject({ group: GROUP, version: 'v1alpha1', plural, body, dryRun: 'All' });
+    const object =
+      kind === 'Release'
+        ? await api.createNamespacedCustomObject({ group: GROUP, version: 'v1alpha1', namespace: 'default', plural, body, dryRun: 'All' })
+        : await api.createClusterCustomObject({ group: GROUP, version: 'v1alpha1', plural, body, dryRun: 'All' });
     return { accepted: true, object };
   } catch (error) {
     if (error instanceof ApiException && error.code === 422) return { accepted: false, reason: String(error.body) };
@@ -170,21 +189,27 @@ async function dryRunCreate(plural: string, kind: string, name: string, spec: un
   }
 }
 
-const tally = { applications: 0, applicationsAccepted: 0, loadBalancers: 0, loadBalancersAccepted: 0 };
+const tally = { applications: 0, applicationsAccepted: 0, loadBalancers: 0, loadBalancersAccepted: 0, releases: 0, releasesAccepted: 0 };
 
 describe('every spec the API server accepts renders', () => {
   it(`holds for ${RUNS} random Applications and LoadBalancers`, { timeout: 600_000 }, async () => {
     const seed = process.env.BERTH_PROPERTY_SEED ? Number(process.env.BERTH_PROPERTY_SEED) : undefined;
     await fc.assert(
-      fc.asyncProperty(application, loadBalancer, async (app, lb) => {
-        const [appVerdict, lbVerdict] = await Promise.all([
+      fc.asyncProperty(application, loadBalancer, headerRoute, async (app, lb, match) => {
+        const [appVerdict, lbVerdict, releaseVerdict] = await Promise.all([
           dryRunCreate('applications', 'Application', app.name, app.spec),
           dryRunCreate('loadbalancers', 'LoadBalancer', LOAD_BALANCER, lb),
+          dryRunCreate('releases', 'Release', 'prop-release', { version: 'v2', steps: [{ setHeaderRoute: { match } }] }),
         ]);
         tally.applications += 1;
         tally.loadBalancers += 1;
+        tally.releases += 1;
         if (appVerdict.accepted) tally.applicationsAccepted += 1;
         if (lbVerdict.accepted) tally.loadBalancersAccepted += 1;
+        if (releaseVerdict.accepted) tally.releasesAccepted += 1;
+        // An accepted header route is in force on every backend of the Application.
+        const traffic = (): Pick<ReleaseStatus, 'headerRoute'> | undefined =>
+          releaseVerdict.accepted ? { headerRoute: { version: 'v2', match: (releaseVerdict.object as { spec: { steps: [{ setHeaderRoute: { match: typeof match } }] } }).spec.steps[0].setHeaderRoute.match } } : undefined;
         // A refused LoadBalancer spec leaves the accepted Application on a default one.
         const served: LoadBalancer = lbVerdict.accepted
           ? (lbVerdict.object as LoadBalancer)
@@ -192,7 +217,7 @@ describe('every spec the API server accepts renders', () => {
         const apps = appVerdict.accepted ? [appVerdict.object as Application] : [];
         const versionsOf = () => ['v1', 'v2'];
         // Every claim of the Application, none left out, in one model with the LoadBalancer's settings.
-        renderNginxConfig(loadBalancerModel(served, apps.flatMap(claimsOf), new Map(apps.map((a) => [a.metadata.name, a])), versionsOf, config));
+        renderNginxConfig(loadBalancerModel(served, apps.flatMap(claimsOf), new Map(apps.map((a) => [a.metadata.name, a])), versionsOf, config, traffic));
         // Nor does the routing decision find anything it would have to leave out as unrenderable.
         const decision = decideRouting({ applications: apps, loadBalancers: [served], versionsOf, config });
         expect(decision.refused.filter((claim) => claim.reason === 'InvalidRoute')).toEqual([]);
@@ -202,12 +227,14 @@ describe('every spec the API server accepts renders', () => {
     );
     console.log(
       `spec property: ${tally.applications} Applications generated, ${tally.applicationsAccepted} accepted by the API server; ` +
-        `${tally.loadBalancers} LoadBalancers generated, ${tally.loadBalancersAccepted} accepted; every accepted spec rendered`,
+        `${tally.loadBalancers} LoadBalancers generated, ${tally.loadBalancersAccepted} accepted; ` +
+        `${tally.releases} header routes generated, ${tally.releasesAccepted} accepted; every accepted spec rendered`,
     );
     // The generators must reach both sides of the rules, or the property says little.
     for (const [generated, accepted] of [
       [tally.applications, tally.applicationsAccepted],
       [tally.loadBalancers, tally.loadBalancersAccepted],
+      [tally.releases, tally.releasesAccepted],
     ] as const) {
       expect(accepted).toBeGreaterThanOrEqual(generated * 0.2);
       expect(accepted).toBeLessThanOrEqual(generated * 0.8);

@@ -52,6 +52,40 @@ describe('loadBalancerModel', () => {
   });
 });
 
+describe('loadBalancerModel with a release\'s header route, preview hosts and version-sticky cookies', () => {
+  const app = makeApplication({
+    routes: [
+      { host: 'shop.example.com', loadBalancer: 'public', sticky: { maxAgeSeconds: 0, scope: 'Version' } },
+      { host: '*.shop.example.com', loadBalancer: 'public', previewVersions: true },
+    ],
+  });
+  const match = [{ header: 'X-Canary', value: { exact: 'qa' } }];
+  const model = loadBalancerModel(makeLoadBalancer(), claimsOf(app), new Map([['shop', app]]), () => ['v1', 'v2', 'v3'], config, () => ({
+    weights: [{ version: 'v2', weight: 100 }],
+    retained: [{ version: 'v1', until: '2030-01-01T00:00:00Z' }],
+    headerRoute: { version: 'v3', match },
+  }));
+  const backend = (name: string) => model.backends.find((b) => b.name === name)!;
+
+  it('gives the version-sticky route a backend of its own, whose Versions keep their sessions unless their release was abandoned', () => {
+    expect(model.servers.find((s) => s.host === 'shop.example.com')!.locations[0]!.backend).toBe('shop.http.sticky-version');
+    expect(backend('shop.http.sticky-version').sticky).toEqual({ cookie: 'berth_shop', scope: 'version' });
+    expect(backend('shop.http.sticky-version').groups.map((g) => [g.name, g.weight, g.keepSessions])).toEqual([
+      ['v1', 0, undefined],
+      ['v2', 100, undefined],
+      ['v3', 0, false],
+    ]);
+  });
+
+  it('gives the preview route a backend of its own, and both the header route', () => {
+    expect(model.servers.find((s) => s.host === '*.shop.example.com')!.locations[0]!.backend).toBe('shop.http.preview');
+    expect(backend('shop.http.preview').previewVersions).toBe(true);
+    expect(backend('shop.http.preview').groups.every((g) => g.keepSessions === undefined)).toBe(true);
+    for (const name of ['shop.http.preview', 'shop.http.sticky-version']) expect(backend(name).headerRoute).toEqual({ group: 'v3', match });
+    expect(() => renderNginxConfig(model)).not.toThrow();
+  });
+});
+
 describe('desiredLoadBalancerObjects', () => {
   const lb = makeLoadBalancer({ replicas: 3, placement: { nodeSelector: { edge: 'true' }, hostNetwork: true } });
   const objects = desiredLoadBalancerObjects(lb, packConfig('abc', { 'nginx.conf': 'x', 'backends.json': '{}' }, (i) => configShardName('public', i)), config);

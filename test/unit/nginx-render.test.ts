@@ -262,6 +262,10 @@ describe('determinism', () => {
       (m) => (m.backends[1]!.groups[0]!.service.port = 'grpc'),
       (m) => (m.backends[3]!.sticky = { cookie: 'berth_cart2', maxAgeSeconds: 60 }),
       (m) => m.backends.push({ name: 'unused', groups: [] }),
+      (m) => (m.backends[0]!.headerRoute = { group: 'v2', match: [{ header: 'X-Canary', value: { regex: 'qa|dev' } }] }),
+      (m) => (m.backends[3]!.sticky = { cookie: 'berth_cart', scope: 'version' }),
+      (m) => (m.backends[3]!.groups[0]!.keepSessions = false),
+      (m) => (m.backends[3]!.previewVersions = true),
     ];
     for (const change of changes) {
       const m = model();
@@ -306,6 +310,45 @@ describe('backends.json', () => {
     expect(parsed.backends[0]).not.toHaveProperty('sticky');
     expect(json).not.toContain('"weight": null');
     expect(JSON.parse(renderNginxConfig({ ...model(), streams: undefined }).files['backends.json'])).toHaveProperty('streams', []);
+  });
+});
+
+describe('header routes, previews and version-sticky cookies in backends.json', () => {
+  const routed = (): NginxModel => {
+    const m = model();
+    m.backends[0]!.headerRoute = { group: 'v2', match: [{ cookie: 'tester', value: { prefix: 'qa-' } }, { header: 'X-Team', value: { exact: 'shop' } }] };
+    m.backends[3]!.sticky = { cookie: 'berth_cart', scope: 'version' };
+    m.backends[3]!.previewVersions = true;
+    m.backends[3]!.groups[0]!.keepSessions = false;
+    return m;
+  };
+
+  it('carries them to the agent', () => {
+    const parsed = JSON.parse(renderNginxConfig(routed()).files['backends.json']) as { backends: Record<string, unknown>[] };
+    expect(parsed.backends.find((backend) => backend.name === 'shop.http')).toMatchObject({
+      headerRoute: { group: 'v2', match: [{ cookie: 'tester', value: { prefix: 'qa-' } }, { header: 'X-Team', value: { exact: 'shop' } }] },
+    });
+    expect(parsed.backends.find((backend) => backend.name === 'cart.http.sticky')).toMatchObject({
+      sticky: { cookie: 'berth_cart', scope: 'version' },
+      previewVersions: true,
+      groups: [{ name: 'v3', keepSessions: false }],
+    });
+  });
+
+  it('caps how far a header route\'s pattern may backtrack', () => {
+    expect(config()).toMatch(/^ {4}lua_regex_match_limit 10000;$/m);
+  });
+
+  it.each([
+    ['a route to a group the backend does not have', (m: NginxModel) => (m.backends[0]!.headerRoute = { group: 'v9', match: [{ header: 'X-Canary', value: { exact: 'qa' } }] }), 'backends[0].headerRoute.group'],
+    ['a route without conditions', (m: NginxModel) => (m.backends[0]!.headerRoute = { group: 'v2', match: [] }), 'backends[0].headerRoute.match'],
+    ['a pattern that does not compile', (m: NginxModel) => (m.backends[0]!.headerRoute = { group: 'v2', match: [{ header: 'X-Canary', value: { regex: 'qa-(' } }] }), 'backends[0].headerRoute.match[0].value.regex'],
+    ['a header name with "_"', (m: NginxModel) => (m.backends[0]!.headerRoute = { group: 'v2', match: [{ header: 'X_Canary', value: { exact: 'qa' } }] }), 'backends[0].headerRoute.match[0].header'],
+    ['an unknown cookie scope', (m: NginxModel) => (m.backends[3]!.sticky = { cookie: 'berth_cart', scope: 'pod' as 'version' }), 'backends[3].sticky.scope'],
+  ])('refuses %s, naming the field', (_what, change, field) => {
+    const m = model();
+    change(m);
+    expect(renderError(m).field).toBe(field);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Application } from '../../src/api/application.ts';
-import { claimsOf, headerRouteTo, trafficSplit, wildcardCovers } from '../../src/loadbalancer/routes.ts';
+import { claimsOf, headerRouteTo, previewUrls, trafficSplit, wildcardCovers } from '../../src/loadbalancer/routes.ts';
 import { decideRouting, type RoutingDecision } from '../../src/loadbalancer/routing.ts';
 import { makeApplication, makeConfig, makeLoadBalancer, makeRoutedApplication } from './fixtures.ts';
 
@@ -163,5 +163,29 @@ describe('headerRouteTo', () => {
     expect(headerRouteTo({ headerRoute: { version: 'v3', match } }, ['v1', 'v2'])).toBeUndefined();
     expect(headerRouteTo({ headerRoute: { version: 'v2', match: [] } }, ['v1', 'v2'])).toBeUndefined();
     expect(headerRouteTo(undefined, ['v1'])).toBeUndefined();
+  });
+});
+
+describe('previewUrls', () => {
+  const app = makeApplication({
+    routes: [
+      { host: '*.shop.example.com', loadBalancer: 'public', previewVersions: true, paths: ['/app/'] },
+      { host: '*.other.example.com', loadBalancer: 'public', previewVersions: true },
+      { host: '*.plain.example.com', loadBalancer: 'public' },
+    ],
+  });
+  const served = (...hosts: string[]) => ({ ...app, status: { routes: hosts.map((host) => ({ host, path: '/', loadBalancer: 'public', accepted: true })) } });
+
+  it('lists each Version under every served wildcard route that asks for previews', () => {
+    expect(previewUrls(served('*.shop.example.com', '*.plain.example.com'), ['v2', 'v1'])).toEqual([
+      { version: 'v1', url: 'http://v1.shop.example.com/app/' },
+      { version: 'v2', url: 'http://v2.shop.example.com/app/' },
+    ]);
+  });
+
+  it('lists nothing for a route another Application holds, or before the route is served', () => {
+    expect(previewUrls(app, ['v1'])).toEqual([]);
+    const refused = { ...app, status: { routes: [{ host: '*.shop.example.com', path: '/app/', loadBalancer: 'public', accepted: false }] } };
+    expect(previewUrls(refused, ['v1'])).toEqual([]);
   });
 });
