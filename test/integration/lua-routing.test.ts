@@ -1,7 +1,7 @@
-import { request, type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderNginxConfig } from '../../src/nginx/render.ts';
 import type { Backend } from '../../src/nginx/model.ts';
+import { get, type Reply } from '../support/http-load.ts';
 import { startNginx, type Nginx } from '../support/nginx.ts';
 import { freePort } from '../support/operator-process.ts';
 import { startPodServer, type PodServer } from '../support/pod-server.ts';
@@ -16,38 +16,17 @@ const STICKY = 'sticky.example.test';
 const BACKENDS = { web: 'shop.http', preview: 'shop.http.preview', sticky: 'shop.http.sticky-version' };
 const COOKIE = 'berth_shop';
 
-interface Reply {
-  status: number;
-  body: string;
-  headers: IncomingHttpHeaders;
-}
-
 let port: number;
 let nginx: Nginx;
 let v1: PodServer;
 let v2: PodServer;
 let v3: PodServer;
 
-/** One request on a fresh connection, so requests land on either worker. */
-function get(host: string, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host, ...headers }, agent: false, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${host} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** The stand-ins that answered `count` requests, with how many each. */
 async function served(host: string, headers: Record<string, string> = {}, count = 20): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (let i = 0; i < count; i += 1) {
-    const reply = await get(host, headers);
+    const reply = await get(port, host, '/', '127.0.0.1', headers);
     const who = reply.status === 200 ? (JSON.parse(reply.body) as { name: string }).name : String(reply.status);
     counts[who] = (counts[who] ?? 0) + 1;
   }
@@ -194,7 +173,7 @@ describe('preview hosts', () => {
 
   it('answer 503 for a Version without endpoints, rather than another Version', async () => {
     await push({ split: [...onlyV1(), { name: 'v3', weight: 0, servers: [] }] });
-    const reply = await get('v3.preview.example.test');
+    const reply = await get(port, 'v3.preview.example.test');
     expect(reply.status).toBe(503);
     expect(reply.body).toBe('no endpoints available\n');
   });
@@ -216,7 +195,7 @@ describe('version-sticky sessions', () => {
 
   it('name the Version in the cookie: a new client is given one by weight', async () => {
     await push({ split: onlyV1() });
-    const reply = await get(STICKY);
+    const reply = await get(port, STICKY);
     expect(JSON.parse(reply.body)).toMatchObject({ name: 'v1' });
     expect(cookieOf(reply)).toBe('v1');
   });
@@ -224,11 +203,11 @@ describe('version-sticky sessions', () => {
   it('keep a client with a cookie on its Version while new clients follow 100% to the new one', async () => {
     await push({ split: [{ name: 'v1', weight: 0, servers: [v1] }, { name: 'v2', weight: 100, servers: [v2] }] });
     expect(await served(STICKY, { cookie: `${COOKIE}=v1` })).toEqual({ v1: 20 });
-    const fresh = await get(STICKY);
+    const fresh = await get(port, STICKY);
     expect(JSON.parse(fresh.body)).toMatchObject({ name: 'v2' });
     expect(cookieOf(fresh)).toBe('v2');
     // The pinned client is not sent a new cookie.
-    expect((await get(STICKY, { cookie: `${COOKIE}=v1` })).headers['set-cookie']).toBeUndefined();
+    expect((await get(port, STICKY, '/', '127.0.0.1', { cookie: `${COOKIE}=v1` })).headers['set-cookie']).toBeUndefined();
   });
 
   it('re-pick by weight a cookie naming a Version that is gone, has no endpoints or no longer keeps its sessions', async () => {
@@ -242,7 +221,7 @@ describe('version-sticky sessions', () => {
       ['aborted', weighted({ keepSessions: false }), 'v1'],
     ] as const) {
       await push({ split });
-      const reply = await get(STICKY, { cookie: `${COOKIE}=${cookie}` });
+      const reply = await get(port, STICKY, '/', '127.0.0.1', { cookie: `${COOKIE}=${cookie}` });
       expect(JSON.parse(reply.body), what).toMatchObject({ name: 'v2' });
       expect(cookieOf(reply), what).toBe('v2');
     }

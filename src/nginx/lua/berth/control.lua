@@ -103,11 +103,16 @@ local function check_fields(object, allowed, path)
     end
 end
 
-local function check_sticky(sticky, path)
-    if not is_object(sticky) then
-        return nil, path .. ": must be an object"
+-- Why `value` is not an object with only the `allowed` fields, or nil.
+local function object_error(value, allowed, path)
+    if not is_object(value) then
+        return path .. ": must be an object"
     end
-    local err = check_fields(sticky, { cookie = true, maxAgeSeconds = true, scope = true }, path)
+    return check_fields(value, allowed, path)
+end
+
+local function check_sticky(sticky, path)
+    local err = object_error(sticky, { cookie = true, maxAgeSeconds = true, scope = true }, path)
     if err then
         return nil, err
     end
@@ -147,10 +152,7 @@ local function is_regex(value)
 end
 
 local function check_value(value, path)
-    if not is_object(value) then
-        return nil, path .. ": must be an object"
-    end
-    local err = check_fields(value, { exact = true, prefix = true, regex = true }, path)
+    local err = object_error(value, { exact = true, prefix = true, regex = true }, path)
     if err then
         return nil, err
     end
@@ -176,10 +178,7 @@ local function check_value(value, path)
 end
 
 local function check_match(match, path)
-    if not is_object(match) then
-        return nil, path .. ": must be an object"
-    end
-    local err = check_fields(match, { header = true, cookie = true, value = true }, path)
+    local err = object_error(match, { header = true, cookie = true, value = true }, path)
     if err then
         return nil, err
     end
@@ -203,10 +202,7 @@ local function check_match(match, path)
 end
 
 local function check_header_route(route, path, groups)
-    if not is_object(route) then
-        return nil, path .. ": must be an object"
-    end
-    local err = check_fields(route, { group = true, match = true }, path)
+    local err = object_error(route, { group = true, match = true }, path)
     if err then
         return nil, err
     end
@@ -233,10 +229,7 @@ local function check_endpoints(endpoints, path)
     local checked = {}
     for i, endpoint in ipairs(endpoints) do
         local at = path .. "[" .. (i - 1) .. "]"
-        if not is_object(endpoint) then
-            return nil, at .. ": must be an object"
-        end
-        local err = check_fields(endpoint, { address = true, port = true }, at)
+        local err = object_error(endpoint, { address = true, port = true }, at)
         if err then
             return nil, err
         end
@@ -273,10 +266,7 @@ local function check_groups(groups, path)
     local checked, seen = {}, {}
     for i, group in ipairs(groups) do
         local at = path .. "[" .. (i - 1) .. "]"
-        if not is_object(group) then
-            return nil, at .. ": must be an object"
-        end
-        local err = check_fields(group, { name = true, weight = true, keepSessions = true, endpoints = true }, at)
+        local err = object_error(group, { name = true, weight = true, keepSessions = true, endpoints = true }, at)
         if err then
             return nil, err
         end
@@ -306,10 +296,7 @@ local function check_groups(groups, path)
 end
 
 local function check_backend(backend, path)
-    if not is_object(backend) then
-        return nil, path .. ": must be an object"
-    end
-    local err = check_fields(backend,
+    local err = object_error(backend,
         { name = true, sticky = true, headerRoute = true, previewVersions = true, groups = true }, path)
     if err then
         return nil, err
