@@ -1,5 +1,5 @@
 import { applicationNamespace, type Application } from '../api/application.ts';
-import { HOST } from '../api/rules.ts';
+import { HOST, REQUEST_MATCH_LIMIT, requestMatch } from '../api/rules.ts';
 import type { HeaderRoute, ReleaseStatus } from '../api/release.ts';
 
 type Route = Application['spec']['routes'][number];
@@ -147,10 +147,15 @@ export function trafficSplit(traffic: ReleaseTraffic | undefined, versions: read
   });
 }
 
-/** The header route of a backend: the Version it sends matching requests to, when that Version is one of the backend's. */
+/**
+ * The header route of a backend: the Version it sends matching requests to, when that
+ * Version is one of the backend's. The API server checked the conditions already; one
+ * that still breaks a rule drops the route rather than the LoadBalancer's config.
+ */
 export function headerRouteTo(traffic: ReleaseTraffic | undefined, versions: readonly string[]): HeaderRoute | undefined {
   const route = traffic?.headerRoute;
-  return route && route.match.length > 0 && versions.includes(route.version) ? route : undefined;
+  if (!route || route.match.length === 0 || route.match.length > REQUEST_MATCH_LIMIT || !versions.includes(route.version)) return undefined;
+  return route.match.every((condition) => requestMatch.safeParse(condition).success) ? route : undefined;
 }
 
 /** The most preview URLs a status lists. */

@@ -164,6 +164,9 @@ describe('headerRouteTo', () => {
     expect(headerRouteTo({ headerRoute: { version: 'v2', match: [] } }, ['v1', 'v2'])).toBeUndefined();
     expect(headerRouteTo(undefined, ['v1'])).toBeUndefined();
   });
+  it('drops a route whose condition breaks a rule, so that the LoadBalancer still renders', () => {
+    expect(headerRouteTo({ headerRoute: { version: 'v2', match: [{ header: 'X-Canary', value: { regex: 'qa-(' } }] } }, ['v2'])).toBeUndefined();
+  });
 });
 
 describe('previewUrls', () => {
