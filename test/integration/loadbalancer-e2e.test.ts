@@ -170,8 +170,11 @@ describe('traffic through a LoadBalancer', () => {
     await waitFor(async () => (await berth.getApplication(app))?.status?.weights?.find((w) => w.version === 'v2')?.weight === 10, {
       description: 'weights in the application status',
     });
-    // The weights reach nginx through the agent; wait until v2 has its share, then count.
+    // The weights reach nginx through the agent, after the Application's status says them:
+    // wait until v2 has its pods in rotation and no more than its share (before, the
+    // Versions' pods shared evenly), then count.
     await inRotation('v2', 2);
+    await waitFor(async () => ((await sample(ports.http, host(), 100)).byVersion.get('v2') ?? 0) <= 20, { description: 'the 90/10 split in force' });
     const result = await sample(ports.http, host(), 1000);
     expect(result.failed).toBe(0);
     const v2 = result.byVersion.get('v2') ?? 0;
