@@ -22,6 +22,11 @@ import {
   TLS_SECRET_NAME,
   extraValue,
   celRule,
+  HEADER_NAME,
+  isMatchRegex,
+  MATCH_REGEX,
+  MATCH_VALUE,
+  matchRegex,
   type TextRule,
 } from '../../src/api/rules.ts';
 import { loadBalancerModel } from '../../src/loadbalancer/model.ts';
@@ -62,7 +67,22 @@ const cases: Array<[string, TextRule, string[], unknown[]]> = [
   ['label value', LABEL_VALUE, ['', 'true', 'A-b_c.d', 'v'.repeat(63)], ['-x', 'x.', 'a b', 'v'.repeat(64)]],
   ['shared dict size', SHARED_DICT_SIZE, ['1m', '1024k', '16m', '1048576', '1g', '1024m'], ['0', '512k', '1048575', '2g', '1025m', '16M', '16mb', '016m']],
   ['proxy_buffers', extraValue('proxy_buffers')!, ['8 16k', '1 0'], ['8', '8  16k', '0 16k', '8 16kb', ' 8 16k']],
+  ['header name', HEADER_NAME, ['X-Canary', 'a', 'x'.repeat(64)], ['', 'X_Canary', '-a', 'a-', 'a b', 'x'.repeat(65)]],
+  ['match value', MATCH_VALUE, ['always', 'a b', 'x'.repeat(256)], ['', 'a\tb', 'é', 'x'.repeat(257)]],
+  ['regular expression', MATCH_REGEX, ['qa|dev', '.*Mobile.*', '[^/]+', 'v\\d+', 'a+?'], ['(?i)a', 'a{2}', '(a)\\1', 'a*+', '[]a]', '[[:alpha:]]', '*a', 'x'.repeat(257)]],
 ];
+
+describe('isMatchRegex', () => {
+  it.each(['qa|dev', '(a|b)+', '[a-z]*', '\\(x\\)'])('takes %j, which compiles', (pattern) => {
+    expect(isMatchRegex(pattern)).toBe(true);
+  });
+  it.each(['qa-(', 'a)', '[a', 'a|(b'])('refuses %j, which does not compile, in the words of the rule', (pattern) => {
+    expect(holds(MATCH_REGEX, pattern)).toBe(true);
+    expect(isMatchRegex(pattern)).toBe(false);
+    const result = matchRegex().safeParse(pattern);
+    expect(result.error?.issues.map((issue) => issue.message)).toEqual([MATCH_REGEX.compiles.message]);
+  });
+});
 
 describe.each(cases)('the %s rule', (_name, rule, valid, invalid) => {
   it.each(valid)('holds for %j, in the renderer and in zod', (value) => {

@@ -53,7 +53,7 @@ end
 local function build_matches(match)
     local built = {}
     for i, condition in ipairs(match) do
-        local variable = condition.header and ("http_" .. condition.header:lower():gsub("-", "_"))
+        local variable = condition.header and ("http_" .. condition.header:lower():gsub("%-", "_"))
             or ("cookie_" .. condition.cookie)
         local kind, text = next(condition.value)
         -- A regex matches the whole value.
