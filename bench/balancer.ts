@@ -1,6 +1,7 @@
 // Throughput and latency through Berth's Lua balancer, as a ratio of a static upstream
 // served by the same nginx in the same run, and what its per-Version request counters
-// cost: the same location without `log_by_lua` (berth/counters.lua) on a third port.
+// cost: the same location without `log_by_lua` (berth/counters.lua) on a third port; and
+// what a Release's header route costs the requests it does not match, on a fourth.
 //
 //   node bench/balancer.ts [--rounds 6] [--seconds 5] [--connections 32]
 //
@@ -36,6 +37,9 @@ if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is missing: run 
 
 const HOST = 'bench.example';
 const BACKEND = 'bench.http';
+/** The same endpoints behind a header route whose pattern every request is tested against, and fails. */
+const ROUTED_BACKEND = 'bench.http.routed';
+const HEADER_ROUTE = { group: 'v2', match: [{ header: 'Host', value: { regex: '(qa|dev)-[a-z]+\\.example' } }] };
 
 interface Sample {
   requestsPerSecond: number;
@@ -70,7 +74,7 @@ function runWrk(port: number): Sample {
   };
 }
 
-const [endpointA, endpointB, balancedPort, staticPort, uncountedPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+const [endpointA, endpointB, balancedPort, staticPort, uncountedPort, routedPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
 const started: Nginx[] = [];
 try {
   const endpoints = await startNginx({
@@ -108,6 +112,9 @@ http {
     renderNginxConfig(model, { requestCounters: false }).files['nginx.conf'],
   )?.[1];
   if (!uncountedLocation || uncountedLocation.includes('counters')) throw new Error('no location without counters in the rendered config');
+  // The location as rendered, routed to the backend with the header route.
+  const routedLocation = /\n(\s+location "\/" \{\n\s+set \$berth_backend[\s\S]*?\n\s+\})/.exec(rendered)?.[1]?.replace(`"${BACKEND}"`, `"${ROUTED_BACKEND}"`);
+  if (!routedLocation?.includes(ROUTED_BACKEND)) throw new Error('no location to route in the rendered config');
   // The baseline sits in the same http block, so it inherits the same proxy settings and
   // keeps as many idle connections to the endpoints as the balancer's upstream does.
   const keepalive = /upstream berth_balancer \{[\s\S]*?\n\s+keepalive (\d+);/.exec(rendered)?.[1];
@@ -130,24 +137,34 @@ http {
         server_name "${HOST}";
 ${uncountedLocation}
     }
+
+    server {
+        listen ${routedPort};
+        server_name "${HOST}";
+${routedLocation}
+    }
 }
 `;
   const config = rendered.replace(/\n}\n$/, `\n${baseline}`);
   if (config === rendered) throw new Error('the rendered config does not end with its http block');
   const proxy = await startNginx({ config });
   started.push(proxy);
+  const peers = [endpointA, endpointB].map((port) => ({ address: '127.0.0.1', port }));
   const pushed = await proxy.putBackends({
-    backends: [{ name: BACKEND, groups: [{ name: 'v1', endpoints: [endpointA, endpointB].map((port) => ({ address: '127.0.0.1', port })) }] }],
+    backends: [
+      { name: BACKEND, groups: [{ name: 'v1', endpoints: peers }] },
+      { name: ROUTED_BACKEND, headerRoute: HEADER_ROUTE, groups: [{ name: 'v1', endpoints: peers }, { name: 'v2', weight: 0, endpoints: peers }] },
+    ],
   });
   if (pushed.status !== 200) throw new Error(`pushing the backends failed: ${pushed.status} ${pushed.body}`);
 
-  const portOf = { static: staticPort, lua: balancedPort, uncounted: uncountedPort } as const;
+  const portOf = { static: staticPort, lua: balancedPort, uncounted: uncountedPort, routed: routedPort } as const;
   type Side = keyof typeof portOf;
   const sides = Object.keys(portOf) as Side[];
   // Warm every side: connections to the endpoints, Lua code, the shared dict's copy.
   for (const side of sides) runWrk(portOf[side]);
 
-  const samples: Record<Side, Sample[]> = { static: [], lua: [], uncounted: [] };
+  const samples: Record<Side, Sample[]> = { static: [], lua: [], uncounted: [], routed: [] };
   for (let round = 1; round <= rounds; round++) {
     // Rotate which side goes first, so none always follows another.
     const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
@@ -168,7 +185,13 @@ ${uncountedLocation}
   console.log('| upstream | req/s | p50 ms | p99 ms |');
   console.log('|:---------|------:|-------:|-------:|');
   const uncountedRow = row('uncounted');
-  for (const [name, r] of [['static `upstream` block', staticRow], ['Berth Lua balancer, counters off', uncountedRow], ['Berth Lua balancer (counters on, as rendered)', luaRow]] as const) {
+  const routedRow = row('routed');
+  for (const [name, r] of [
+    ['static `upstream` block', staticRow],
+    ['Berth Lua balancer, counters off', uncountedRow],
+    ['Berth Lua balancer (counters on, as rendered)', luaRow],
+    ['the same with a header route no request matches', routedRow],
+  ] as const) {
     console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`);
   }
   const ratios = samples.lua.map((sample, i) => sample.requestsPerSecond / samples.static[i]!.requestsPerSecond);
@@ -178,6 +201,10 @@ ${uncountedLocation}
   const counted = samples.lua.map((sample, i) => sample.requestsPerSecond / samples.uncounted[i]!.requestsPerSecond);
   console.log(
     `throughput, counters on over off: ${(luaRow.rps / uncountedRow.rps).toFixed(3)} (per round ${Math.min(...counted).toFixed(3)}–${Math.max(...counted).toFixed(3)})`,
+  );
+  const routed = samples.routed.map((sample, i) => sample.requestsPerSecond / samples.lua[i]!.requestsPerSecond);
+  console.log(
+    `throughput, header route over none: ${(routedRow.rps / luaRow.rps).toFixed(3)} (per round ${Math.min(...routed).toFixed(3)}–${Math.max(...routed).toFixed(3)})`,
   );
 } finally {
   for (const nginx of started.reverse()) await nginx.stop();
