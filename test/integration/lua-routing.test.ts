@@ -227,6 +227,12 @@ describe('version-sticky sessions', () => {
     }
   });
 
+  it('keep a pinned client on its Version even while no Version has a weight with endpoints', async () => {
+    await push({ split: [{ name: 'v1', weight: 0, servers: [v1] }, { name: 'v2', weight: 100, servers: [] }] });
+    expect(await served(STICKY, { cookie: `${COOKIE}=v1` }, 5)).toEqual({ v1: 5 });
+    expect(await served(STICKY, {}, 5)).toEqual({ 503: 5 });
+  });
+
   it('split new clients by the weights', async () => {
     await push({ split: [{ name: 'v1', weight: 50, servers: [v1] }, { name: 'v2', weight: 50, servers: [v2] }] });
     const counts = await served(STICKY, {}, 40);

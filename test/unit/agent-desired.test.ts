@@ -153,6 +153,33 @@ describe('backendSet and streamState', () => {
     });
   });
 
+  it('carries a header route, preview hosts, a version-sticky cookie and the Versions that no longer keep their sessions', () => {
+    const routed = model();
+    const shop = routed.backends[0]!;
+    shop.sticky = { cookie: 'berth_shop', scope: 'version' };
+    shop.headerRoute = { group: 'v2', match: [{ header: 'X-Canary', value: { regex: 'qa|dev' } }] };
+    shop.previewVersions = true;
+    shop.groups[1]!.keepSessions = false;
+    const body = backendSet(parseConfigMap(renderNginxConfig(routed).files), lookup);
+    expect(body.backends.find((b) => b.name === 'shop.http')).toEqual({
+      name: 'shop.http',
+      sticky: { cookie: 'berth_shop', scope: 'version' },
+      headerRoute: { group: 'v2', match: [{ header: 'X-Canary', value: { regex: 'qa|dev' } }] },
+      previewVersions: true,
+      groups: [
+        { name: 'v1', weight: 90, endpoints: [{ address: '10.0.0.1', port: 8080 }] },
+        { name: 'v2', weight: 10, keepSessions: false, endpoints: [] },
+      ],
+    });
+  });
+
+  it('refuses a published header route the rules refuse', () => {
+    const files = renderNginxConfig(model()).files;
+    const broken = files['backends.json'].replace('"name": "shop.http",', '"name": "shop.http", "headerRoute": {"group": "v1", "match": [{"header": "X_Canary", "value": {"exact": "qa"}}]},');
+    expect(broken).not.toBe(files['backends.json']);
+    expect(() => parseConfigMap({ ...files, 'backends.json': broken })).toThrow(ConfigMapError);
+  });
+
   it('writes the endpoints of stream backends only', () => {
     expect(streamState(config, lookup)).toEqual({ backends: { dns: endpoints['kube-system/kube-dns'] } });
     expect(streamServices(config)).toEqual([{ namespace: 'kube-system', name: 'kube-dns', port: 'dns' }]);

@@ -234,6 +234,9 @@ local function sticky_version(backend)
     if entry and entry.pool and entry.keep_sessions then
         return entry.pool
     end
+    if backend.peer_count == 0 then
+        return backend
+    end
     local endpoint = pick(backend, ngx.now()) or pick(backend)
     set_cookie(backend, endpoint.group)
     return backend.by_group[endpoint.group].pool, endpoint
@@ -297,7 +300,7 @@ local function choose_pool(backend)
             return entry.pool
         end
     end
-    if backend.sticky_to_version and backend.peer_count > 0 then
+    if backend.sticky_to_version then
         return sticky_version(backend)
     end
     return backend
