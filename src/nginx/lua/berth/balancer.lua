@@ -24,6 +24,8 @@ local cache = {}
 local failures = {}
 -- "host:port" -> time until which the peer is skipped
 local ejected = {}
+-- header-route patterns whose failure was logged, so that each is logged once
+local failed_patterns = {}
 
 -- set_current_peer parses its host as nginx parses a URL, so IPv6 needs brackets.
 local function host_of(address)
@@ -253,10 +255,12 @@ local function condition_holds(condition)
         return value:sub(1, #condition.text) == condition.text
     end
     -- Compiled once per worker ("o"); a pattern that fails, or passes the match limit,
-    -- is no match, never an error for the request.
+    -- is no match, never an error for the request. Said once per pattern and worker:
+    -- clients choose the values, and must not be able to flood the log.
     local from, _, err = ngx.re.find(value, condition.text, "jo")
-    if err then
-        ngx.log(ngx.WARN, "berth: header route pattern ", condition.text, ": ", err)
+    if err and not failed_patterns[condition.text] then
+        failed_patterns[condition.text] = true
+        ngx.log(ngx.WARN, "berth: header route pattern ", condition.text, " failed (counted as no match): ", err)
     end
     return from ~= nil
 end
@@ -295,10 +299,8 @@ end
 -- endpoints), and the endpoint of its first attempt when already chosen.
 local function choose_pool(backend)
     local entry, only = routed_group(backend)
-    if entry then
-        if entry.pool or only then
-            return entry.pool
-        end
+    if entry and (entry.pool or only) then
+        return entry.pool
     end
     if backend.sticky_to_version then
         return sticky_version(backend)
