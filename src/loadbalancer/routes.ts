@@ -170,16 +170,18 @@ export function previewRoutes(app: Application): Route[] {
 /**
  * Where each Version can be reached alone: `<version>.<suffix>` under every wildcard
  * route of the Application that has previewVersions and is served (accepted in its
- * status), at the route's first path. Hosts too long for DNS are left out. Pure.
+ * status), at the route's first path. Hosts too long for DNS are left out, and so are
+ * hosts another Application serves (delegated to it under the wildcard): nginx sends an
+ * exact host to its own server. Pure.
  */
-export function previewUrls(app: Application, versions: readonly string[]): { version: string; url: string }[] {
+export function previewUrls(app: Application, versions: readonly string[], servedByOthers: ReadonlySet<string> = new Set()): { version: string; url: string }[] {
   const routes = previewRoutes(app);
   return [...versions]
     .sort()
     .flatMap((version) =>
       routes
         .map((route) => ({ host: `${version}${route.host.slice(1)}`, path: route.paths[0] ?? '/' }))
-        .filter(({ host }) => host.length <= HOST.maxLength)
+        .filter(({ host }) => host.length <= HOST.maxLength && !servedByOthers.has(host))
         .map(({ host, path }) => ({ version, url: `http://${host}${path}` })),
     )
     .slice(0, PREVIEW_URL_LIMIT);

@@ -5,7 +5,8 @@ import { findCondition, setCondition, type ConditionInput } from '../kit/conditi
 import type { ReconcileResult } from '../kit/controller.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
-import { claimsOf, previewUrls } from '../loadbalancer/routes.ts';
+import { claimsOf, previewRoutes, previewUrls } from '../loadbalancer/routes.ts';
+import { currentRouting } from '../loadbalancer/routing.ts';
 import { podPorts } from '../loadbalancer/model.ts';
 import type { ReleaseMetrics } from './metrics.ts';
 import { parseCounterExposition } from '../nginx/counters.ts';
@@ -97,7 +98,9 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
   /** The preview URL of each Version, under the application's served wildcard routes that ask for them. */
   function previewsOf(namespace: string, versions: string[]): ReturnType<typeof previewUrls> {
     const app = applicationOf(namespace);
-    return app ? previewUrls(app, versions) : [];
+    if (!app || previewRoutes(app).length === 0) return [];
+    const others = currentRouting(caches, config).accepted.filter((claim) => claim.application !== app.metadata.name);
+    return previewUrls(app, versions, new Set(others.map((claim) => claim.host)));
   }
 
   /** The application's LoadBalancers, each with the instances that report. */

@@ -186,6 +186,10 @@ describe('previewUrls', () => {
     ]);
   });
 
+  it('leaves out a preview host another Application serves under the wildcard', () => {
+    expect(previewUrls(served('*.shop.example.com'), ['v1', 'v2'], new Set(['v2.shop.example.com']))).toEqual([{ version: 'v1', url: 'http://v1.shop.example.com/app/' }]);
+  });
+
   it('lists nothing for a route another Application holds, or before the route is served', () => {
     expect(previewUrls(app, ['v1'])).toEqual([]);
     const refused = { ...app, status: { routes: [{ host: '*.shop.example.com', path: '/app/', loadBalancer: 'public', accepted: false }] } };
