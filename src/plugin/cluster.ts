@@ -1,5 +1,5 @@
 import { ApiException } from '@kubernetes/client-node';
-import type { Application } from '../api/application.ts';
+import { applicationNamespace, type Application } from '../api/application.ts';
 import { RESOURCE_DEFINITIONS } from '../api/crd.ts';
 import { API_VERSION } from '../api/meta.ts';
 import { governingRelease, type Release } from '../api/release.ts';
@@ -129,7 +129,7 @@ export async function findApp(api: BerthApi, app: string, namespace: string | un
     }
     if (!isStatus(error, 403)) throw error;
   }
-  return { app, namespace: namespace ?? application?.status?.namespace ?? application?.spec.namespace ?? app, ...(application ? { application } : {}) };
+  return { app, namespace: namespace ?? (application ? applicationNamespace(application) : app), ...(application ? { application } : {}) };
 }
 
 /** The Release that decides the split of the app's namespace (governingRelease), if any. */

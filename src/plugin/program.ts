@@ -39,6 +39,7 @@ export function parseCommandLine(argv: readonly string[], commands: readonly Com
     throw new UsageError(`unknown command "${first.value}"; the commands are: ${names.join(', ')}`);
   }
   const rest = argv.filter((_, index) => index !== first.index);
+  if (command.rawArguments) return { command, args: argv.slice(first.index + 1), values: {} };
   const { values, positionals } = parse(rest, { ...globals, ...parseArgsOptions(command.options ?? {}) }, command.name);
   return { command, args: positionals, values };
 }
