@@ -22,9 +22,9 @@ export const MEMBER_WRITES: Readonly<Record<string, readonly WrittenResource[]>>
   'berth-guest': [],
 });
 
-/** The member roles that may write `resource` in an application of `environment`. */
+/** The member roles that may write `resource` in an application of `environment`, lowest first. */
 export function rolesAllowedTo(resource: WrittenResource, environment: Environment): MemberRole[] {
-  return MEMBER_ROLES.filter((role) => MEMBER_WRITES[memberClusterRole(role, environment)]?.includes(resource));
+  return MEMBER_ROLES.filter((role) => MEMBER_WRITES[memberClusterRole(role, environment)]?.includes(resource)).reverse();
 }
 
 /** "Master or Owner", "Developer, Master or Owner". */

@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** The plugin as kubectl runs it: hack/kubectl-berth, which starts src/plugin/main.ts with the project's Node. */
-export const KUBECTL_BERTH = fileURLToPath(new URL('../../hack/kubectl-berth', import.meta.url));
+/** The plugin as kubectl runs it: hack/bin/kubectl-berth, which starts src/plugin/main.ts with the project's Node. */
+export const KUBECTL_BERTH = fileURLToPath(new URL('../../hack/bin/kubectl-berth', import.meta.url));
 
 export interface PluginResult {
   code: number;
