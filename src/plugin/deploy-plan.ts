@@ -44,12 +44,13 @@ export interface DeployPlan {
  * replicas, autoscaling) with the new image, under the next name. Checked against the
  * Version schema, whose messages name the field.
  */
-export function planVersion(options: { namespace: string; image: string; name?: string; versions: readonly Version[] }): DeployPlan {
+export function planVersion(options: { namespace: string; image: string; name?: string; env?: readonly string[]; versions: readonly Version[] }): DeployPlan {
   const newest = newestVersion(options.versions);
   const taken = options.versions.map((version) => version.metadata.name);
   const name = options.name ? checkVersionName(options.name, '--name', 'deploy') : nextVersionName(taken);
   if (taken.includes(name)) throw new PluginError(`Version ${name} already exists in namespace ${options.namespace}: pick another --name`, EXIT.failure);
-  const parsed = versionSpec.safeParse({ ...(newest?.spec ?? {}), image: resolveImage(options.image, newest) });
+  const env = withEnv(newest?.spec.env ?? [], options.env ?? []);
+  const parsed = versionSpec.safeParse({ ...(newest?.spec ?? {}), image: resolveImage(options.image, newest), ...(env.length > 0 ? { env } : {}) });
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `spec.${issue.path.join('.')} ${issue.message}`);
     throw new UsageError(`the new Version would be invalid: ${problems.join('; ')}`, 'deploy');
@@ -61,6 +62,20 @@ export function planVersion(options: { namespace: string; image: string; name?: 
     spec: parsed.data satisfies VersionSpec,
   };
   return { version, ...(newest ? { from: newest.metadata.name } : {}) };
+}
+
+/** The environment with `NAME=VALUE` settings applied: a name already there gets the new value, in its place. */
+export function withEnv(env: NonNullable<VersionSpec['env']>, settings: readonly string[]): NonNullable<VersionSpec['env']> {
+  const result = env.map((variable) => ({ ...variable }));
+  for (const setting of settings) {
+    const equals = setting.indexOf('=');
+    if (equals < 1) throw new UsageError(`--env takes NAME=VALUE, not "${setting}"`, 'deploy');
+    const [name, value] = [setting.slice(0, equals), setting.slice(equals + 1)];
+    const existing = result.find((variable) => variable.name === name);
+    if (existing) existing.value = value;
+    else result.push({ name, value });
+  }
+  return result;
 }
 
 /** The Release of an application's first deployment: named after the application, no steps. */

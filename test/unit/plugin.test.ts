@@ -108,6 +108,14 @@ describe('deploy', () => {
     expect(plan.version.spec).toEqual({ ...newest.spec, image: 'web:3' });
   });
 
+  it('changes or adds environment variables with --env, keeping the others in place', () => {
+    const newest = makeVersion({ env: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }] });
+    const plan = planVersion({ namespace: 'shop', image: ':2', env: ['B=x=y', 'C='], versions: [newest] });
+    expect(plan.version.spec.env).toEqual([{ name: 'A', value: '1' }, { name: 'B', value: 'x=y' }, { name: 'C', value: '' }]);
+    expect(() => planVersion({ namespace: 'shop', image: ':2', env: ['=1'], versions: [newest] })).toThrow('--env takes NAME=VALUE, not "=1"');
+    expect(() => planVersion({ namespace: 'shop', image: ':2', env: ['1A=1'], versions: [newest] })).toThrow('spec.env.2.name must be');
+  });
+
   it('refuses a taken name and an image the Version schema refuses, naming the field', () => {
     expect(() => planVersion({ namespace: 'shop', image: 'web:2', name: 'v1', versions: [makeVersion()] })).toThrow('Version v1 already exists in namespace shop');
     expect(() => planVersion({ namespace: 'shop', image: 'web 2', versions: [] })).toThrow('spec.image must be an image reference without spaces');

@@ -10,15 +10,16 @@ import { describePatch, DRY_RUN, refusedClearly } from './release-command.ts';
 export const deploy: Command = {
   name: 'deploy',
   summary: 'Create a new Version from the newest one with another image, and release it',
-  usage: 'APP --image IMAGE[:TAG] [--name VERSION] [--dry-run]',
+  usage: 'APP --image IMAGE[:TAG] [--env NAME=VALUE]... [--name VERSION] [--dry-run]',
   description: [
     "Creates a Version pre-filled from the application's newest one (replicas, resources and tier, health check, env, command and args, autoscaling) with the new image, named after the highest vN as v(N+1) unless --name says otherwise,",
     "then points the application's Release at it (spec.version): the release takes it through the Release's steps (the first Version of an application is served at once).",
-    '--image :TAG keeps the image of the newest Version and changes its tag. With --dry-run the API server checks both writes and they are printed, not stored.',
+    '--image :TAG keeps the image of the newest Version and changes its tag; --env changes or adds environment variables. With --dry-run the API server checks both writes and they are printed, not stored.',
   ].join(' '),
   options: {
     image: { type: 'string', value: 'IMAGE[:TAG]', help: 'The new image, or :TAG for a new tag of the current one.' },
     name: { type: 'string', value: 'VERSION', help: 'Name of the new Version, instead of the next vN.' },
+    env: { type: 'string', multiple: true, value: 'NAME=VALUE', help: 'Set an environment variable of the new Version (repeatable).' },
     'dry-run': DRY_RUN,
   },
   arguments: ['app'],
@@ -40,6 +41,7 @@ async function deployVersion(invocation: Invocation): Promise<void> {
     image: values.image,
     versions: await api.listVersions(target.namespace),
     ...(typeof values.name === 'string' ? { name: values.name } : {}),
+    ...(Array.isArray(values.env) ? { env: values.env.map(String) } : {}),
   });
   const name = plan.version.metadata.name;
   const existing = await findRelease(api, target);
