@@ -102,7 +102,7 @@ clients through hack/cluster.sh exec, for example:
 The kubectl plugin for grey releases (kubectl berth --help lists its commands):
 
   export PATH="$PWD/hack/bin:\$PATH"
-  hack/cluster.sh exec kubectl berth deploy shop --image :2
+  hack/cluster.sh exec kubectl berth deploy shop --image :1.5.0
   hack/cluster.sh exec kubectl berth wait shop
 
 Scale the shop and watch nginx follow without a reload:
