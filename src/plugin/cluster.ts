@@ -67,11 +67,6 @@ export class BerthApi {
     this.rest = new KubeRest(kc);
   }
 
-  /** The namespace of the current context, when it names one. */
-  contextNamespace(): string | undefined {
-    return this.kc.getContextObject(this.kc.getCurrentContext())?.namespace;
-  }
-
   getApplication(name: string): Promise<Application> {
     return this.rest.request<Application>('GET', resourcePath('Application', undefined, name));
   }

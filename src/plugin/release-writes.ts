@@ -98,8 +98,11 @@ export function rollbackPatch(release: Release, versions: readonly string[], to?
 }
 
 export interface Outcome {
-  /** promoted: the Version serves; aborted; manual: a manual split stops the release; going: not decided yet. */
-  state: 'promoted' | 'aborted' | 'manual' | 'going';
+  /**
+   * promoted: the Version serves; aborted; manual: a manual split stops the release;
+   * replaced: the Release now releases another Version; going: not decided yet.
+   */
+  state: 'promoted' | 'aborted' | 'manual' | 'replaced' | 'going';
   message: string;
 }
 
@@ -111,7 +114,8 @@ export function releaseOutcome(release: Release, version: string): Outcome {
   const { status = {}, metadata } = release;
   const seen = status.observedGeneration !== undefined && status.observedGeneration >= (metadata.generation ?? 0);
   const message = status.message ?? 'the operator has not reported on the Release yet';
-  if (!seen || release.spec.version !== version) return { state: 'going', message };
+  if (release.spec.version !== version) return { state: 'replaced', message: `the Release now releases ${release.spec.version} instead of ${version}` };
+  if (!seen) return { state: 'going', message };
   if (status.phase === 'Promoted' && status.stable === version && !status.canary) return { state: 'promoted', message };
   if (status.phase === 'Aborted') return { state: 'aborted', message };
   if (status.phase === 'Manual') return { state: 'manual', message };

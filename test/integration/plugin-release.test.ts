@@ -135,6 +135,11 @@ describe('driving a grey release', () => {
     await berth.releaseWhere(app, app, 'the release deciding again', (s) => s.phase === 'Promoted' && s.stable === 'v2');
   });
 
+  it('reaches the cluster of --kubeconfig rather than that of KUBECONFIG', async () => {
+    const result = await kubectlBerth(['--kubeconfig', process.env.KUBECONFIG!, 'wait', app, '--timeout', '30s'], { kubeconfig: '/nonexistent/kubeconfig' });
+    expect(result).toMatchObject({ code: EXIT.ok, stdout: 'Promoted: serving v2\n' });
+  });
+
   it('says which application it looked for when there is none', async () => {
     const result = await kubectlBerth(['promote', 'no-such-app']);
     expect(result).toMatchObject({ code: EXIT.notFound, stderr: 'error: there is no Application "no-such-app" (kubectl get applications.berth.dev lists them)\n' });

@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ENVIRONMENTS } from '../../src/api/application.ts';
 import { MEMBER_WRITES, refusalMessage, roleIn, rolesAllowedTo } from '../../src/plugin/access.ts';
+import { loadPluginKubeConfig } from '../../src/plugin/cluster.ts';
 import { commandHelp } from '../../src/plugin/command.ts';
 import { COMMANDS } from '../../src/plugin/commands/index.ts';
 import { completionSource } from '../../src/plugin/completion.ts';
@@ -50,6 +53,33 @@ describe('the command line', () => {
       if (!command.hidden) expect(programHelp(COMMANDS)).toContain(`  ${command.name}`);
     }
     expect(commandHelp(COMMANDS.find((c) => c.name === 'wait')!, GLOBAL_OPTIONS)).toContain('  3  the release was aborted\n  4  the release was neither promoted nor aborted within --timeout');
+  });
+});
+
+describe('the kubeconfig', () => {
+  it('is the --kubeconfig file when given, at its current context or the one --context names', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plugin-kubeconfig-'));
+    try {
+      const file = join(dir, 'config');
+      const cluster = (name: string) => ({ name, cluster: { server: `https://${name}.example:6443` } });
+      writeFileSync(
+        file,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [cluster('a'), cluster('b')],
+          users: [{ name: 'u', user: { token: 't' } }],
+          contexts: [{ name: 'ctx-a', context: { cluster: 'a', user: 'u' } }, { name: 'ctx-b', context: { cluster: 'b', user: 'u', namespace: 'shop' } }],
+          'current-context': 'ctx-a',
+        }),
+      );
+      expect(loadPluginKubeConfig({ kubeconfig: file }).getCurrentCluster()?.server).toBe('https://a.example:6443');
+      expect(loadPluginKubeConfig({ kubeconfig: file, context: 'ctx-b' }).getCurrentCluster()?.server).toBe('https://b.example:6443');
+      expect(() => loadPluginKubeConfig({ kubeconfig: file, context: 'ctx-c' })).toThrow('the kubeconfig has no context "ctx-c"; it has: ctx-a, ctx-b');
+      expect(() => loadPluginKubeConfig({ kubeconfig: join(dir, 'missing') })).toThrow(`cannot read the kubeconfig ${join(dir, 'missing')}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -154,7 +184,7 @@ describe('the release patches', () => {
     expect(releaseOutcome(at({ phase: 'Promoted', stable: 'v1' }), 'v2').state).toBe('going');
     expect(releaseOutcome(at({ phase: 'Aborted', stable: 'v1', canary: 'v2' }), 'v2')).toEqual({ state: 'aborted', message: 'm' });
     expect(releaseOutcome(at({ phase: 'Manual' }), 'v2').state).toBe('manual');
-    expect(releaseOutcome(at({ phase: 'Promoted', stable: 'v2' }), 'v3').state).toBe('going');
+    expect(releaseOutcome(at({ phase: 'Promoted', stable: 'v2' }), 'v3')).toEqual({ state: 'replaced', message: 'the Release now releases v2 instead of v3' });
   });
 });
 

@@ -39,6 +39,7 @@ async function waitForRelease(invocation: Invocation): Promise<void> {
       return;
     }
     if (outcome.state === 'aborted') throw new PluginError(outcome.message, EXIT.aborted);
+    if (outcome.state === 'replaced') throw new PluginError(outcome.message);
     if (outcome.state === 'manual') throw new PluginError(`${outcome.message}: no release runs while it is set (kubectl berth traffic ${app} --clear ends it)`);
     if (Date.now() >= deadline) throw new PluginError(`timed out after ${values.timeout ?? '10m'} waiting for ${version} to be promoted: ${outcome.message}`, EXIT.timedOut);
     await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
