@@ -19,7 +19,8 @@ export function podPorts(lb: LoadBalancer, config: OperatorConfig): { http: numb
     : { http: config.loadBalancers.httpPort, https: config.loadBalancers.httpsPort, agent: config.loadBalancers.agentPort };
 }
 
-function backendName(claim: RouteClaim): string {
+/** The nginx backend (and counter label) a claim's requests go through: one per application port, sticky or not. */
+export function backendName(claim: RouteClaim): string {
   return `${claim.application}.${claim.port}${claim.stickyMaxAgeSeconds !== undefined ? '.sticky' : ''}`;
 }
 
