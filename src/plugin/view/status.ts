@@ -1,5 +1,5 @@
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
-import { applicationNamespace, type Application } from '../../api/application.ts';
+import type { Application } from '../../api/application.ts';
 import type { Condition } from '../../api/meta.ts';
 import type { Measurement, Release, ReleaseStep } from '../../api/release.ts';
 import type { Version } from '../../api/version.ts';
@@ -15,7 +15,10 @@ import { formatWeight, versionWeight, type VersionWeight } from './weights.ts';
 
 /** Everything `status` shows, as read from the cluster and the agents. */
 export interface StatusObjects {
-  application: Application;
+  app: string;
+  namespace: string;
+  /** Missing when the caller may not read the cluster-scoped Application (most members cannot). */
+  application?: Application;
   versions: readonly Version[];
   release?: Release;
   pods: readonly V1Pod[];
@@ -75,7 +78,7 @@ export interface EventView {
 
 /** The model of `status`, what `-o json|yaml` prints and the tree is drawn from. */
 export interface StatusView {
-  application: { name: string; environment: string; namespace: string; urls: string[]; ready: { health: Health; reason: string }; createdAt?: string };
+  application: { name: string; environment?: string; namespace: string; urls: string[]; ready: { health: Health; reason: string }; createdAt?: string };
   release?: {
     name: string;
     phase?: string;
@@ -176,8 +179,7 @@ function stepViews(release: Release): StepView[] {
 
 /** The model of `status` from the objects read. Pure. */
 export function statusView(objects: StatusObjects): StatusView {
-  const { application: app, release } = objects;
-  const namespace = applicationNamespace(app);
+  const { application: app, release, namespace } = objects;
   const versionView = (version: Version, loadBalancer?: string, backend?: string): VersionView => {
     const counters = objects.counters;
     const traffic = loadBalancer && backend && 'before' in counters ? versionTraffic(counters, loadBalancer, backend, version.metadata.name) : undefined;
@@ -197,9 +199,9 @@ export function statusView(objects: StatusObjects): StatusView {
     };
   };
   const versions = [...objects.versions].sort(byAge);
-  const claims = claimsOf(app);
+  const claims = app ? claimsOf(app) : [];
   const routes = new Map<string, RouteView>();
-  for (const route of app.status?.routes ?? []) {
+  for (const route of app?.status?.routes ?? []) {
     const claim = claims.find((c) => c.host === route.host && c.path === route.path && c.loadBalancer === route.loadBalancer);
     const backend = claim ? backendName(claim) : '';
     const key = route.accepted ? `${route.loadBalancer} ${backend}` : `${route.loadBalancer} ${route.host}${route.path} refused`;
@@ -224,12 +226,12 @@ export function statusView(objects: StatusObjects): StatusView {
   const windowSeconds = window && window.after.length > 0 && window.before.length > 0 ? (Math.max(...window.after.map((r) => r.at)) - Math.min(...window.before.map((r) => r.at))) / 1000 : undefined;
   return {
     application: {
-      name: app.metadata.name,
-      environment: app.spec.environment,
+      name: objects.app,
+      ...(app ? { environment: app.spec.environment } : {}),
       namespace,
-      urls: app.status?.urls ?? [],
-      ready: readiness(app.status?.conditions?.find((condition) => condition.type === 'Ready'), new Set()),
-      createdAt: timestamp(app.metadata.creationTimestamp),
+      urls: app?.status?.urls ?? [],
+      ready: readiness(app?.status?.conditions?.find((condition) => condition.type === 'Ready'), new Set()),
+      createdAt: timestamp(app?.metadata.creationTimestamp),
     },
     ...(release
       ? {
@@ -307,7 +309,7 @@ export const STATUS_COLUMNS = ['NAME', 'KIND', 'STATUS', 'AGE', 'WEIGHT', 'PODS'
 function header(style: Style, view: StatusView): string[] {
   const { application: app, release } = view;
   const entries: [string, string][] = [
-    ['Application', `${app.name} (${app.environment})`],
+    ['Application', app.environment ? `${app.name} (${app.environment})` : `${app.name} (its Application cannot be read: no routes, URLs or counters)`],
     ['Namespace', app.namespace],
     ['URLs', app.urls.join(' ') || unknown(style)],
   ];
@@ -329,7 +331,7 @@ function header(style: Style, view: StatusView): string[] {
     traffic.unavailable !== undefined
       ? `unknown: ${traffic.unavailable}`
       : traffic.seconds !== undefined
-        ? `RPS, ERRORS and P99 over the last ${traffic.seconds.toFixed(1)}s, from the load balancers' agents`
+        ? `RPS, ERRORS and P99 over the last ${Math.round(traffic.seconds)}s, from the load balancers' agents`
         : 'no route served',
   ]);
   return fields(entries.map(([label, value]) => [label, value] as const));
@@ -357,7 +359,7 @@ export function renderStatus(view: StatusView, style: Style, now: Date): string[
     ...view.unroutedVersions.map((version) => versionNode(style, version, now)),
   ];
   const root: TreeNode = {
-    cells: [view.application.name, 'Application', marked(style, view.application.ready.health, view.application.ready.reason), age(view.application.createdAt, now), '', '', '', '', '', view.application.environment],
+    cells: [view.application.name, 'Application', marked(style, view.application.ready.health, view.application.ready.reason), age(view.application.createdAt, now), '', '', '', '', '', view.application.environment ?? ''],
     children,
   };
   const lines = [...header(style, view), '', ...columns([...STATUS_COLUMNS], treeRows(style, [root]))];

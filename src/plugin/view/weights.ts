@@ -17,8 +17,8 @@ export interface VersionWeight {
  * status without one); actual from the instances of `loadBalancers` (every instance when
  * not given). Pure.
  */
-export function versionWeight(version: string, app: Application, release: Release | undefined, loadBalancers?: ReadonlySet<string>): VersionWeight {
-  const split = release?.status?.weights ?? app.status?.weights;
+export function versionWeight(version: string, app: Application | undefined, release: Release | undefined, loadBalancers?: ReadonlySet<string>): VersionWeight {
+  const split = release?.status?.weights ?? app?.status?.weights;
   const desired = split ? (split.find((share) => share.version === version)?.weight ?? 0) : undefined;
   const instances = (release?.status?.actualWeights ?? []).filter((instance) => !loadBalancers || loadBalancers.has(instance.loadBalancer));
   const current = instances.filter((instance) => instance.current);
