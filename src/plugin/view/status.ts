@@ -260,6 +260,7 @@ function latestEvents(events: readonly CoreV1Event[]): EventView[] {
   return events
     .filter((event) => EVENT_KINDS.has(event.involvedObject.kind ?? ''))
     .map((event) => ({
+      stored: Number(event.metadata.resourceVersion ?? 0),
       type: event.type ?? 'Normal',
       reason: event.reason ?? '',
       object: `${event.involvedObject.kind}/${event.involvedObject.name}`,
@@ -267,8 +268,10 @@ function latestEvents(events: readonly CoreV1Event[]): EventView[] {
       count: event.count ?? 1,
       at: at(event),
     }))
-    .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? '') || a.object.localeCompare(b.object) || a.reason.localeCompare(b.reason))
-    .slice(-STATUS_EVENTS);
+    // Timestamps have whole seconds: within one, the order the API server stored them in.
+    .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? '') || a.stored - b.stored)
+    .slice(-STATUS_EVENTS)
+    .map(({ stored: _, ...event }) => event);
 }
 
 const STEP_HEALTH: Record<StepView['state'], Health> = { done: 'ok', current: 'current', failed: 'failed', pending: 'pending' };
@@ -365,12 +368,12 @@ export function renderStatus(view: StatusView, style: Style, now: Date): string[
   const lines = [...header(style, view), '', ...columns([...STATUS_COLUMNS], treeRows(style, [root]))];
   if (view.release && view.release.steps.length > 0) {
     lines.push('', bold(style, 'Steps:'));
-    lines.push(...indent(columns(['', '#', 'STEP'], view.release.steps.map((step) => [mark(style, STEP_HEALTH[step.state]), String(step.index + 1), step.step])).slice(1)));
+    lines.push(...indent(columns(['STEP', 'ACTION'], view.release.steps.map((step) => [`${mark(style, STEP_HEALTH[step.state])} ${step.index + 1}`, step.step]))));
   }
   if (view.release && view.release.measurements.length > 0) {
     lines.push('', bold(style, 'Analysis:'));
-    const rows = view.release.measurements.map((m) => [mark(style, MEASUREMENT_HEALTH[m.phase]), `step ${m.step + 1}`, age(m.finishedAt, now), m.phase, m.message]);
-    lines.push(...indent(columns(['', 'STEP', 'AGE', 'RESULT', 'MESSAGE'], rows)));
+    const rows = view.release.measurements.map((m) => [marked(style, MEASUREMENT_HEALTH[m.phase], m.phase), String(m.step + 1), age(m.finishedAt, now), m.message]);
+    lines.push(...indent(columns(['RESULT', 'STEP', 'AGE', 'MESSAGE'], rows)));
   }
   lines.push('', bold(style, 'Events:'));
   if (view.events.length === 0) lines.push(`  ${none}`);
