@@ -35,6 +35,14 @@ typecheck: ## Type-check sources and tests
 build: ## Compile src/ to dist/
 	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && $(NODE_ENV_PATH) node_modules/.bin/tsc -p tsconfig.build.json
 
+.PHONY: plugin plugin-archive
+plugin: ## Build kubectl-berth as one file: dist/kubectl-berth.mjs (runs with Node.js 24+)
+	$(NODE_ENV_PATH) hack/ensure-npm-packages.sh && $(NODE_ENV_PATH) node_modules/.bin/esbuild src/plugin/main.ts \
+	  --bundle --platform=node --format=esm --target=node24 --log-level=warning --outfile=dist/kubectl-berth.mjs \
+	  --banner:js="import { createRequire as __berthRequire } from 'node:module'; const require = __berthRequire(import.meta.url);"
+plugin-archive: plugin ## The krew release: dist/kubectl-berth.tar.gz and its manifest dist/krew/berth.yaml (PLUGIN_URL= where the archive will be)
+	$(NODE_ENV_PATH) node hack/plugin-archive.ts $(if $(PLUGIN_URL),--url $(PLUGIN_URL))
+
 .PHONY: control-plane
 control-plane: ## Build the control-plane binaries into the cache
 	hack/build-control-plane.sh

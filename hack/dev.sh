@@ -99,6 +99,12 @@ clients through hack/cluster.sh exec, for example:
   hack/cluster.sh exec kubectl get events -n shop
   hack/cluster.sh exec bash          # a shell with KUBECONFIG set
 
+The kubectl plugin for grey releases (kubectl berth --help lists its commands):
+
+  export PATH="$PWD/hack/bin:\$PATH"
+  hack/cluster.sh exec kubectl berth deploy shop --image :1.5.0
+  hack/cluster.sh exec kubectl berth wait shop
+
 Scale the shop and watch nginx follow without a reload:
 
   hack/cluster.sh exec kubectl patch versions.berth.dev -n shop v1 --type=merge -p '{"spec":{"replicas":5}}'

@@ -1,5 +1,5 @@
 import { ApiException } from '@kubernetes/client-node';
-import type { Application } from '../api/application.ts';
+import { applicationNamespace, type Application } from '../api/application.ts';
 import { RESOURCE_DEFINITIONS } from '../api/crd.ts';
 import { API_VERSION } from '../api/meta.ts';
 import { governingRelease, type Release } from '../api/release.ts';
@@ -67,11 +67,6 @@ export class BerthApi {
     this.rest = new KubeRest(kc);
   }
 
-  /** The namespace of the current context, when it names one. */
-  contextNamespace(): string | undefined {
-    return this.kc.getContextObject(this.kc.getCurrentContext())?.namespace;
-  }
-
   getApplication(name: string): Promise<Application> {
     return this.rest.request<Application>('GET', resourcePath('Application', undefined, name));
   }
@@ -129,7 +124,7 @@ export async function findApp(api: BerthApi, app: string, namespace: string | un
     }
     if (!isStatus(error, 403)) throw error;
   }
-  return { app, namespace: namespace ?? application?.status?.namespace ?? application?.spec.namespace ?? app, ...(application ? { application } : {}) };
+  return { app, namespace: namespace ?? (application ? applicationNamespace(application) : app), ...(application ? { application } : {}) };
 }
 
 /** The Release that decides the split of the app's namespace (governingRelease), if any. */

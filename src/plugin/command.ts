@@ -58,6 +58,8 @@ export interface Command {
   arguments?: readonly ArgumentKind[];
   /** Hidden from the list of commands (completion's helper). */
   hidden?: boolean;
+  /** Takes the words after its name as they are, options included (completion's helper). */
+  rawArguments?: boolean;
   run(invocation: Invocation): Promise<ExitCode | void>;
 }
 

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../kit/log.ts';
-import { BerthApi, loadPluginKubeConfig } from './cluster.ts';
+import { BerthApi, isStatus, loadPluginKubeConfig } from './cluster.ts';
 import { commandHelp, optionLines, parseArgsOptions, type Command, type CommandContext, type Invocation, type OptionSpec } from './command.ts';
 import { EXIT, PluginError, UsageError, type ExitCode } from './errors.ts';
 import { outputFormat, type Terminal } from './output.ts';
@@ -39,6 +39,7 @@ export function parseCommandLine(argv: readonly string[], commands: readonly Com
     throw new UsageError(`unknown command "${first.value}"; the commands are: ${names.join(', ')}`);
   }
   const rest = argv.filter((_, index) => index !== first.index);
+  if (command.rawArguments) return { command, args: argv.slice(first.index + 1), values: {} };
   const { values, positionals } = parse(rest, { ...globals, ...parseArgsOptions(command.options ?? {}) }, command.name);
   return { command, args: positionals, values };
 }
@@ -95,6 +96,9 @@ export async function run(argv: readonly string[], terminal: Terminal, commands:
   } catch (error) {
     // Errors no command explained better carry the API server's own words.
     terminal.stderr.write(`error: ${errorMessage(error)}\n`);
-    return error instanceof PluginError ? error.exitCode : EXIT.failure;
+    if (error instanceof PluginError) return error.exitCode;
+    if (isStatus(error, 403)) return EXIT.forbidden;
+    if (isStatus(error, 404)) return EXIT.notFound;
+    return EXIT.failure;
   }
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRow } from '../../src/plugin/view/apps.ts';
@@ -10,7 +10,7 @@ import { berthClient, testApplicationName } from '../support/berth.ts';
 import { expectGolden, normaliseTable } from '../support/golden.ts';
 import { startLoad } from '../support/http-load.ts';
 import { testNamespace } from '../support/kube.ts';
-import { kubectlBerth, PLUGIN_DIR } from '../support/kubectl-berth.ts';
+import { KUBECTL_BERTH, kubectlBerth } from '../support/plugin.ts';
 import { followPods, type PodFollower } from '../support/pod-follower.ts';
 import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess, type OperatorProcess } from '../support/operator-process.ts';
 import { waitFor } from '../support/wait.ts';
@@ -168,6 +168,8 @@ describe('kubectl berth status', () => {
 });
 
 const run = promisify(execFile);
+/** Where kubectl finds kubectl-berth when it is on the PATH, as `make dev` tells a newcomer to put it. */
+const PLUGIN_DIR = dirname(KUBECTL_BERTH);
 
 /** A tmux server of the test's own, so that its panes get the test's environment (KUBECONFIG, PATH). */
 function tmux(socket: string) {
