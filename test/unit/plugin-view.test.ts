@@ -9,7 +9,7 @@ import { renderStatus, statusView, type StatusObjects } from '../../src/plugin/v
 import { PLAIN, visibleWidth, type Style } from '../../src/plugin/view/style.ts';
 import { versionTraffic, type CounterRead } from '../../src/plugin/view/traffic.ts';
 import { formatWeight, versionWeight } from '../../src/plugin/view/weights.ts';
-import { frameRows } from '../../src/plugin/watch.ts';
+import { frameRows, watchFrames } from '../../src/plugin/watch.ts';
 import { makeApplication, makePod, makeVersion, NOW, secondsBefore } from './fixtures.ts';
 
 const RICH: Style = { rich: true };
@@ -188,5 +188,20 @@ describe('view helpers', () => {
   it('counts the rows a frame takes when lines wrap', () => {
     expect(frameRows(['a'.repeat(10), '', 'b'.repeat(25)], 10)).toBe(1 + 1 + 3);
     expect(frameRows(['x', 'y'], undefined)).toBe(2);
+  });
+});
+
+describe('watching off a terminal', () => {
+  it('prints each changed frame after a blank line, and stops after the last', async () => {
+    let written = '';
+    const terminal = { stdout: { write: (text: string) => (written += text), isTTY: false }, stderr: { write: () => true } };
+    const frames = [
+      { lines: ['step 1'], last: false },
+      { lines: ['step 1'], last: false },
+      { lines: ['step 2'], last: true },
+    ];
+    await watchFrames(terminal, 0.01, async () => frames.shift()!);
+    expect(written).toBe('step 1\n\nstep 2\n');
+    expect(frames).toEqual([]);
   });
 });
