@@ -9,7 +9,9 @@ import type { StatusView } from '../../src/plugin/view/status.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
 import { expectGolden, normaliseTable } from '../support/golden.ts';
 import { startLoad } from '../support/http-load.ts';
-import { testNamespace } from '../support/kube.ts';
+import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { clients, serviceAccountKubeconfig, testNamespace } from '../support/kube.ts';
+import { kubectl } from '../support/manifests.ts';
 import { KUBECTL_BERTH, kubectlBerth } from '../support/plugin.ts';
 import { followPods, type PodFollower } from '../support/pod-follower.ts';
 import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess, type OperatorProcess } from '../support/operator-process.ts';
@@ -21,7 +23,9 @@ import { waitFor } from '../support/wait.ts';
 // with golden files in test/golden (UPDATE_GOLDEN=1 rewrites them, see support/golden.ts);
 // `status --watch` is driven in tmux as a person would.
 
-const berth = berthClient();
+const { kc, core } = clients();
+const berth = berthClient(kc);
+const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
 const APP_PORT = 8080;
 const app = testApplicationName('view');
 const idle = testApplicationName('idle');
@@ -30,6 +34,9 @@ const host = () => `${app}.example.test`;
 const healthy = (image: string, replicas = 2) => ({ image, replicas, healthCheck: { path: '/healthz' }, drainSeconds: 1 });
 const steps = [{ setWeight: 20 }, { pause: {} }, { setWeight: 60 }, { pause: {} }];
 
+/** A Developer of the app who may read Applications and LoadBalancers (self-service), but not the load balancers' pods. */
+let memberKubeconfig = '';
+const memberBinding = `berth-plugin-view-${app}`;
 let operator: OperatorProcess;
 let agent: BerthProcess | undefined;
 let follower: PodFollower;
@@ -37,6 +44,7 @@ let prefix: string | undefined;
 const ports = { http: 0, https: 0, agent: 0 };
 
 afterAll(async () => {
+  await rbac.deleteClusterRoleBinding({ name: memberBinding }).catch(() => undefined);
   await berth.deleteLoadBalancer(lb);
   await operator?.stop();
 });
@@ -53,7 +61,20 @@ beforeAll(async () => {
   });
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1 });
   const lbPod = await berth.loadBalancerPod(lb, lbNamespace);
-  await berth.createApplicationWithNamespace(app, { environment: 'testing', ports: [{ name: 'http', port: APP_PORT }], routes: [{ host: host(), loadBalancer: lb }] });
+  const accounts = await testNamespace('view-users');
+  await core.createNamespacedServiceAccount({ namespace: accounts, body: { metadata: { name: 'member' } } });
+  memberKubeconfig = await serviceAccountKubeconfig(accounts, 'member');
+  const member = `system:serviceaccount:${accounts}:member`;
+  await rbac.createClusterRoleBinding({
+    body: { metadata: { name: memberBinding }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'berth-self-service' }, subjects: [{ kind: 'User', name: member }] },
+  });
+  await berth.createApplicationWithNamespace(app, {
+    environment: 'testing',
+    members: [{ name: member, role: 'Developer' }],
+    ports: [{ name: 'http', port: APP_PORT }],
+    routes: [{ host: host(), loadBalancer: lb }],
+  });
+  await waitFor(async () => (await kubectl(['auth', 'can-i', 'list', 'pods', '-n', app, `--as=${member}`])).code === 0, { description: 'the member bindings' });
   follower = await followPods(app, `berth.dev/application=${app}`, APP_PORT);
   await berth.createVersion(app, 'v1', healthy('registry.example/web:1'));
   await berth.versionCondition(app, 'v1', 'Ready', 'True');
@@ -164,6 +185,15 @@ describe('kubectl berth status', () => {
     } finally {
       expect((await load.stop()).failures).toEqual(new Map());
     }
+  });
+});
+
+describe('kubectl berth status for a member of the application', () => {
+  it("shows everything but the counters, and says it may not read the load balancers' pods", async () => {
+    const result = await kubectlBerth(['status', app, '--window', '1'], { kubeconfig: memberKubeconfig });
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toContain(`Traffic:     unknown: not allowed to read the pods of LoadBalancer ${lb}`);
+    expect(result.stdout).toMatch(/\|-- v1 +Version +\+ Ready +\S+ +\d+\/\d+ +2\/2 +- +- +- +stable/);
   });
 });
 
