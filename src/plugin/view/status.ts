@@ -318,7 +318,8 @@ function header(style: Style, view: StatusView): string[] {
   ];
   if (release) {
     const phase = release.phase ? marked(style, phaseHealth(release.phase), release.phase) : unknown(style);
-    entries.push(['Release', `${release.name}  ${phase}${release.reason ? ` (${release.reason})` : ''}`]);
+    const reason = release.reason && release.reason !== release.phase ? ` (${release.reason})` : '';
+    entries.push(['Release', `${release.name}  ${phase}${reason}`]);
     if (release.message) entries.push(['Message', release.message]);
     const total = release.steps.length;
     if (release.canary && total > 0) {
