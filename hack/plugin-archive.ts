@@ -2,7 +2,7 @@
 // plugin of `make plugin` and its completion helper, byte for byte the same for the same
 // build) and dist/krew/berth.yaml, the manifest plugins/berth.yaml with the version, URL
 // and sha256 of that archive.
-//   node hack/plugin-archive.ts [--url URL] [--homepage URL]
+//   node hack/plugin-archive.ts [--url URL]
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,10 +14,9 @@ const root = new URL('..', import.meta.url).pathname;
 const dist = join(root, 'dist');
 const archive = join(dist, 'kubectl-berth.tar.gz');
 const { values } = parseArgs({
-  options: {
-    url: { type: 'string', default: `file://${archive}` },
-    homepage: { type: 'string', default: 'https://berth.dev' },
-  },
+  // Where the release will publish the archive; by default the local file, which
+  // `kubectl krew install --manifest=... --archive=...` installs from.
+  options: { url: { type: 'string', default: `file://${archive}` } },
 });
 
 const staging = mkdtempSync(join(tmpdir(), 'kubectl-berth-'));
@@ -34,7 +33,7 @@ try {
 
 const version = `v${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version}`;
 const sha256 = createHash('sha256').update(readFileSync(archive)).digest('hex');
-const fields: Record<string, string> = { TagName: version, Homepage: values.homepage, URI: values.url, Sha256: sha256 };
+const fields: Record<string, string> = { TagName: version, URI: values.url, Sha256: sha256 };
 const manifest = readFileSync(join(root, 'plugins', 'berth.yaml'), 'utf8').replace(/\{\{ \.(\w+) \}\}/g, (_, field: string) => {
   if (!(field in fields)) throw new Error(`plugins/berth.yaml names {{ .${field} }}, which hack/plugin-archive.ts does not fill`);
   return fields[field]!;

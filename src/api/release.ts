@@ -98,7 +98,7 @@ export const releaseSpec = cel(
     traffic: cel(
       z.array(share).min(1).max(16),
       { rule: 'self.all(t, self.exists_one(u, u.version == t.version))', message: 'each version may appear in traffic only once' },
-      { rule: 'self.map(t, t.weight).sum() == 100', message: 'traffic weights must add up to 100' },
+      { rule: `self.map(t, t.weight).sum() == ${WEIGHT_RANGE.max}`, message: `traffic weights must add up to ${WEIGHT_RANGE.max}` },
     )
       .optional()
       .describe('A manual split across Versions, instead of the release: while set, steps do not run.'),

@@ -14,7 +14,7 @@ export interface OptionSpec {
 }
 
 /** What a positional argument is, so completion can offer candidates. */
-export type ArgumentKind = 'app' | 'version' | 'shell' | 'weights';
+export type ArgumentKind = 'app' | 'version' | 'shell' | 'weights' | 'command';
 
 /** Everything a command gets: the parsed command line and the shared context. */
 export interface Invocation {
@@ -61,6 +61,11 @@ export interface Command {
   /** Takes the words after its name as they are, options included (completion's helper). */
   rawArguments?: boolean;
   run(invocation: Invocation): Promise<ExitCode | void>;
+}
+
+/** The names of the commands a person sees (completion's helper is hidden). */
+export function commandNames(commands: readonly Command[]): string[] {
+  return commands.filter((command) => !command.hidden).map((command) => command.name);
 }
 
 /** parseArgs' view of option specs. */

@@ -1,4 +1,4 @@
-import type { ArgumentKind, Command, OptionSpec } from './command.ts';
+import { commandNames, type ArgumentKind, type Command, type OptionSpec } from './command.ts';
 
 /** cobra's ShellCompDirectiveNoFileComp: kubectl's plugin completion and our scripts read it. */
 export const NO_FILE_COMPLETION = 4;
@@ -15,7 +15,7 @@ export function completionSource(words: readonly string[], commands: readonly Co
   const current = words.at(-1) ?? '';
   const before = words.slice(0, -1);
   const command = commands.find((candidate) => candidate.name === before[0]);
-  if (!command) return { kind: 'list', values: before.length === 0 ? commands.filter((c) => !c.hidden).map((c) => c.name) : [] };
+  if (!command) return { kind: 'list', values: before.length === 0 ? commandNames(commands) : [] };
   const options = { ...globalOptions, ...command.options };
   if (current.startsWith('-')) return { kind: 'list', values: Object.keys(options).map((name) => `--${name}`) };
   const positionals: string[] = [];
@@ -41,6 +41,7 @@ export function completionSource(words: readonly string[], commands: readonly Co
   const kind = kinds[Math.min(positionals.length, kinds.length - 1)];
   if (!kind || (positionals.length >= kinds.length && kinds.at(-1) !== 'weights')) return { kind: 'list', values: [] };
   if (kind === 'shell') return { kind: 'list', values: ['bash', 'zsh'] };
+  if (kind === 'command') return { kind: 'list', values: commandNames(commands) };
   return { kind, ...(app ? { app } : {}) };
 }
 

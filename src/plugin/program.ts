@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../kit/log.ts';
 import { BerthApi, isStatus, loadPluginKubeConfig } from './cluster.ts';
-import { commandHelp, optionLines, parseArgsOptions, type Command, type CommandContext, type Invocation, type OptionSpec } from './command.ts';
+import { commandHelp, commandNames, optionLines, parseArgsOptions, type Command, type CommandContext, type Invocation, type OptionSpec } from './command.ts';
 import { EXIT, PluginError, UsageError, type ExitCode } from './errors.ts';
 import { outputFormat, type Terminal } from './output.ts';
 
@@ -35,8 +35,7 @@ export function parseCommandLine(argv: readonly string[], commands: readonly Com
   }
   const command = commands.find((candidate) => candidate.name === first.value);
   if (!command) {
-    const names = commands.filter((candidate) => !candidate.hidden).map((candidate) => candidate.name);
-    throw new UsageError(`unknown command "${first.value}"; the commands are: ${names.join(', ')}`);
+    throw new UsageError(`unknown command "${first.value}"; the commands are: ${commandNames(commands).join(', ')}`);
   }
   const rest = argv.filter((_, index) => index !== first.index);
   if (command.rawArguments) return { command, args: argv.slice(first.index + 1), values: {} };

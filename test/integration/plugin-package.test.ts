@@ -54,6 +54,13 @@ describe('the krew release of kubectl-berth', () => {
     expect(result).toMatchObject({ code: EXIT.notFound, stderr: 'error: there is no Application "no-such-app" (kubectl get applications.berth.dev lists them)\n' });
   });
 
+  it('completes kubectl-berth in bash with the script of `completion bash`', async () => {
+    const path = [unpacked, dirname(process.execPath), process.env.PATH].join(':');
+    const script = 'source <(kubectl-berth completion bash); COMP_WORDS=(kubectl-berth promote --f); COMP_CWORD=2; _kubectl_berth; echo "${COMPREPLY[@]}"';
+    const { stdout } = await run('bash', ['-c', script], { env: { ...process.env, PATH: path } });
+    expect(stdout).toBe('--full\n');
+  });
+
   it('completes `kubectl berth` through kubectl', async () => {
     const result = await kubectlWithPlugin(['__complete', 'berth', 'ro']);
     expect(result.stdout).toBe('rollback\n:4\n');

@@ -226,7 +226,8 @@ describe('completion', () => {
   const source = (...words: string[]) => completionSource(words, COMMANDS, GLOBAL_OPTIONS);
 
   it('offers commands, options, option values, apps and Versions where each belongs', () => {
-    expect(source('')).toEqual({ kind: 'list', values: ['apps', 'status', 'deploy', 'wait', 'promote', 'pause', 'resume', 'abort', 'rollback', 'traffic', 'completion'] });
+    expect(source('')).toEqual({ kind: 'list', values: ['apps', 'status', 'deploy', 'wait', 'promote', 'pause', 'resume', 'abort', 'rollback', 'traffic', 'completion', 'help'] });
+    expect(source('help', 'dep')).toMatchObject({ kind: 'list', values: expect.arrayContaining(['deploy', 'wait']) });
     expect(source('promote', '')).toEqual({ kind: 'app' });
     expect(source('promote', '--')).toMatchObject({ kind: 'list', values: expect.arrayContaining(['--full', '--namespace', '--dry-run']) });
     expect(source('rollback', 'shop', '--to', '')).toEqual({ kind: 'version', app: 'shop' });
