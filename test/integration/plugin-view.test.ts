@@ -10,7 +10,7 @@ import { berthClient, testApplicationName } from '../support/berth.ts';
 import { expectGolden, normaliseTable } from '../support/golden.ts';
 import { startLoad } from '../support/http-load.ts';
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
-import { clients, serviceAccountKubeconfig, testNamespace } from '../support/kube.ts';
+import { clients, deleteNamespace, serviceAccountKubeconfig, testNamespace } from '../support/kube.ts';
 import { kubectl } from '../support/manifests.ts';
 import { KUBECTL_BERTH, kubectlBerth } from '../support/plugin.ts';
 import { followPods, type PodFollower } from '../support/pod-follower.ts';
@@ -27,9 +27,20 @@ const { kc, core } = clients();
 const berth = berthClient(kc);
 const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
 const APP_PORT = 8080;
+const lb = `view-${Date.now().toString(36)}`;
+let operator: OperatorProcess;
+/** Namespaces beforeAll creates: the after-hook testNamespace registers from inside beforeAll never runs, so they are deleted here. */
+const namespaces: string[] = [];
+// Registered before the Applications' clean-up, so it runs after it (after-hooks run last
+// first): the operator must still run to finish deleting them.
+afterAll(async () => {
+  await rbac.deleteClusterRoleBinding({ name: memberBinding }).catch(() => undefined);
+  await berth.deleteLoadBalancer(lb);
+  await operator?.stop();
+  for (const namespace of namespaces) await deleteNamespace(namespace);
+});
 const app = testApplicationName('view');
 const idle = testApplicationName('idle');
-const lb = `view-${Date.now().toString(36)}`;
 const host = () => `${app}.example.test`;
 const healthy = (image: string, replicas = 2) => ({ image, replicas, healthCheck: { path: '/healthz' }, drainSeconds: 1 });
 const steps = [{ setWeight: 20 }, { pause: {} }, { setWeight: 60 }, { pause: {} }];
@@ -37,20 +48,15 @@ const steps = [{ setWeight: 20 }, { pause: {} }, { setWeight: 60 }, { pause: {} 
 /** A Developer of the app who may read Applications and LoadBalancers (self-service), but not the load balancers' pods. */
 let memberKubeconfig = '';
 const memberBinding = `berth-plugin-view-${app}`;
-let operator: OperatorProcess;
 let agent: BerthProcess | undefined;
 let follower: PodFollower;
 let prefix: string | undefined;
 const ports = { http: 0, https: 0, agent: 0 };
 
-afterAll(async () => {
-  await rbac.deleteClusterRoleBinding({ name: memberBinding }).catch(() => undefined);
-  await berth.deleteLoadBalancer(lb);
-  await operator?.stop();
-});
 
 beforeAll(async () => {
   const lbNamespace = await testNamespace('view');
+  namespaces.push(lbNamespace);
   for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
   operator = await startOperatorProcess({
     identity: 'plugin-view',
@@ -62,6 +68,7 @@ beforeAll(async () => {
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1 });
   const lbPod = await berth.loadBalancerPod(lb, lbNamespace);
   const accounts = await testNamespace('view-users');
+  namespaces.push(accounts);
   await core.createNamespacedServiceAccount({ namespace: accounts, body: { metadata: { name: 'member' } } });
   memberKubeconfig = await serviceAccountKubeconfig(accounts, 'member');
   const member = `system:serviceaccount:${accounts}:member`;
