@@ -14,7 +14,7 @@ import { clients, deleteNamespace, serviceAccountKubeconfig, testNamespace } fro
 import { kubectl } from '../support/manifests.ts';
 import { KUBECTL_BERTH, kubectlBerth } from '../support/plugin.ts';
 import { followPods, type PodFollower } from '../support/pod-follower.ts';
-import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess, type OperatorProcess } from '../support/operator-process.ts';
+import { startBerthProcess, startOperatorForLocalLoadBalancers, type BerthProcess, type LoadBalancerPorts, type OperatorProcess } from '../support/operator-process.ts';
 import { waitFor } from '../support/wait.ts';
 
 // `kubectl berth apps` and `kubectl berth status` run as child processes against the
@@ -51,20 +51,13 @@ const memberBinding = `berth-plugin-view-${app}`;
 let agent: BerthProcess | undefined;
 let follower: PodFollower;
 let prefix: string | undefined;
-const ports = { http: 0, https: 0, agent: 0 };
+let ports: LoadBalancerPorts;
 
 
 beforeAll(async () => {
   const lbNamespace = await testNamespace('view');
   namespaces.push(lbNamespace);
-  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
-  operator = await startOperatorProcess({
-    identity: 'plugin-view',
-    configFile: operatorConfigFile({
-      leaderElection: { leaseName: 'berth-plugin-view' },
-      loadBalancers: { httpPort: ports.http, httpsPort: ports.https, agentPort: ports.agent },
-    }),
-  });
+  ({ operator, ports } = await startOperatorForLocalLoadBalancers('plugin-view'));
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1 });
   const lbPod = await berth.loadBalancerPod(lb, lbNamespace);
   const accounts = await testNamespace('view-users');
