@@ -6,14 +6,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 required_major=${NODE_VERSION%%.*}
-# With hack/ on the PATH (for kubectl-berth), `node` there is hack/node, which runs this
-# script: look for the system Node past it.
-hack_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-system_node=$(PATH=$(tr ':' '\n' <<<"$PATH" | grep -vxF "$hack_dir" | paste -sd: -) command -v node || true)
-if [[ -n $system_node ]]; then
-  system_major=$("$system_node" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if command -v node >/dev/null; then
+  system_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
   if (( system_major >= required_major )); then
-    dirname "$system_node"
+    dirname "$(command -v node)"
     exit 0
   fi
 fi
