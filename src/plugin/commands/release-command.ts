@@ -1,7 +1,7 @@
 import type { Release } from '../../api/release.ts';
 import { explainRefusal, type Refusal } from '../access.ts';
 import { findApp, isStatus, requireRelease, type AppTarget, type BerthApi } from '../cluster.ts';
-import { appArgument, type Invocation } from '../command.ts';
+import { appArgument, type Command, type Invocation } from '../command.ts';
 import { formatObjects } from '../output.ts';
 import type { ReleasePatch } from '../release-writes.ts';
 
@@ -59,3 +59,25 @@ export async function writeRelease(invocation: Invocation, write: ReleaseWrite):
 
 /** The --dry-run option of the commands that write. */
 export const DRY_RUN = { type: 'boolean', help: 'Have the API server check the write and print it, without storing it.' } as const;
+
+/** A command that sets one fixed patch on the app's Release, such as pause, resume and abort. */
+export function releaseSwitch(definition: {
+  name: string;
+  summary: string;
+  description: string;
+  example: { comment: string; command: string };
+  action: string;
+  patch: () => ReleasePatch;
+}): Command {
+  return {
+    name: definition.name,
+    summary: definition.summary,
+    usage: 'APP',
+    description: definition.description,
+    options: { 'dry-run': DRY_RUN },
+    arguments: ['app'],
+    examples: [definition.example],
+    run: (invocation) =>
+      writeRelease(invocation, { command: definition.name, action: definition.action, compute: () => ({ patch: definition.patch() }) }),
+  };
+}
