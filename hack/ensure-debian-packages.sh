@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs from Debian, when any of it is missing, what Berth's data plane runs on: nginx
 # with the Lua module (plus resty.core and cjson), the stream module with njs; luacheck for
-# the shipped Lua; Prometheus, which the tests scrape the operator and agents with; and wrk,
-# which bench/ drives nginx with.
+# the shipped Lua; Prometheus, which the tests scrape the operator and agents with; wrk,
+# which bench/ drives nginx with; and tmux, in which the tests drive `kubectl berth status
+# --watch` as a person at a terminal would.
 # Tests start their own nginx and Prometheus on ports and directories of their own, so the
 # services the packages would start are kept from starting.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core lua-cjson libnginx-mod-stream libnginx-mod-stream-js lua-check prometheus wrk)
+PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core lua-cjson libnginx-mod-stream libnginx-mod-stream-js lua-check prometheus wrk tmux)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

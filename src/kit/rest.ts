@@ -18,6 +18,8 @@ export interface RestRequest {
   body?: unknown;
   contentType?: string;
   query?: Record<string, string | boolean | undefined>;
+  /** A deadline shorter than API_REQUEST_TIMEOUT_MS, e.g. for a pod that may not answer. */
+  timeoutMs?: number;
 }
 
 /**
@@ -39,7 +41,17 @@ export class KubeRest {
     this.server = new URL(cluster.server);
   }
 
-  async request<T>(method: string, path: string, { body, contentType = 'application/json', query = {} }: RestRequest = {}): Promise<T> {
+  async request<T>(method: string, path: string, options: RestRequest = {}): Promise<T> {
+    const text = await this.send(method, path, options, 'application/json');
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** A GET whose answer is text, e.g. a pod's /metrics through the API server's proxy. */
+  text(path: string, options: Omit<RestRequest, 'body' | 'contentType'> = {}): Promise<string> {
+    return this.send('GET', path, options, 'text/plain');
+  }
+
+  private async send(method: string, path: string, { body, contentType = 'application/json', query = {}, timeoutMs }: RestRequest, accept: string): Promise<string> {
     const url = new URL(path, this.server);
     for (const [key, value] of Object.entries(query)) {
       if (value !== undefined) url.searchParams.set(key, String(value));
@@ -51,16 +63,16 @@ export class KubeRest {
     try {
       response = await fetch(url, {
         method,
-        headers: { ...context.getHeaders(), Accept: 'application/json', ...(payload !== undefined ? { 'Content-Type': contentType } : {}) },
+        headers: { ...context.getHeaders(), Accept: accept, ...(payload !== undefined ? { 'Content-Type': contentType } : {}) },
         body: payload,
         dispatcher: context.getDispatcher(),
-        signal: context.getSignal() ?? AbortSignal.timeout(API_REQUEST_TIMEOUT_MS),
+        signal: AbortSignal.any([context.getSignal() ?? AbortSignal.timeout(API_REQUEST_TIMEOUT_MS), ...(timeoutMs !== undefined ? [AbortSignal.timeout(timeoutMs)] : [])]),
       });
     } catch (error) {
       throw new Error(`${method} ${url.pathname}: ${errorMessage(error)}`, { cause: error });
     }
     const text = await response.text();
-    if (response.ok) return (text ? JSON.parse(text) : undefined) as T;
+    if (response.ok) return text;
     let message = text;
     try {
       message = (JSON.parse(text) as { message?: string }).message ?? text;

@@ -43,6 +43,9 @@ export function loadBalancerPodLabels(name: string): Record<string, string> {
 export const AGENT_STATUS_ANNOTATION = 'berth.dev/agent-status';
 
 /** Where nginx and the agent share the rendered generations, Lua files and state. */
+/** The name of the agent's container port (/metrics, /readyz, /healthz), which kubectl-berth reads through the pod proxy. */
+export const AGENT_PORT_NAME = 'agent';
+
 const RUNTIME_DIR = '/var/lib/berth';
 /** Where client libraries look for the in-cluster token, CA and namespace. */
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -221,12 +224,12 @@ export function desiredLoadBalancerObjects(
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               ],
-              ports: [{ name: 'agent', containerPort: ports.agent }],
+              ports: [{ name: AGENT_PORT_NAME, containerPort: ports.agent }],
               // Ready only after the first full push: before that nginx would answer 503.
-              readinessProbe: { httpGet: { path: '/readyz', port: 'agent' }, periodSeconds: 2 },
+              readinessProbe: { httpGet: { path: '/readyz', port: AGENT_PORT_NAME }, periodSeconds: 2 },
               // Keeps pushing endpoint changes while nginx still takes new connections.
               lifecycle: { preStop: { sleep: { seconds: ENDPOINT_REMOVAL_DELAY_SECONDS } } },
-              livenessProbe: { httpGet: { path: '/healthz', port: 'agent' }, periodSeconds: 10, failureThreshold: 3 },
+              livenessProbe: { httpGet: { path: '/healthz', port: AGENT_PORT_NAME }, periodSeconds: 10, failureThreshold: 3 },
               // bench/propagation.ts reads the agent at about 180 MiB resident, most of it Node and client-node.
               resources: { requests: { cpu: '50m', memory: '192Mi' }, limits: { memory: '512Mi' } },
               securityContext: restrictedContainer,

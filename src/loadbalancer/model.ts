@@ -18,8 +18,8 @@ export function podPorts(lb: LoadBalancer, config: OperatorConfig): { http: numb
     : { http: config.loadBalancers.httpPort, https: config.loadBalancers.httpsPort, agent: config.loadBalancers.agentPort };
 }
 
-/** A backend per application port, kind of stickiness and preview: the Lua balancer keeps both per backend. */
-function backendName(claim: RouteClaim): string {
+/** The nginx backend (and counter label) a claim's requests go through: one per application port, kind of stickiness and preview; the Lua balancer keeps both per backend. */
+export function backendName(claim: RouteClaim): string {
   const sticky = claim.stickyMaxAgeSeconds === undefined ? '' : claim.stickyToVersion ? '.sticky-version' : '.sticky';
   return `${claim.application}.${claim.port}${sticky}${claim.previewVersions ? '.preview' : ''}`;
 }

@@ -27,3 +27,8 @@ export function formatObjects(format: OutputFormat, objects: readonly unknown[])
   }
   return objects.map((object) => stringify(object)).join('---\n');
 }
+
+/** A command's own model (not Kubernetes objects), e.g. the rows of `apps`, as JSON or YAML. */
+export function formatValue(format: OutputFormat, value: unknown): string {
+  return format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value);
+}

@@ -7,7 +7,7 @@ import { get, sample, startLoad } from '../support/http-load.ts';
 import { clients, testNamespace } from '../support/kube.ts';
 import { kubectl } from '../support/manifests.ts';
 import { failingAt, followPods, type PodFollower } from '../support/pod-follower.ts';
-import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess, type OperatorProcess } from '../support/operator-process.ts';
+import { startBerthProcess, startOperatorForLocalLoadBalancers, type BerthProcess, type LoadBalancerPorts, type OperatorProcess } from '../support/operator-process.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Grey releases end to end: a Release in the application's namespace moves requests
@@ -21,7 +21,7 @@ let operator: OperatorProcess;
 let agent: BerthProcess | undefined;
 let follower: PodFollower;
 let prefix: string | undefined;
-const ports = { http: 0, https: 0, agent: 0 };
+let ports: LoadBalancerPorts;
 /** Share of requests the stand-ins of Version `bad` answer with 503, changed by the tests. */
 let badErrorRate = 0;
 const lb = `rel-${Date.now().toString(36)}`;
@@ -46,15 +46,7 @@ async function versionsServing(requests = 40): Promise<Map<string, number>> {
 
 beforeAll(async () => {
   const lbNamespace = await testNamespace('rel');
-  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
-  operator = await startOperatorProcess({
-    identity: 'release-e2e',
-    configFile: operatorConfigFile({
-      leaderElection: { leaseName: 'berth-release-e2e' },
-      // The release analysis reads the agent's /metrics on the LoadBalancer pod's IP.
-      loadBalancers: { httpPort: ports.http, httpsPort: ports.https, agentPort: ports.agent },
-    }),
-  });
+  ({ operator, ports } = await startOperatorForLocalLoadBalancers('release-e2e'));
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 2 } });
   const lbPod = await berth.loadBalancerPod(lb, lbNamespace);
   // A CPU quota lets a test make a Version that never gets Ready: its pods do not fit.

@@ -109,3 +109,24 @@ export async function startOperatorProcess(options: { identity: string; configFi
   if (options.configFile) args.push('--config', options.configFile);
   return { identity: options.identity, ...(await startBerthProcess(args, `operator ${options.identity}`, options.kubeconfig)) };
 }
+
+/** The ports the LoadBalancer pods of an operator listen on, free on this machine. */
+export interface LoadBalancerPorts {
+  http: number;
+  https: number;
+  agent: number;
+}
+
+/**
+ * Runs `berth operator` whose LoadBalancer pods listen on free ports of this machine: a
+ * test runs nginx and the agent here for the LoadBalancer's pod, and the pod's IP reaches
+ * them (the release analysis and kubectl berth read the agent's /metrics there).
+ */
+export async function startOperatorForLocalLoadBalancers(identity: string): Promise<{ operator: OperatorProcess; ports: LoadBalancerPorts }> {
+  const ports: LoadBalancerPorts = { http: await freePort(), https: await freePort(), agent: await freePort() };
+  const operator = await startOperatorProcess({
+    identity,
+    configFile: operatorConfigFile({ leaderElection: { leaseName: `berth-${identity}` }, loadBalancers: { httpPort: ports.http, httpsPort: ports.https, agentPort: ports.agent } }),
+  });
+  return { operator, ports };
+}

@@ -28,7 +28,7 @@ describe('the command line', () => {
   });
 
   it('refuses an unknown command or option with the usage exit code, naming where help is', () => {
-    expect(() => parseCommandLine(['promot', 'shop'], COMMANDS)).toThrow(/unknown command "promot"; the commands are: deploy, wait, promote/);
+    expect(() => parseCommandLine(['promot', 'shop'], COMMANDS)).toThrow(/unknown command "promot"; the commands are: apps, status, deploy, wait, promote/);
     const error = (() => {
       try {
         parseCommandLine(['promote', 'shop', '--fll'], COMMANDS);
@@ -226,7 +226,7 @@ describe('completion', () => {
   const source = (...words: string[]) => completionSource(words, COMMANDS, GLOBAL_OPTIONS);
 
   it('offers commands, options, option values, apps and Versions where each belongs', () => {
-    expect(source('')).toEqual({ kind: 'list', values: ['deploy', 'wait', 'promote', 'pause', 'resume', 'abort', 'rollback', 'traffic', 'completion', 'help'] });
+    expect(source('')).toEqual({ kind: 'list', values: ['apps', 'status', 'deploy', 'wait', 'promote', 'pause', 'resume', 'abort', 'rollback', 'traffic', 'completion', 'help'] });
     expect(source('help', 'dep')).toMatchObject({ kind: 'list', values: expect.arrayContaining(['deploy', 'wait']) });
     expect(source('promote', '')).toEqual({ kind: 'app' });
     expect(source('promote', '--')).toMatchObject({ kind: 'list', values: expect.arrayContaining(['--full', '--namespace', '--dry-run']) });
