@@ -3,7 +3,9 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, type Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
 import { loadBalancerObjectName } from '../loadbalancer/desired.ts';
+import { counterFamilies } from '../nginx/counters.ts';
 import { CONTROL_SOCKET } from '../nginx/model.ts';
+import { weightFamilies } from '../nginx/weights.ts';
 import { BackendPusher } from './backend-pusher.ts';
 import { ConfigFollower } from './config-follower.ts';
 import { ControlClient } from './control.ts';
@@ -56,9 +58,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { kc, logger } = options;
   const metrics = new AgentMetrics();
   const control = new ControlClient(join(options.prefix, CONTROL_SOCKET));
-  metrics.serveRequestCounters(
-    () => control.counters(),
-    (error) => logger.debug({ err: errorMessage(error) }, 'no request counters from nginx for this scrape'),
+  metrics.serveFromNginx({ read: () => control.counters(), families: counterFamilies, empty: { boundsMs: [], series: [] } }, (error) =>
+    logger.debug({ err: errorMessage(error) }, 'no request counters from nginx for this scrape'),
+  );
+  metrics.serveFromNginx({ read: () => control.appliedWeights(), families: weightFamilies, empty: { backends: [] } }, (error) =>
+    logger.debug({ err: errorMessage(error) }, 'no applied weights from nginx for this scrape'),
   );
   const runtime = new NginxRuntime({
     prefix: options.prefix,
