@@ -4,6 +4,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 export class ReleaseMetrics {
   readonly outcomes: Counter<'outcome' | 'reason'>;
   readonly timeToPromote: Histogram;
+  readonly abortDuration: Histogram;
 
   constructor(registry: Registry) {
     this.outcomes = new Counter({
@@ -16,6 +17,12 @@ export class ReleaseMetrics {
       name: 'berth_release_time_to_promote_seconds',
       help: 'Time from the start of a release to its promotion.',
       buckets: [10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600],
+      registers: [registry],
+    });
+    this.abortDuration = new Histogram({
+      name: 'berth_release_abort_duration_seconds',
+      help: 'Time from the decision to abort a release to every load-balancer instance applying the stable-only split, as read back from the instances.',
+      buckets: [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 10],
       registers: [registry],
     });
   }
