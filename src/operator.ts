@@ -30,6 +30,7 @@ import { ReconcileErrorReporter, type ReconciledKind } from './kit/reconcile-err
 import { startHttpServer } from './kit/server.ts';
 import { LABELS } from './labels.ts';
 import { createLoadBalancerReconciler } from './loadbalancer/reconciler.ts';
+import { releaseWeightsOf } from './loadbalancer/routing.ts';
 import { ReleaseMetrics } from './release/metrics.ts';
 import { createReleaseReconciler, parseReleaseKey, releaseKey } from './release/reconciler.ts';
 import { createVersionReconciler, parseVersionKey, versionKey } from './version/reconciler.ts';
@@ -203,9 +204,13 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (specChanged) loadBalancers.enqueue(name);
     // The Applications routed through it report what its instances say of their TLS Secrets.
     const reportChanged = changed(`loadbalancer-report/${name}`, loadBalancerReportSignature(lb), event);
-    if (specChanged || reportChanged) enqueueApplications(applicationsOnLoadBalancer(caches.applications.list(), name));
-    // Instances report the config they serve: the releases' actual weights follow it.
-    for (const release of caches.releases.list()) releases.enqueue(releaseKey(release.metadata.namespace!, release.metadata.name));
+    const routed = applicationsOnLoadBalancer(caches.applications.list(), name);
+    if (specChanged || reportChanged) enqueueApplications(routed);
+    // Instances come, go and report: the actual weights of the releases routed through it follow.
+    for (const app of routed) {
+      const application = caches.applications.get(app);
+      if (application) enqueueReleasesIn(applicationNamespace(application));
+    }
   });
   caches.releases.onChange((release) => {
     const namespace = release.metadata.namespace!;
@@ -213,11 +218,12 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     enqueueReleasesIn(namespace);
     const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
     const app = appName ? caches.applications.get(appName) : undefined;
-    // Its weights are rendered by the LoadBalancers its Application's routes name.
-    if (app) {
-      applications.enqueue(app.metadata.name);
-      routingChanged(app, undefined);
-    }
+    if (!app) return;
+    applications.enqueue(app.metadata.name);
+    // Its weights are rendered by the LoadBalancers its Application's routes name. Only a
+    // change of the split re-renders them: a reconcile started for a spec change or a status
+    // write of the release alone would hold up the one that carries the new split.
+    if (changed(`release-weights/${namespace}`, JSON.stringify(releaseWeightsOf(caches)(namespace) ?? null), 'update')) routingChanged(app, undefined);
   });
   const enqueueLoadBalancerOf = (object: KubernetesObject) => {
     const lb = object.metadata?.labels?.[LABELS.loadBalancer];

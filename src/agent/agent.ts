@@ -98,7 +98,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     servedConfig: () => generations.servedConfig,
     changed: () => {
       generations.trigger();
-      pusher.trigger();
+      // A new config is one change, not a burst: a weight change (an abort) goes out at once.
+      pusher.trigger(true);
     },
     publish,
   });
