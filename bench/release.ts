@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { releaseSpec } from '../src/api/release.ts';
 import { parseCounterExposition } from '../src/nginx/counters.ts';
-import { judgeWindow, windowCounts } from '../src/release/analysis.ts';
+import { judgeWindow, latencyQuantileMs, windowCounts } from '../src/release/analysis.ts';
 import { berthClient } from '../test/support/berth.ts';
 import setUpCluster from '../test/support/cluster-setup.ts';
 import { get, startLoad } from '../test/support/http-load.ts';
@@ -74,7 +74,19 @@ async function counters() {
   return new Map([['instance', parseCounterExposition(text, (backend) => backend.startsWith(`${app}.`))]]);
 }
 
-async function measureAborts(): Promise<number[]> {
+/** The operator's own abort latency histogram (decision → every instance read back applying the stable-only split). */
+async function abortHistogram(operator: BerthProcess) {
+  const text = await operator.metrics();
+  const cumulative = [...text.matchAll(/^berth_release_abort_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)].map((m) => ({
+    leMs: m[1] === '+Inf' ? Infinity : Number(m[1]) * 1000,
+    count: Number(m[2]),
+  }));
+  const count = Number(/^berth_release_abort_duration_seconds_count (\S+)$/m.exec(text)?.[1] ?? 0);
+  const sumMs = Number(/^berth_release_abort_duration_seconds_sum (\S+)$/m.exec(text)?.[1] ?? 0) * 1000;
+  return { count, meanMs: count > 0 ? sumMs / count : 0, counts: { requests: count, errors: 0, cumulative } };
+}
+
+async function measureAborts(operator: BerthProcess): Promise<number[]> {
   const latencies: number[] = [];
   await berth.applyRelease(app, app, { version: 'v2', steps: [{ setWeight: 50 }, { pause: {} }] });
   for (let i = 1; i <= aborts; i++) {
@@ -86,6 +98,8 @@ async function measureAborts(): Promise<number[]> {
     latencies.push(performance.now() - written);
     console.error(`abort ${i}/${aborts}: ${latencies.at(-1)!.toFixed(0)} ms`);
     await berth.releaseWhere(app, app, 'aborted', (s) => s.phase === 'Aborted', TIMEOUT_MS);
+    // The operator observes the abort once it reads every instance back applying it; the next release would cut that short.
+    await waitFor(async () => (await abortHistogram(operator)).count >= i, { description: `the operator to observe abort ${i}`, timeoutMs: TIMEOUT_MS });
     await berth.patchReleaseSpec(app, app, { abort: false });
   }
   return latencies;
@@ -160,11 +174,17 @@ async function main(): Promise<void> {
     );
     await waitFor(async () => (await get(ports.http, host)).status === 200, { description: 'the application to answer through nginx' });
 
-    const latencies = await measureAborts();
+    const latencies = await measureAborts(operator);
     console.log(`\n${aborts} aborts, from writing spec.abort to nginx holding the stable-only split (GET /backends):\n`);
     console.log('| abort → applied | p50 ms | p99 ms | max ms |');
     console.log('|:----------------|-------:|-------:|-------:|');
     console.log(`| one instance | ${percentile(latencies, 50).toFixed(0)} | ${percentile(latencies, 99).toFixed(0)} | ${Math.max(...latencies).toFixed(0)} |`);
+    const observed = await abortHistogram(operator);
+    console.log(`\nThe operator's berth_release_abort_duration_seconds (decision → every instance read back applying it), ${observed.count} aborts:\n`);
+    console.log('| p50 ms (from buckets) | p99 ms (from buckets) | mean ms |');
+    console.log('|----------------------:|----------------------:|--------:|');
+    const quantile = (q: number) => latencyQuantileMs(observed.counts, q)!.toFixed(0);
+    console.log(`| ${quantile(0.5)} | ${quantile(0.99)} | ${observed.meanMs.toFixed(0)} |`);
 
     await berth.patchReleaseSpec(app, app, { traffic: [{ version: 'v2', weight: 100 }] });
     await waitFor(async () => (await storedGroups()).join() === 'v2', { description: 'every request on v2', timeoutMs: TIMEOUT_MS });
