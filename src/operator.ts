@@ -91,7 +91,9 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     keys: () => caches.loadBalancers.list().map((lb) => lb.metadata.name),
     statusSchema: loadBalancerStatus,
   });
-  const releases = newController('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry)), config.concurrency.releases, {
+  // The release reconciler reads its instances back beside its reconciles and asks for one when they changed.
+  const enqueueRelease = (key: string) => releases.enqueue(key);
+  const releases: Controller = newController('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry), enqueueRelease), config.concurrency.releases, {
     get: (key) => {
       const { namespace, name } = parseReleaseKey(key);
       return caches.releases.get(name, namespace);

@@ -5,6 +5,7 @@ export class ReleaseMetrics {
   readonly outcomes: Counter<'outcome' | 'reason'>;
   readonly timeToPromote: Histogram;
   readonly abortDuration: Histogram;
+  readonly instanceReads: Counter<'result'>;
 
   constructor(registry: Registry) {
     this.outcomes = new Counter({
@@ -25,5 +26,12 @@ export class ReleaseMetrics {
       buckets: [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 10],
       registers: [registry],
     });
+    this.instanceReads = new Counter({
+      name: 'berth_release_instance_reads_total',
+      help: 'Read-backs of the split a load-balancer instance applies, by result: current (it holds the desired split), behind (it holds another), unanswered.',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    });
+    for (const result of ['current', 'behind', 'unanswered']) this.instanceReads.inc({ result }, 0);
   }
 }

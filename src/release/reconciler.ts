@@ -7,25 +7,20 @@ import { LABELS } from '../labels.ts';
 import { claimsOf } from '../loadbalancer/routes.ts';
 import { podPorts } from '../loadbalancer/model.ts';
 import type { ReleaseMetrics } from './metrics.ts';
-import { parseCounterExposition } from '../nginx/counters.ts';
+import { COUNTER_METRICS, parseCounterExposition } from '../nginx/counters.ts';
 import { parseWeightExposition, WEIGHT_METRICS } from '../nginx/weights.ts';
 import { errorMessage } from '../kit/log.ts';
-import { effectiveWeights, instanceWeights, sameSplit, type InstanceWeights } from './actual.ts';
+import { effectiveWeights, instanceWeights, type InstanceWeights } from './actual.ts';
+import { WeightReadBack } from './read-back.ts';
 import { judgeWindow, windowCounts, type Snapshot } from './analysis.ts';
 import { decideRelease, type ReleaseDecision, type VersionState } from './progress.ts';
 
 const SCRAPE_TIMEOUT_MS = 2_000;
-// The weights are read back on every reconcile: an instance that does not answer soon is shown as not current.
+// An instance that does not answer soon is shown as not current.
 const WEIGHTS_TIMEOUT_MS = 500;
-const WEIGHTS_QUERY = Object.values(WEIGHT_METRICS)
-  .map((name) => `name[]=${name}`)
-  .join('&');
-// After the desired split changed, the instances are read back this often until all apply
-// it (the abort latency is observed then), for this long; then, while some still lag or
-// apply something else, every SETTLE_SLOW_MS.
-const SETTLE_POLL_MS = 25;
-const SETTLE_FAST_FOR_MS = 10_000;
-const SETTLE_SLOW_MS = 5_000;
+const familiesQuery = (names: readonly string[]) => `?${names.map((name) => `name[]=${name}`).join('&')}`;
+const WEIGHTS_QUERY = familiesQuery(Object.values(WEIGHT_METRICS));
+const COUNTERS_QUERY = familiesQuery(Object.values(COUNTER_METRICS));
 
 /** An analysis window in progress: what the agents had counted when it opened. */
 interface OpenWindow {
@@ -55,13 +50,19 @@ function readyCondition(status: ReleaseStatus): ConditionInput {
   return { type: 'Ready', status: done ? 'True' : 'False', reason: status.reason ?? status.phase ?? 'Unknown', message: status.message ?? '' };
 }
 
-export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMetrics) {
+/** `enqueue` asks for a reconcile of a release, when what its instances apply changed. */
+export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMetrics, enqueue: (key: string) => void) {
   const { caches, applier, events, logger, config } = ctx;
   const windows = new Map<string, OpenWindow>();
-  /** Since when each release's instances are not all seen applying its split; read back often at first. */
-  const unsettled = new Map<string, number>();
-  /** When each release was aborted, until every instance is seen applying the stable-only split. */
-  const abortsInFlight = new Map<string, number>();
+  const readBack = new WeightReadBack({
+    read: (key, desired) => {
+      const namespace = parseReleaseKey(key).namespace;
+      const application = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
+      return application ? actualWeights(namespace, application, desired) : Promise.resolve([]);
+    },
+    changed: enqueue,
+    abortApplied: (seconds) => metrics.abortDuration.observe(seconds),
+  });
 
   function versionsOf(namespace: string): Map<string, VersionState & { readyReplicas: number }> {
     return new Map(
@@ -102,20 +103,22 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
   /** Per instance of every LoadBalancer serving the application: the split its balancer applies, read back from its agent. */
   async function actualWeights(namespace: string, application: string, desired: Weights): Promise<InstanceWeights[]> {
     const mine = (backend: string) => backend.startsWith(`${application}.`);
-    const read = await Promise.all(
+    return Promise.all(
       servingInstances(namespace)
         .slice(0, 64)
         .map(async ({ loadBalancer, pod, instance, address }) => {
           try {
-            const backends = parseWeightExposition(await scrape(address, `?${WEIGHTS_QUERY}`, WEIGHTS_TIMEOUT_MS), mine);
-            return { loadBalancer, pod, ...instanceWeights(desired, backends) };
+            const backends = parseWeightExposition(await scrape(address, WEIGHTS_QUERY, WEIGHTS_TIMEOUT_MS), mine);
+            const read = instanceWeights(desired, backends);
+            metrics.instanceReads.inc({ result: read.current ? 'current' : 'behind' });
+            return { loadBalancer, pod, ...read };
           } catch (error) {
             logger.debug({ instance, address, err: errorMessage(error) }, 'cannot read the applied weights of a load-balancer instance');
+            metrics.instanceReads.inc({ result: 'unanswered' });
             return { loadBalancer, pod, ...instanceWeights(desired, undefined) };
           }
         }),
     );
-    return read;
   }
 
   /** What every instance's agent counted so far for the application's backends; an instance that does not answer is left out. */
@@ -123,7 +126,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     const read = await Promise.all(
       servingInstances(namespace).map(async ({ instance, address }) => {
         try {
-          const text = await scrape(address, '', SCRAPE_TIMEOUT_MS);
+          const text = await scrape(address, COUNTERS_QUERY, SCRAPE_TIMEOUT_MS);
           return [instance, parseCounterExposition(text, (backend) => backend.startsWith(`${application}.`))] as const;
         } catch (error) {
           logger.warn({ instance, address, err: errorMessage(error) }, 'cannot read the request counters of a load-balancer instance');
@@ -175,7 +178,8 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     const { namespace, name } = parseReleaseKey(key);
     const release = caches.releases.get(name, namespace);
     if (!release || release.metadata.deletionTimestamp) {
-      for (const state of [windows, unsettled, abortsInFlight]) state.delete(key);
+      windows.delete(key);
+      readBack.forget(key);
       return;
     }
 
@@ -190,8 +194,10 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     const decidedAt = Date.now();
     const versions = versionsOf(namespace);
     const decision = await analyse(key, release, decideRelease(release, { versions, now: new Date(decidedAt) }), versions);
-    const readBack = await readBackWeights(key, release, decision.status.weights ?? [], versions, decidedAt);
-    const status: ReleaseStatus = { ...decision.status, actualWeights: readBack.actual };
+    const desired = decision.status.weights ?? [];
+    const expected = effectiveWeights(desired, (version) => (versions.get(version)?.readyReplicas ?? 0) > 0);
+    const actual = readBack.follow(key, desired, expected, { desired: release.status?.weights ?? [], actual: release.status?.actualWeights ?? [] }, decidedAt);
+    const status: ReleaseStatus = { ...decision.status, actualWeights: actual };
     status.conditions = setCondition(release.status?.conditions, readyCondition(status), release.metadata.generation);
 
     for (const version of decision.expired) {
@@ -207,54 +213,15 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
       if (event.type === 'Warning') await events.warning(release, event.reason, event.message);
       else await events.normal(release, event.reason, event.message);
     }
-    const requeueAfterMs = Math.min(decision.requeueAfterMs ?? Infinity, readBack.requeueAfterMs ?? Infinity);
-    return Number.isFinite(requeueAfterMs) ? { requeueAfterMs } : undefined;
+    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
   };
-
-  /**
-   * The split each instance applies, read back from its agent, and how soon to read again.
-   * A split that changed in this decision is applied by nobody yet: it is written first and
-   * read back in the reconciles that follow, every SETTLE_POLL_MS, until every instance
-   * holds it and applies what the Versions' ready pods allow. Then an abort in flight has
-   * reached every instance, and its latency is observed.
-   */
-  async function readBackWeights(
-    key: string,
-    release: Release,
-    desired: Weights,
-    versions: ReturnType<typeof versionsOf>,
-    decidedAt: number,
-  ): Promise<{ actual: InstanceWeights[]; requeueAfterMs?: number }> {
-    const namespace = release.metadata.namespace!;
-    if (!sameSplit(release.status?.weights, desired)) {
-      unsettled.set(key, decidedAt);
-      const actual = (release.status?.actualWeights ?? []).map((instance) => ({ ...instance, current: false }));
-      return { actual, requeueAfterMs: SETTLE_POLL_MS };
-    }
-    const application = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
-    const actual = application ? await actualWeights(namespace, application, desired) : [];
-    const abortedAt = abortsInFlight.get(key);
-    if (abortedAt !== undefined && release.status?.phase !== 'Aborted') abortsInFlight.delete(key);
-    else if (abortedAt !== undefined && actual.length > 0 && actual.every((instance) => instance.current)) {
-      metrics.abortDuration.observe((Date.now() - abortedAt) / 1000);
-      abortsInFlight.delete(key);
-    }
-    const expected = effectiveWeights(desired, (version) => (versions.get(version)?.readyReplicas ?? 0) > 0);
-    if (actual.every((instance) => instance.current && sameSplit(instance.weights, expected))) {
-      unsettled.delete(key);
-      return { actual };
-    }
-    const since = unsettled.get(key) ?? decidedAt;
-    unsettled.set(key, since);
-    return { actual, requeueAfterMs: decidedAt - since < SETTLE_FAST_FOR_MS ? SETTLE_POLL_MS : SETTLE_SLOW_MS };
-  }
 
   function record(key: string, release: Release, status: ReleaseStatus, decidedAt: number): void {
     const before = release.status ?? {};
     const outcome = outcomeOf(status);
     if (!outcome || (before.phase === status.phase && before.reason === status.reason && before.stable === status.stable)) return;
     metrics.outcomes.inc({ outcome, reason: status.reason ?? status.phase! });
-    if (outcome === 'aborted') abortsInFlight.set(key, decidedAt);
+    if (outcome === 'aborted') readBack.aborted(key, decidedAt);
     if (outcome === 'promoted' && before.startedAt && before.canary) {
       metrics.timeToPromote.observe((Date.now() - new Date(before.startedAt).getTime()) / 1000);
     }
