@@ -214,18 +214,22 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
       if (application) enqueueReleasesIn(applicationNamespace(application));
     }
   });
-  caches.releases.onChange((release) => {
+  caches.releases.onChange((release, event) => {
     const namespace = release.metadata.namespace!;
     // A change of one Release can make another the governing one.
     enqueueReleasesIn(namespace);
     const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
     const app = appName ? caches.applications.get(appName) : undefined;
     if (!app) return;
-    applications.enqueue(app.metadata.name);
-    // Its weights are rendered by the LoadBalancers its Application's routes name. Only a
-    // change of the split re-renders them: a reconcile started for a spec change or a status
-    // write of the release alone would hold up the one that carries the new split.
-    if (changed(`release-weights/${namespace}`, JSON.stringify(releaseWeightsOf(caches)(namespace) ?? null), 'update')) routingChanged(app, undefined);
+    // Only the split and a change of the spec (whose author the Application's history
+    // records) concern others: a status write of the release alone, most of them the
+    // instances' split read back, re-queues nothing else.
+    const weights = JSON.stringify(releaseWeightsOf(caches)(namespace) ?? null);
+    const key = releaseKey(namespace, release.metadata.name);
+    if (changed(`release-report/${key}`, JSON.stringify([release.metadata.generation, weights]), event)) applications.enqueue(app.metadata.name);
+    // Its weights are rendered by the LoadBalancers its Application's routes name; a
+    // reconcile started for a spec change alone would hold up the one carrying the new split.
+    if (changed(`release-weights/${namespace}`, weights, 'update')) routingChanged(app, undefined);
   });
   const enqueueLoadBalancerOf = (object: KubernetesObject) => {
     const lb = object.metadata?.labels?.[LABELS.loadBalancer];
