@@ -98,8 +98,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     servedConfig: () => generations.servedConfig,
     changed: () => {
       generations.trigger();
-      // A new config is one change, not a burst: a weight change (an abort) goes out at once.
-      pusher.trigger(true);
+      // A config nginx already serves changed only in its backends (a weight change, an
+      // abort): one change, not a burst, so it goes out at once. One that needs a reload
+      // keeps the coalescing window, which the reload's own push follows.
+      pusher.trigger(follower.config?.hash === generations.servedConfig?.hash);
     },
     publish,
   });
@@ -129,7 +131,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     onServed: () => follower.follow(),
     onBackendsLost: () => {
       pusher.stateMayBeLost();
-      pusher.trigger(true);
+      pusher.trigger();
     },
     publish,
   });
