@@ -86,7 +86,8 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     keys: () => caches.versions.list().map((version) => versionKey(version.metadata.namespace!, version.metadata.name)),
     statusSchema: versionStatus,
   });
-  const loadBalancers = newController('loadbalancer', createLoadBalancerReconciler(ctx), config.concurrency.loadBalancers, {
+  const reconcileLoadBalancer = createLoadBalancerReconciler(ctx);
+  const loadBalancers = newController('loadbalancer', reconcileLoadBalancer, config.concurrency.loadBalancers, {
     get: (name) => caches.loadBalancers.get(name),
     keys: () => caches.loadBalancers.list().map((lb) => lb.metadata.name),
     statusSchema: loadBalancerStatus,
@@ -236,17 +237,23 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (lb) loadBalancers.enqueue(lb);
     return lb !== undefined;
   };
+  /** An object a LoadBalancer owns changed: it is applied again, whatever else changed. */
+  const repairLoadBalancerOf = (object: KubernetesObject) => {
+    const lb = object.metadata?.labels?.[LABELS.loadBalancer];
+    if (lb) reconcileLoadBalancer.ownedObjectChanged(lb);
+    return enqueueLoadBalancerOf(object);
+  };
   caches.namespaces.onChange((namespace) => {
     enqueueApplicationOf(namespace);
     // A Version created before its namespace reached the cache waits for it.
     for (const version of caches.versions.list(namespace.metadata!.name!)) versions.enqueue(versionKey(namespace.metadata!.name!, version.metadata.name));
   });
   caches.services.onChange((service) => (service.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(service) : enqueueApplicationOf(service)));
-  caches.deployments.onChange((deployment) => enqueueLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
+  caches.deployments.onChange((deployment) => repairLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
   caches.pods.onChange((pod) => enqueueLoadBalancerOf(pod) || enqueueVersionOf(pod));
   // Whatever else Berth created: a change or deletion by hand brings back the owner's reconcile.
   const enqueueOwnerOf = (object: KubernetesObject) =>
-    enqueueLoadBalancerOf(object) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object) : enqueueApplicationOf(object));
+    repairLoadBalancerOf(object) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object) : enqueueApplicationOf(object));
   for (const created of [caches.roleBindings, caches.resourceQuotas, caches.limitRanges, caches.autoscalers]) created.onChange(enqueueOwnerOf);
 
   async function stop(): Promise<void> {
