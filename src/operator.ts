@@ -31,6 +31,7 @@ import { startHttpServer } from './kit/server.ts';
 import { LABELS } from './labels.ts';
 import { createLoadBalancerReconciler } from './loadbalancer/reconciler.ts';
 import { previewRoutes } from './loadbalancer/routes.ts';
+import { releaseTrafficOf } from './loadbalancer/routing.ts';
 import { ReleaseMetrics } from './release/metrics.ts';
 import { createReleaseReconciler, parseReleaseKey, releaseKey } from './release/reconciler.ts';
 import { createVersionReconciler, parseVersionKey, versionKey } from './version/reconciler.ts';
@@ -86,12 +87,15 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     keys: () => caches.versions.list().map((version) => versionKey(version.metadata.namespace!, version.metadata.name)),
     statusSchema: versionStatus,
   });
-  const loadBalancers = newController('loadbalancer', createLoadBalancerReconciler(ctx), config.concurrency.loadBalancers, {
+  const reconcileLoadBalancer = createLoadBalancerReconciler(ctx);
+  const loadBalancers = newController('loadbalancer', reconcileLoadBalancer, config.concurrency.loadBalancers, {
     get: (name) => caches.loadBalancers.get(name),
     keys: () => caches.loadBalancers.list().map((lb) => lb.metadata.name),
     statusSchema: loadBalancerStatus,
   });
-  const releases = newController('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry)), config.concurrency.releases, {
+  // The release reconciler reads its instances back beside its reconciles and asks for one when they changed.
+  const enqueueRelease = (key: string) => releases.enqueue(key);
+  const releases: Controller = newController('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry), enqueueRelease), config.concurrency.releases, {
     get: (key) => {
       const { namespace, name } = parseReleaseKey(key);
       return caches.releases.get(name, namespace);
@@ -206,26 +210,41 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (specChanged) loadBalancers.enqueue(name);
     // The Applications routed through it report what its instances say of their TLS Secrets.
     const reportChanged = changed(`loadbalancer-report/${name}`, loadBalancerReportSignature(lb), event);
-    if (specChanged || reportChanged) enqueueApplications(applicationsOnLoadBalancer(caches.applications.list(), name));
-    // Instances report the config they serve: the releases' actual weights follow it.
-    for (const release of caches.releases.list()) releases.enqueue(releaseKey(release.metadata.namespace!, release.metadata.name));
+    const routed = applicationsOnLoadBalancer(caches.applications.list(), name);
+    if (specChanged || reportChanged) enqueueApplications(routed);
+    // Instances come, go and report: the actual weights of the releases routed through it follow.
+    for (const app of routed) {
+      const application = caches.applications.get(app);
+      if (application) enqueueReleasesIn(applicationNamespace(application));
+    }
   });
-  caches.releases.onChange((release) => {
+  caches.releases.onChange((release, event) => {
     const namespace = release.metadata.namespace!;
     // A change of one Release can make another the governing one.
     enqueueReleasesIn(namespace);
     const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
     const app = appName ? caches.applications.get(appName) : undefined;
-    // Its weights are rendered by the LoadBalancers its Application's routes name.
-    if (app) {
-      applications.enqueue(app.metadata.name);
-      routingChanged(app, undefined);
-    }
+    if (!app) return;
+    // Only the split and a change of the spec (whose author the Application's history
+    // records) concern others: a status write of the release alone, most of them the
+    // instances' split read back, re-queues nothing else.
+    const traffic = JSON.stringify(releaseTrafficOf(caches)(namespace) ?? null);
+    const key = releaseKey(namespace, release.metadata.name);
+    if (changed(`release-report/${key}`, JSON.stringify([release.metadata.generation, traffic]), event)) applications.enqueue(app.metadata.name);
+    // Its traffic is rendered by the LoadBalancers its Application's routes name; a
+    // reconcile started for a spec change alone would hold up the one carrying the new split.
+    if (changed(`release-traffic/${namespace}`, traffic, 'update')) routingChanged(app, undefined);
   });
   const enqueueLoadBalancerOf = (object: KubernetesObject) => {
     const lb = object.metadata?.labels?.[LABELS.loadBalancer];
     if (lb) loadBalancers.enqueue(lb);
     return lb !== undefined;
+  };
+  /** An object a LoadBalancer owns changed: it is applied again, whatever else changed. */
+  const repairLoadBalancerOf = (object: KubernetesObject) => {
+    const lb = object.metadata?.labels?.[LABELS.loadBalancer];
+    if (lb) reconcileLoadBalancer.ownedObjectChanged(lb);
+    return enqueueLoadBalancerOf(object);
   };
   caches.namespaces.onChange((namespace) => {
     enqueueApplicationOf(namespace);
@@ -233,11 +252,11 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     for (const version of caches.versions.list(namespace.metadata!.name!)) versions.enqueue(versionKey(namespace.metadata!.name!, version.metadata.name));
   });
   caches.services.onChange((service) => (service.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(service) : enqueueApplicationOf(service)));
-  caches.deployments.onChange((deployment) => enqueueLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
+  caches.deployments.onChange((deployment) => repairLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
   caches.pods.onChange((pod) => enqueueLoadBalancerOf(pod) || enqueueVersionOf(pod));
   // Whatever else Berth created: a change or deletion by hand brings back the owner's reconcile.
   const enqueueOwnerOf = (object: KubernetesObject) =>
-    enqueueLoadBalancerOf(object) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object) : enqueueApplicationOf(object));
+    repairLoadBalancerOf(object) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object) : enqueueApplicationOf(object));
   for (const created of [caches.roleBindings, caches.resourceQuotas, caches.limitRanges, caches.autoscalers]) created.onChange(enqueueOwnerOf);
 
   async function stop(): Promise<void> {

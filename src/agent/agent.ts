@@ -3,7 +3,9 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, type Logger } from '../kit/log.ts';
 import { startHttpServer } from '../kit/server.ts';
 import { loadBalancerObjectName } from '../loadbalancer/desired.ts';
+import { counterFamilies } from '../nginx/counters.ts';
 import { CONTROL_SOCKET } from '../nginx/model.ts';
+import { weightFamilies } from '../nginx/weights.ts';
 import { BackendPusher } from './backend-pusher.ts';
 import { ConfigFollower } from './config-follower.ts';
 import { ControlClient } from './control.ts';
@@ -56,9 +58,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { kc, logger } = options;
   const metrics = new AgentMetrics();
   const control = new ControlClient(join(options.prefix, CONTROL_SOCKET));
-  metrics.serveRequestCounters(
-    () => control.counters(),
-    (error) => logger.debug({ err: errorMessage(error) }, 'no request counters from nginx for this scrape'),
+  metrics.serveFromNginx({ read: () => control.counters(), families: counterFamilies, empty: { boundsMs: [], series: [] } }, (error) =>
+    logger.debug({ err: errorMessage(error) }, 'no request counters from nginx for this scrape'),
+  );
+  metrics.serveFromNginx({ read: () => control.appliedWeights(), families: weightFamilies, empty: { backends: [] } }, (error) =>
+    logger.debug({ err: errorMessage(error) }, 'no applied weights from nginx for this scrape'),
   );
   const runtime = new NginxRuntime({
     prefix: options.prefix,
@@ -94,7 +98,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     servedConfig: () => generations.servedConfig,
     changed: () => {
       generations.trigger();
-      pusher.trigger();
+      // A config nginx already serves changed only in its backends (a weight change, an
+      // abort): one change, not a burst, so it goes out at once. One that needs a reload
+      // keeps the coalescing window, which the reload's own push follows.
+      pusher.trigger(follower.config?.hash === generations.servedConfig?.hash);
     },
     publish,
   });
@@ -124,7 +131,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     onServed: () => follower.follow(),
     onBackendsLost: () => {
       pusher.stateMayBeLost();
-      pusher.trigger(true);
+      pusher.trigger();
     },
     publish,
   });

@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { readResponse } from '../kit/rest.ts';
 import { parseCounterDump, type CounterDump } from '../nginx/counters.ts';
+import { parseAppliedWeights, type AppliedWeights } from '../nginx/weights.ts';
 
 export interface PushResult {
   changed: number;
@@ -39,6 +40,11 @@ export class ControlClient {
   /** The request counters per backend and Version (berth/counters.lua). */
   async counters(timeoutMs = 2_000): Promise<CounterDump> {
     return parseCounterDump(await this.send('GET', '/counters', undefined, timeoutMs));
+  }
+
+  /** The weights the balancer applies per backend and Version (berth/weights.lua). */
+  async appliedWeights(timeoutMs = 2_000): Promise<AppliedWeights> {
+    return parseAppliedWeights(await this.send('GET', '/weights', undefined, timeoutMs));
   }
 
   private send(method: string, path: string, body: string | undefined, timeoutMs: number): Promise<string> {

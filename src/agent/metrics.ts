@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
-import { COUNTER_METRICS, counterFamilies, type CounterDump, type MetricFamily } from '../nginx/counters.ts';
+import type { MetricFamily } from '../nginx/counters.ts';
 
-// The three counter families of one scrape come from one read of the control endpoint.
+// The families of one scrape come from one read of the control endpoint per source.
 const SCRAPE_SHARE_MS = 100;
 
 /** The agent's metrics (docs/data-plane.md, "Agent"), beside the default process metrics. */
@@ -56,20 +56,22 @@ export class AgentMetrics {
   }
 
   /**
-   * Serves nginx's request counters (docs/data-plane.md, "Request counters") on /metrics,
-   * read from the control endpoint once per scrape. Without an answer (nginx restarting)
-   * the families are empty for that scrape.
+   * Serves families read from nginx's control endpoint on /metrics, the request counters
+   * (docs/data-plane.md, "Request counters") and the applied weights ("Applied weights"):
+   * one read per scrape serves every family of a source. Without an answer (nginx
+   * restarting) the families are empty for that scrape.
    */
-  serveRequestCounters(read: () => Promise<CounterDump>, onError: (error: unknown) => void): void {
+  serveFromNginx<T>(source: { read: () => Promise<T>; families: (value: T) => MetricFamily[]; empty: T }, onError: (error: unknown) => void): void {
     let pending: Promise<MetricFamily[]> | undefined;
     const families = () =>
-      (pending ??= read()
-        .then(counterFamilies, (error: unknown) => {
+      (pending ??= source
+        .read()
+        .then(source.families, (error: unknown) => {
           onError(error);
-          return counterFamilies({ boundsMs: [], series: [] });
+          return source.families(source.empty);
         })
         .finally(() => setTimeout(() => (pending = undefined), SCRAPE_SHARE_MS)));
-    [COUNTER_METRICS.requests, COUNTER_METRICS.errors, COUNTER_METRICS.duration].forEach((name, index) => {
+    source.families(source.empty).forEach(({ name }, index) => {
       this.registry.registerMetric({ name, get: async () => (await families())[index]! } as unknown as Metric);
     });
   }

@@ -157,13 +157,22 @@ export const releaseStatus = z.object({
       z.object({
         loadBalancer: z.string().max(NAME_LIMITS.LoadBalancer),
         pod: z.string().max(253),
-        current: z.boolean().describe('Whether the instance serves the config holding the desired weights.'),
-        weights,
+        current: z.boolean().describe('Whether the instance holds the desired weights (status.weights), as read back from it.'),
+        weights: z
+          .array(
+            z.object({
+              version: z.string().max(NAME_LIMITS.Version),
+              weight: percent.describe('Percentage of the requests the instance sends to the Version.'),
+              endpoints: z.int().min(0).max(1_000_000).describe('Endpoints of the Version the instance picks from.'),
+            }),
+          )
+          .max(16)
+          .describe('The split the instance\'s balancer applies: a Version without ready endpoints gets 0, whatever its desired weight; empty when the instance did not answer.'),
       }),
     )
     .max(64)
     .optional()
-    .describe('The split each load-balancer instance applies: desired weights of the Versions that have ready pods, when the instance serves the current config.'),
+    .describe('Per load-balancer instance, the split its balancer actually applies, read back from the instance\'s agent: desired (status.weights) against actual.'),
   actualWeightsOmitted: omittedCount('actualWeights'),
   headerRoute: z
     .object({ version: z.string().max(NAME_LIMITS.Version), match: matches })

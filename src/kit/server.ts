@@ -16,9 +16,15 @@ export async function startHttpServer(
   beforeScrape: () => void = () => {},
 ): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
-  app.get('/metrics', async (_request, reply) => {
+  // `?name[]=…` serves only the families named, as Prometheus' federation does: a reader
+  // that wants a few gauges does not make the process gather everything else.
+  app.get<{ Querystring: Record<string, string | string[] | undefined> }>('/metrics', async (request, reply) => {
     beforeScrape();
-    return reply.type(registry.contentType).send(await registry.metrics());
+    const named = request.query['name[]'];
+    if (named === undefined) return reply.type(registry.contentType).send(await registry.metrics());
+    const names = (Array.isArray(named) ? named : [named]).filter((name) => registry.getSingleMetric(name) !== undefined);
+    const texts = await Promise.all(names.map((name) => registry.getSingleMetricAsString(name)));
+    return reply.type(registry.contentType).send(texts.map((text) => `${text}\n`).join(''));
   });
   app.get('/healthz', async (_request, reply) => (health.live() ? reply.send('ok') : reply.code(503).send('shutting down')));
   app.get('/readyz', async (_request, reply) => (health.ready() ? reply.send('ok') : reply.code(503).send('not ready')));

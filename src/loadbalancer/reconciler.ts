@@ -4,7 +4,7 @@ import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
 import { errorMessage } from '../kit/log.ts';
-import { writeStatus } from '../kit/status.ts';
+import { canonicalJson, writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { RenderError, renderNginxConfig } from '../nginx/render.ts';
 import { AGENT_STATUS_ANNOTATION, configShard, configShardName, desiredLoadBalancerObjects, loadBalancerObjectName, tlsReaderBindingName, tlsReaderLabels } from './desired.ts';
@@ -137,6 +137,9 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     for (let i = index.shards.length; i < before; i++) await applier.apply(configShard(lb, i));
   }
 
+  /** What was last applied of each LoadBalancer's objects besides its published config, and when. */
+  const appliedRest = new Map<string, { json: string; at: number }>();
+
   /** The TLS namespaces each LoadBalancer's access was last granted and pruned to. */
   const grantedTo = new Map<string, string>();
 
@@ -156,11 +159,12 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     grantedTo.set(name, grantKey(lb, tlsNamespaces));
   }
 
-  return async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
+  async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
     const lb = caches.loadBalancers.get(name);
     // Everything the LoadBalancer owns goes with it through owner references.
     if (!lb || lb.metadata.deletionTimestamp) {
       grantedTo.delete(name);
+      appliedRest.delete(name);
       return;
     }
     if (lb.spec.namespace === config.namespace) {
@@ -205,9 +209,19 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     // TLS, only when they changed: written on every reconcile, they would make each cost as
     // much as there are.
     const grantsChanged = grantedTo.get(name) !== grantKey(lb, tlsNamespaces);
-    for (const object of desiredLoadBalancerObjects(lb, published, config, tlsNamespaces)) {
+    const objects = desiredLoadBalancerObjects(lb, published, config, tlsNamespaces);
+    // The objects besides the published config only when they changed (or were changed by
+    // someone else, or a resync period passed): most reconciles carry a new config alone,
+    // and one that re-applied them all would hold up the next, such as an abort's.
+    const rest = canonicalJson(objects.filter((object) => object.kind !== 'ConfigMap'));
+    const restApplied = appliedRest.get(name);
+    // The periodic resync comes at 0.9 to 1.1 periods: each one repairs what no watch covers.
+    const restDue = restApplied?.json !== rest || Date.now() - restApplied.at >= config.resyncPeriodSeconds * 1000 * 0.8;
+    for (const object of objects) {
+      if (object.kind !== 'ConfigMap' && !restDue) continue;
       if (grantsChanged || object.metadata?.namespace === lb.spec.namespace) await applier.apply(object);
     }
+    if (restDue) appliedRest.set(name, { json: rest, at: Date.now() });
     await emptyUnusedShards(lb, published.index);
     if (grantsChanged) await revokeUnneededAccess(lb, tlsNamespaces);
     if (lb.status?.configHash !== rendered.hash) {
@@ -253,5 +267,10 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
       logger.warn({ loadBalancer: name, err: errorMessage(error) }, 'status update failed; retrying');
       throw error;
     }
-  };
+  }
+
+  return Object.assign(reconcileLoadBalancer, {
+    /** An object the LoadBalancer owns was changed or deleted by someone else: the next reconcile applies them all. */
+    ownedObjectChanged: (name: string) => appliedRest.delete(name),
+  });
 }

@@ -167,7 +167,12 @@ export function liveVersionsOf(caches: Caches): (namespace: string) => string[] 
 
 /** What the namespace's Release tells the load balancers, as the caches hold it; undefined without a Release. */
 export function releaseTrafficOf(caches: Caches): (namespace: string) => ReleaseTraffic | undefined {
-  return (namespace) => governingRelease(caches.releases.list(namespace))?.status;
+  // Only what the load balancers render: the rest of the status (the instances' split read
+  // back, measurements) changes far more often and must not look like a change of traffic.
+  return (namespace) => {
+    const status = governingRelease(caches.releases.list(namespace))?.status;
+    return status && { weights: status.weights, headerRoute: status.headerRoute, retained: status.retained };
+  };
 }
 
 let lastRouting: { inputs: string; config: OperatorConfig; decision: RoutingDecision } | undefined;

@@ -41,7 +41,7 @@ export function parseCounterDump(text: string): CounterDump {
 export interface MetricFamily {
   name: string;
   help: string;
-  type: 'counter' | 'histogram';
+  type: 'counter' | 'gauge' | 'histogram';
   values: { labels: Record<string, string | number>; value: number; metricName?: string }[];
 }
 
@@ -92,6 +92,26 @@ export interface VersionCounts {
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$/;
 const LABEL = /(\w+)="((?:[^"\\]|\\.)*)"/g;
 
+/** One labelled sample of a metrics text. */
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The labelled samples of an exposition text whose metric name starts with `prefix`. */
+export function labelledSamples(text: string, prefix: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(prefix)) continue;
+    const match = SAMPLE.exec(line);
+    if (!match) continue;
+    const labels = Object.fromEntries([...match[2]!.matchAll(LABEL)].map((m) => [m[1]!, m[2]!]));
+    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
 /** The counts of every Version of the backends `wanted` picks in an agent's /metrics text, keyed by Version. */
 export function parseCounterExposition(text: string, wanted: (backend: string) => boolean): Map<string, VersionCounts> {
   const counts = new Map<string, VersionCounts>();
@@ -100,17 +120,12 @@ export function parseCounterExposition(text: string, wanted: (backend: string) =
     if (!entry) counts.set(version, (entry = { requests: 0, errors: 0, cumulative: [] }));
     return entry;
   };
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('berth_upstream_')) continue;
-    const match = SAMPLE.exec(line);
-    if (!match) continue;
-    const labels = Object.fromEntries([...match[2]!.matchAll(LABEL)].map((m) => [m[1]!, m[2]!]));
+  for (const { name, labels, value } of labelledSamples(text, 'berth_upstream_')) {
     if (!labels.backend || !wanted(labels.backend) || labels.version === undefined) continue;
-    const value = Number(match[3]);
     const entry = of(labels.version);
-    if (match[1] === COUNTER_METRICS.requests) entry.requests += value;
-    else if (match[1] === COUNTER_METRICS.errors) entry.errors += value;
-    else if (match[1] === `${COUNTER_METRICS.duration}_bucket` && labels.le !== undefined) {
+    if (name === COUNTER_METRICS.requests) entry.requests += value;
+    else if (name === COUNTER_METRICS.errors) entry.errors += value;
+    else if (name === `${COUNTER_METRICS.duration}_bucket` && labels.le !== undefined) {
       const leMs = labels.le === '+Inf' ? Infinity : Number(labels.le) * 1000;
       const bucket = entry.cumulative.find((b) => b.leMs === leMs);
       if (bucket) bucket.count += value;

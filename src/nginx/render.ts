@@ -395,6 +395,7 @@ function renderConfig(c: Checked): [string, string] {
   line(2, 'client_body_buffer_size 16m;');
   line(2, 'location = /backends { content_by_lua_block { require("berth.control").backends() } }');
   line(2, 'location = /counters { content_by_lua_block { require("berth.counters").dump() } }');
+  line(2, 'location = /weights { content_by_lua_block { require("berth.weights").dump() } }');
   line(2, 'location = /generation { return 200 "');
   const marker = out.length - 1;
   line(2, 'location = /healthz { return 200 "ok"; }');

@@ -9,12 +9,20 @@ import { claimsOf, previewRoutes, previewUrls } from '../loadbalancer/routes.ts'
 import { currentRouting } from '../loadbalancer/routing.ts';
 import { podPorts } from '../loadbalancer/model.ts';
 import type { ReleaseMetrics } from './metrics.ts';
-import { parseCounterExposition } from '../nginx/counters.ts';
+import { COUNTER_METRICS, parseCounterExposition } from '../nginx/counters.ts';
+import { parseWeightExposition, WEIGHT_METRICS } from '../nginx/weights.ts';
 import { errorMessage } from '../kit/log.ts';
+import { effectiveWeights, instanceWeights, type InstanceWeights } from './actual.ts';
+import { WeightReadBack } from './read-back.ts';
 import { judgeWindow, windowCounts, type Snapshot } from './analysis.ts';
 import { decideRelease, type ReleaseDecision, type VersionState } from './progress.ts';
 
 const SCRAPE_TIMEOUT_MS = 2_000;
+// An instance that does not answer soon is shown as not current.
+const WEIGHTS_TIMEOUT_MS = 500;
+const familiesQuery = (names: readonly string[]) => `?${names.map((name) => `name[]=${name}`).join('&')}`;
+const WEIGHTS_QUERY = familiesQuery(Object.values(WEIGHT_METRICS));
+const COUNTERS_QUERY = familiesQuery(Object.values(COUNTER_METRICS));
 
 /** An analysis window in progress: what the agents had counted when it opened. */
 interface OpenWindow {
@@ -33,18 +41,6 @@ export function parseReleaseKey(key: string): { namespace: string; name: string 
   return { namespace, name };
 }
 
-/** The split an instance applies: the desired weights of the Versions with ready pods, as the Lua balancer skips empty groups. */
-export function effectiveWeights(desired: Weights, hasReadyPods: (version: string) => boolean): Weights {
-  const live = desired.filter((share) => share.weight > 0 && hasReadyPods(share.version));
-  const total = live.reduce((sum, share) => sum + share.weight, 0);
-  if (total === 0) return [];
-  const scaled = live.map((share) => ({ version: share.version, weight: Math.floor((share.weight * 100) / total) }));
-  // Rounding leaves the remainder with the largest share, so the split still adds up to 100.
-  const largest = scaled.reduce((max, share) => (share.weight > max.weight ? share : max));
-  largest.weight += 100 - scaled.reduce((sum, share) => sum + share.weight, 0);
-  return scaled;
-}
-
 function outcomeOf(status: ReleaseStatus): string | undefined {
   if (status.phase === 'Aborted') return 'aborted';
   if (status.phase === 'Promoted') return status.reason === 'RolledBack' ? 'rolled_back' : 'promoted';
@@ -56,9 +52,19 @@ function readyCondition(status: ReleaseStatus): ConditionInput {
   return { type: 'Ready', status: done ? 'True' : 'False', reason: status.reason ?? status.phase ?? 'Unknown', message: status.message ?? '' };
 }
 
-export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMetrics) {
+/** `enqueue` asks for a reconcile of a release, when what its instances apply changed. */
+export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMetrics, enqueue: (key: string) => void) {
   const { caches, applier, events, logger, config } = ctx;
   const windows = new Map<string, OpenWindow>();
+  const readBack = new WeightReadBack({
+    read: (key, desired) => {
+      const namespace = parseReleaseKey(key).namespace;
+      const application = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
+      return application ? actualWeights(namespace, application, desired) : Promise.resolve([]);
+    },
+    changed: enqueue,
+    abortApplied: (seconds) => metrics.abortDuration.observe(seconds),
+  });
 
   function versionsOf(namespace: string): Map<string, VersionState & { readyReplicas: number }> {
     return new Map(
@@ -77,24 +83,6 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     return application ? caches.applications.get(application) : undefined;
   }
 
-  /** Per instance of every LoadBalancer that serves the namespace's application: the split it applies. */
-  function actualWeights(namespace: string, desired: Weights, versions: ReturnType<typeof versionsOf>): ReleaseStatus['actualWeights'] {
-    const app = applicationOf(namespace);
-    if (!app) return [];
-    const names = new Set(claimsOf(app).map((claim) => claim.loadBalancer));
-    const effective = effectiveWeights(desired, (version) => (versions.get(version)?.readyReplicas ?? 0) > 0);
-    return [...names]
-      .sort()
-      .flatMap((name) => {
-        const lb = caches.loadBalancers.get(name);
-        return (lb?.status?.instances ?? []).map((instance) => {
-          const current = instance.ready && instance.configHash !== undefined && instance.configHash === lb!.status!.configHash;
-          return { loadBalancer: name, pod: instance.pod, current, weights: current ? effective : [] };
-        });
-      })
-      .slice(0, 64);
-  }
-
   /** The preview URL of each Version, under the application's served wildcard routes that ask for them. */
   function previewsOf(namespace: string, versions: string[]): ReturnType<typeof previewUrls> {
     const app = applicationOf(namespace);
@@ -104,10 +92,10 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
   }
 
   /** The application's LoadBalancers, each with the instances that report. */
-  function servingInstances(namespace: string): { instance: string; address: string }[] {
+  function servingInstances(namespace: string): { loadBalancer: string; pod: string; instance: string; address: string }[] {
     const app = applicationOf(namespace);
     if (!app) return [];
-    return [...new Set(claimsOf(app).map((claim) => claim.loadBalancer))].flatMap((name) => {
+    return [...new Set(claimsOf(app).map((claim) => claim.loadBalancer))].sort().flatMap((name) => {
       const lb = caches.loadBalancers.get(name);
       if (!lb) return [];
       // With hostNetwork the agent listens on the LoadBalancer's own port.
@@ -115,8 +103,36 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
       return caches.pods
         .list(lb.spec.namespace)
         .filter((pod) => pod.metadata?.labels?.[LABELS.loadBalancer] === name && !pod.metadata.deletionTimestamp && pod.status?.podIP)
-        .map((pod) => ({ instance: `${name}/${pod.metadata!.name}`, address: `${pod.status!.podIP}:${agentPort}` }));
+        .map((pod) => ({ loadBalancer: name, pod: pod.metadata!.name!, instance: `${name}/${pod.metadata!.name}`, address: `${pod.status!.podIP}:${agentPort}` }))
+        .sort((a, b) => a.pod.localeCompare(b.pod));
     });
+  }
+
+  async function scrape(address: string, query: string, timeoutMs: number): Promise<string> {
+    const response = await fetch(`http://${address}/metrics${query}`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return response.text();
+  }
+
+  /** Per instance of every LoadBalancer serving the application: the split its balancer applies, read back from its agent. */
+  async function actualWeights(namespace: string, application: string, desired: Weights): Promise<InstanceWeights[]> {
+    const mine = (backend: string) => backend.startsWith(`${application}.`);
+    return Promise.all(
+      servingInstances(namespace)
+        .slice(0, 64)
+        .map(async ({ loadBalancer, pod, instance, address }) => {
+          try {
+            const backends = parseWeightExposition(await scrape(address, WEIGHTS_QUERY, WEIGHTS_TIMEOUT_MS), mine);
+            const read = instanceWeights(desired, backends);
+            metrics.instanceReads.inc({ result: read.current ? 'current' : 'behind' });
+            return { loadBalancer, pod, ...read };
+          } catch (error) {
+            logger.debug({ instance, address, err: errorMessage(error) }, 'cannot read the applied weights of a load-balancer instance');
+            metrics.instanceReads.inc({ result: 'unanswered' });
+            return { loadBalancer, pod, ...instanceWeights(desired, undefined) };
+          }
+        }),
+    );
   }
 
   /** What every instance's agent counted so far for the application's backends; an instance that does not answer is left out. */
@@ -124,9 +140,8 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     const read = await Promise.all(
       servingInstances(namespace).map(async ({ instance, address }) => {
         try {
-          const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
-          if (!response.ok) throw new Error(`HTTP ${response.status}`);
-          return [instance, parseCounterExposition(await response.text(), (backend) => backend.startsWith(`${application}.`))] as const;
+          const text = await scrape(address, COUNTERS_QUERY, SCRAPE_TIMEOUT_MS);
+          return [instance, parseCounterExposition(text, (backend) => backend.startsWith(`${application}.`))] as const;
         } catch (error) {
           logger.warn({ instance, address, err: errorMessage(error) }, 'cannot read the request counters of a load-balancer instance');
           return undefined;
@@ -178,6 +193,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     const release = caches.releases.get(name, namespace);
     if (!release || release.metadata.deletionTimestamp) {
       windows.delete(key);
+      readBack.forget(key);
       return;
     }
 
@@ -189,14 +205,14 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
       return;
     }
 
+    const decidedAt = Date.now();
     const versions = versionsOf(namespace);
-    const decision = await analyse(key, release, decideRelease(release, { versions, now: new Date() }), versions);
+    const decision = await analyse(key, release, decideRelease(release, { versions, now: new Date(decidedAt) }), versions);
+    const desired = decision.status.weights ?? [];
+    const expected = effectiveWeights(desired, (version) => (versions.get(version)?.readyReplicas ?? 0) > 0);
+    const actual = readBack.follow(key, desired, expected, { desired: release.status?.weights ?? [], actual: release.status?.actualWeights ?? [] }, decidedAt);
     const previews = previewsOf(namespace, [...versions.keys()]);
-    const status: ReleaseStatus = {
-      ...decision.status,
-      actualWeights: actualWeights(namespace, decision.status.weights ?? [], versions),
-      previews: previews.length > 0 ? previews : undefined,
-    };
+    const status: ReleaseStatus = { ...decision.status, actualWeights: actual, previews: previews.length > 0 ? previews : undefined };
     status.conditions = setCondition(release.status?.conditions, readyCondition(status), release.metadata.generation);
 
     for (const version of decision.expired) {
@@ -206,7 +222,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
       await events.normal(release, 'RetentionEnded', `scaled Version ${version} to 0: its retention (spec.retainSeconds) ended`);
     }
 
-    if (await writeStatus(applier, release, releaseStatus, status)) record(release, status);
+    if (await writeStatus(applier, release, releaseStatus, status)) record(key, release, status, decidedAt);
     for (const event of decision.events) {
       logger.info({ release: key, reason: event.reason, message: event.message }, 'release transition');
       if (event.type === 'Warning') await events.warning(release, event.reason, event.message);
@@ -215,11 +231,12 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
   };
 
-  function record(release: Release, status: ReleaseStatus): void {
+  function record(key: string, release: Release, status: ReleaseStatus, decidedAt: number): void {
     const before = release.status ?? {};
     const outcome = outcomeOf(status);
     if (!outcome || (before.phase === status.phase && before.reason === status.reason && before.stable === status.stable)) return;
     metrics.outcomes.inc({ outcome, reason: status.reason ?? status.phase! });
+    if (outcome === 'aborted') readBack.aborted(key, decidedAt);
     if (outcome === 'promoted' && before.startedAt && before.canary) {
       metrics.timeToPromote.observe((Date.now() - new Date(before.startedAt).getTime()) / 1000);
     }

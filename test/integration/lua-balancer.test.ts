@@ -5,6 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROL_SOCKET } from '../../src/nginx/model.ts';
+import { parseAppliedWeights } from '../../src/nginx/weights.ts';
 import { controlRequest, startNginx, type Nginx } from '../support/nginx.ts';
 import { freePort } from '../support/operator-process.ts';
 import { startPodServer, type PodServer } from '../support/pod-server.ts';
@@ -87,6 +88,7 @@ http {
         client_max_body_size 16m;
         client_body_buffer_size 16m;
         location = /backends { content_by_lua_block { require("berth.control").backends() } }
+        location = /weights { content_by_lua_block { require("berth.weights").dump() } }
         location = /generation { return 200 "${options.generation}"; }
         location = /healthz { return 200 "ok"; }
         location / { return 404; }
@@ -281,6 +283,31 @@ describe('Lua balancer in a real nginx', () => {
       expect(split.counts.get(name), name).toBeGreaterThanOrEqual(420);
       expect(split.counts.get(name), name).toBeLessThanOrEqual(480);
     }
+  });
+
+  it('reads back the weights it applies: a weighted group without endpoints is left out, an unweighted one weighs its endpoints', async () => {
+    const [stable1, stable2, other] = [await pod('applied-1'), await pod('applied-2'), await pod('applied-3')];
+    await put({
+      backends: [
+        backend('canary', [
+          { name: 'v1', weight: 90, endpoints: [stable1, stable2] },
+          { name: 'v2', weight: 10, endpoints: [] },
+        ]),
+        backend('web', [{ name: 'v1', endpoints: [stable1, stable2, other] }]),
+      ],
+    });
+    const read = await controlRequest(nginx.prefix, '/weights');
+    expect(read.status).toBe(200);
+    const byBackend = new Map(parseAppliedWeights(read.body).backends.map((entry) => [entry.backend, entry.versions]));
+    expect(byBackend.get('canary')).toEqual([
+      { version: 'v1', configured: 90, weight: 90, endpoints: 2 },
+      { version: 'v2', configured: 10, weight: 0, endpoints: 0 },
+    ]);
+    expect(byBackend.get('web')).toEqual([{ version: 'v1', weight: 3, endpoints: 3 }]);
+    // What it reads back is what it does: every request goes to v1.
+    const split = await tally('/canary/', 20);
+    expect(split.failures).toEqual([]);
+    expect([...split.counts.keys()].sort()).toEqual(['applied-1', 'applied-2']);
   });
 
   it('applies an endpoint change on the next request in every worker without a reload, and stores only changes', async () => {

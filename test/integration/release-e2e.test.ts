@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiProxy } from '../support/api-proxy.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
 import { get, sample, startLoad } from '../support/http-load.ts';
 import { clients, testNamespace } from '../support/kube.ts';
@@ -22,6 +23,9 @@ let agent: BerthProcess | undefined;
 let follower: PodFollower;
 let prefix: string | undefined;
 let ports: LoadBalancerPorts;
+let lbPod: string;
+/** Between the agent and the API server: a test holds up what the agent learns, as when its connection hangs. */
+let agentApi: ApiProxy;
 /** Share of requests the stand-ins of Version `bad` answer with 503, changed by the tests. */
 let badErrorRate = 0;
 const lb = `rel-${Date.now().toString(36)}`;
@@ -37,6 +41,9 @@ const previewSuffix = () => `${app}.preview.test`;
 const stickyHost = () => `${app}.sticky.test`;
 const healthy = (image: string, replicas = 2) => ({ image, replicas, healthCheck: { path: '/healthz' }, drainSeconds: 1 });
 
+/** Aborts the operator has seen applied everywhere. */
+const abortsObserved = () => operator.metric('berth_release_abort_duration_seconds_count');
+
 /** The Version of each answer of `requests` sequential requests. */
 async function versionsServing(requests = 40): Promise<Map<string, number>> {
   const result = await sample(ports.http, host(), requests);
@@ -48,7 +55,7 @@ beforeAll(async () => {
   const lbNamespace = await testNamespace('rel');
   ({ operator, ports } = await startOperatorForLocalLoadBalancers('release-e2e'));
   await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 2 } });
-  const lbPod = await berth.loadBalancerPod(lb, lbNamespace);
+  lbPod = await berth.loadBalancerPod(lb, lbNamespace);
   // A CPU quota lets a test make a Version that never gets Ready: its pods do not fit.
   await berth.createApplicationWithNamespace(app, { environment: 'testing', quota: { cpu: '8' }, ports: [{ name: 'http', port: APP_PORT }], routes: [
       { host: host(), loadBalancer: lb },
@@ -65,10 +72,11 @@ beforeAll(async () => {
 
   prefix = mkdtempSync(join(tmpdir(), 'berth-rel-'));
   chmodSync(prefix, 0o755);
+  agentApi = await ApiProxy.start('forward');
   agent = await startBerthProcess(
     ['agent', '--loadbalancer', lb, '--namespace', lbNamespace, '--pod-name', lbPod, '--prefix', prefix, '--manage-nginx'],
     'agent',
-    undefined,
+    agentApi.kubeconfigFile(),
     ports.agent,
   );
   await waitFor(async () => (await fetch(`http://127.0.0.1:${agent!.port}/readyz`)).ok, { description: 'the agent to be ready' });
@@ -199,9 +207,60 @@ describe('a grey release', () => {
     await berth.releaseWhere(app, app, 'rolled back to v1', (s) => s.stable === 'v1');
   });
 
-  it('reports per load-balancer instance the split it applies', async () => {
-    const status = await berth.releaseWhere(app, app, 'an instance serving the current config', (s) => (s.actualWeights ?? []).some((instance) => instance.current));
-    expect(status.actualWeights).toEqual([expect.objectContaining({ loadBalancer: lb, current: true, weights: [{ version: 'v1', weight: 100 }] })]);
+  it('reads back per instance the split nginx applies: 90/10 to a Version without ready pods is 100/0', async () => {
+    // v4's pods never fit the quota (above): it has no endpoint to send its 10% to.
+    await berth.patchReleaseSpec(app, app, { traffic: [{ version: 'v1', weight: 90 }, { version: 'v4', weight: 10 }] });
+    const status = await berth.releaseWhere(app, app, 'the instance read back holding 90/10', (s) => s.weights?.length === 2 && (s.actualWeights ?? []).every((i) => i.current) && (s.actualWeights ?? []).length > 0);
+    expect(status.weights).toEqual([{ version: 'v1', weight: 90 }, { version: 'v4', weight: 10 }]);
+    expect(status.actualWeights).toEqual([
+      { loadBalancer: lb, pod: lbPod, current: true, weights: [{ version: 'v1', weight: 100, endpoints: 2 }, { version: 'v4', weight: 0, endpoints: 0 }] },
+    ]);
+    // The instance's agent exports what its balancer holds under the documented names.
+    const of = (version: string) => ({ backend: `${app}.http`, version });
+    expect(await agent!.metric('berth_upstream_configured_weight', of('v4'))).toBe(10);
+    expect(await agent!.metric('berth_upstream_weight', of('v4'))).toBe(0);
+    expect(await agent!.metric('berth_upstream_endpoints', of('v4'))).toBe(0);
+    expect(await agent!.metric('berth_upstream_weight', of('v1'))).toBe(90);
+    expect(await agent!.metric('berth_upstream_endpoints', of('v1'))).toBe(2);
+    // And that is what it does.
+    expect((await versionsServing(20)).get('v1')).toBe(20);
+  });
+
+  it('shows an instance whose agent lags behind as not current, with the split it still applies', async () => {
+    const split = (s: { actualWeights?: { weights: { version: string; weight: number }[] }[] }) => s.actualWeights?.map((i) => i.weights.map(({ version, weight }) => `${version}=${weight}`).join(','));
+    await berth.patchReleaseSpec(app, app, { traffic: [{ version: 'v1', weight: 100 }] });
+    await berth.releaseWhere(app, app, 'v1 alone, read back', (s) => s.weights?.length === 1 && s.actualWeights?.length === 1 && s.actualWeights[0]!.current);
+    const behind = async () => (await operator.metric('berth_release_instance_reads_total', { result: 'behind' })) ?? 0;
+    // The agent keeps serving, but no longer hears of new configs.
+    agentApi.stall();
+    try {
+      const before = await behind();
+      await berth.patchReleaseSpec(app, app, { traffic: [{ version: 'v1', weight: 50 }, { version: 'v3', weight: 50 }] });
+      // Read back again and again, every 25 ms, the instance stays behind, where one that
+      // follows its config catches up within a few reads.
+      await waitFor(async () => (await behind()) >= before + 40, { description: 'the instance read back behind 40 times' });
+      const lagging = await berth.releaseWhere(app, app, 'the lagging instance read back', (s) => s.weights?.length === 2 && s.actualWeights?.length === 1 && s.actualWeights[0]!.weights.length > 0);
+      expect(lagging.actualWeights![0]).toMatchObject({ loadBalancer: lb, pod: lbPod, current: false });
+      expect(split(lagging)).toEqual(['v1=100,v3=0']);
+      expect((await versionsServing(20)).get('v1')).toBe(20);
+    } finally {
+      agentApi.forward();
+    }
+    const caughtUp = await berth.releaseWhere(app, app, 'the instance caught up', (s) => s.actualWeights?.length === 1 && s.actualWeights[0]!.current, 60_000);
+    expect(split(caughtUp)).toEqual(['v1=50,v3=50']);
+  });
+
+  it('measures each abort from the decision to every instance applying the stable-only split', async () => {
+    const before = (await abortsObserved()) ?? 0;
+    await berth.patchReleaseSpec(app, app, { traffic: null, version: 'v3', abort: false, steps: [{ setWeight: 50 }, { pause: {} }] });
+    await berth.releaseWhere(app, app, 'waiting for promotion', (s) => s.reason === 'WaitingForPromotion', 60_000);
+    await berth.patchReleaseSpec(app, app, { abort: true });
+    await berth.releaseWhere(app, app, 'aborted', (s) => s.phase === 'Aborted');
+    await waitFor(async () => ((await abortsObserved()) ?? 0) > before, { description: 'the abort to be observed' });
+    const seconds = await operator.metric('berth_release_abort_duration_seconds_sum');
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThan(60);
+    expect(await operator.metric('berth_release_abort_duration_seconds_bucket', { le: '2.5' })).toBeGreaterThan(before);
   });
 });
 

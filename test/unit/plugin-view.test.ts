@@ -58,7 +58,7 @@ function objects(): StatusObjects {
       currentStep: 1,
       weights: [{ version: 'v2', weight: 20 }, { version: 'v1', weight: 80 }],
       actualWeights: [
-        { loadBalancer: 'public', pod: 'public-a', current: true, weights: [{ version: 'v2', weight: 20 }, { version: 'v1', weight: 80 }] },
+        { loadBalancer: 'public', pod: 'public-a', current: true, weights: [{ version: 'v2', weight: 20, endpoints: 1 }, { version: 'v1', weight: 80, endpoints: 2 }] },
         { loadBalancer: 'public', pod: 'public-b', current: false, weights: [] },
       ],
     },

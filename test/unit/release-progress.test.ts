@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Measurement, Release, ReleaseStatus } from '../../src/api/release.ts';
 import { decideRelease, type ReleaseDecision } from '../../src/release/progress.ts';
-import { effectiveWeights } from '../../src/release/reconciler.ts';
+import { effectiveWeights, instanceWeights } from '../../src/release/actual.ts';
+import { parseWeightExposition, weightFamilies } from '../../src/nginx/weights.ts';
+import { Registry, type Metric } from 'prom-client';
 import { makeRelease } from './fixtures.ts';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
@@ -204,5 +206,73 @@ describe('header routes', () => {
     ];
     const decision = run(makeRelease({ version: 'v2', steps: [{ setHeaderRoute: { match: conditions } }, { pause: {} }] }, promotedV1));
     expect(decision.events).toContainEqual(expect.objectContaining({ message: 'Requests where cookie tester starts with "qa-" and header User-Agent matches ".*Mobile.*" go to v2 whatever its weight' }));
+  });
+});
+
+describe('instanceWeights', () => {
+  const desired = [
+    { version: 'v2', weight: 10 },
+    { version: 'v1', weight: 90 },
+  ];
+
+  it('is current when the instance holds the desired weights, and shows 100/0 when the new Version has no endpoints', () => {
+    const held = new Map([
+      ['shop.http', [{ version: 'v1', configured: 90, weight: 90, endpoints: 2 }, { version: 'v2', configured: 10, weight: 0, endpoints: 0 }]],
+    ]);
+    expect(instanceWeights(desired, held)).toEqual({
+      current: true,
+      weights: [
+        { version: 'v2', weight: 0, endpoints: 0 },
+        { version: 'v1', weight: 100, endpoints: 2 },
+      ],
+    });
+  });
+
+  it('is not current when an instance still holds an earlier split, or one of the backends does, or it did not answer', () => {
+    const earlier = [{ version: 'v1', configured: 100, weight: 100, endpoints: 2 }, { version: 'v2', configured: 0, weight: 0, endpoints: 2 }];
+    const now = [{ version: 'v1', configured: 90, weight: 90, endpoints: 2 }, { version: 'v2', configured: 10, weight: 10, endpoints: 2 }];
+    expect(instanceWeights(desired, new Map([['shop.http', earlier]]))).toEqual({
+      current: false,
+      weights: [
+        { version: 'v2', weight: 0, endpoints: 2 },
+        { version: 'v1', weight: 100, endpoints: 2 },
+      ],
+    });
+    expect(instanceWeights(desired, new Map([['shop.admin', earlier], ['shop.http', now]])).current).toBe(false);
+    expect(instanceWeights(desired, new Map([['shop.http', now]])).current).toBe(true);
+    expect(instanceWeights(desired, undefined)).toEqual({ current: false, weights: [] });
+    expect(instanceWeights(desired, new Map())).toEqual({ current: false, weights: [] });
+  });
+
+  it('shows a Version the instance picks that the release does not ask for', () => {
+    const held = new Map([['shop.http', [{ version: 'v0', weight: 1, endpoints: 1 }, { version: 'v1', configured: 90, weight: 90, endpoints: 2 }]]]);
+    expect(instanceWeights([{ version: 'v1', weight: 100 }], held)).toEqual({
+      current: false,
+      weights: [
+        { version: 'v1', weight: 99, endpoints: 2 },
+        { version: 'v0', weight: 1, endpoints: 1 },
+      ],
+    });
+  });
+});
+
+describe('applied weights on the agent\'s /metrics', () => {
+  it('reads back what the agent exports', async () => {
+    const registry = new Registry();
+    const families = weightFamilies({
+      backends: [
+        { backend: 'shop.http', versions: [{ version: 'v1', configured: 90, weight: 90, endpoints: 2 }, { version: 'v2', configured: 10, weight: 0, endpoints: 0 }] },
+        { backend: 'blog.http', versions: [{ version: 'v1', weight: 3, endpoints: 3 }] },
+      ],
+    });
+    for (const family of families) registry.registerMetric({ name: family.name, get: async () => family } as unknown as Metric);
+    const text = await registry.metrics();
+    expect(text).toContain('berth_upstream_weight{backend="shop.http",version="v2"} 0');
+    expect(text).toContain('berth_upstream_configured_weight{backend="shop.http",version="v1"} 90');
+    expect(text).toContain('berth_upstream_endpoints{backend="blog.http",version="v1"} 3');
+    expect(parseWeightExposition(text, (backend) => backend.startsWith('shop.'))).toEqual(
+      new Map([['shop.http', [{ version: 'v1', configured: 90, weight: 90, endpoints: 2 }, { version: 'v2', configured: 10, weight: 0, endpoints: 0 }]]]),
+    );
+    expect(parseWeightExposition(text, () => true).get('blog.http')).toEqual([{ version: 'v1', weight: 3, endpoints: 3 }]);
   });
 });

@@ -412,6 +412,12 @@ local function prune(premature)
     end
 end
 
+-- The backend as this worker balances it, for GET /weights (berth.weights): nil when the
+-- dict does not hold it. Other workers build the same from the same stored entry.
+function M.backend(name)
+    return get_backend(name)
+end
+
 function M.init_worker()
     -- Forked workers inherit one random state; without a seed they would all start their
     -- round-robins at the same endpoints.
