@@ -406,6 +406,9 @@ describe('an installed release', () => {
       ['patch', `validatingwebhookconfigurations.admissionregistration.k8s.io/${release}`, 'cluster', true],
       ['patch', 'validatingwebhookconfigurations.admissionregistration.k8s.io/other', 'cluster', false],
       ['get', 'applications.berth.dev', 'cluster', true],
+      ['get', 'loadbalancers.berth.dev', 'cluster', true],
+      // It reads Versions only through the informer.
+      ['get', 'versions.berth.dev', 'all', false],
       // Never any other Secret: the operator reads none.
       ['get', 'secrets', 'all', false],
       ['list', 'secrets', namespace, false],
