@@ -22,6 +22,7 @@ import {
 } from './enqueue.ts';
 import { Applier } from './kit/apply.ts';
 import { Controller, type ReconcileFunction } from './kit/controller.ts';
+import { namespacedKey, parseNamespacedKey } from './kit/keys.ts';
 import { EventRecorder } from './kit/events.ts';
 import { LeaderElector } from './kit/leader.ts';
 import type { Logger } from './kit/log.ts';
@@ -31,8 +32,8 @@ import { startHttpServer } from './kit/server.ts';
 import { LABELS } from './labels.ts';
 import { createLoadBalancerReconciler } from './loadbalancer/reconciler.ts';
 import { ReleaseMetrics } from './release/metrics.ts';
-import { createReleaseReconciler, parseReleaseKey, releaseKey } from './release/reconciler.ts';
-import { createVersionReconciler, parseVersionKey, versionKey } from './version/reconciler.ts';
+import { createReleaseReconciler } from './release/reconciler.ts';
+import { createVersionReconciler } from './version/reconciler.ts';
 
 export interface OperatorOptions {
   kc: KubeConfig;
@@ -79,10 +80,10 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   });
   const versions = newController('version', createVersionReconciler(ctx), config.concurrency.versions, {
     get: (key) => {
-      const { namespace, name } = parseVersionKey(key);
+      const { namespace, name } = parseNamespacedKey(key);
       return caches.versions.get(name, namespace);
     },
-    keys: () => caches.versions.list().map((version) => versionKey(version.metadata.namespace!, version.metadata.name)),
+    keys: () => caches.versions.list().map((version) => namespacedKey(version.metadata.namespace!, version.metadata.name)),
     statusSchema: versionStatus,
   });
   const loadBalancers = newController('loadbalancer', createLoadBalancerReconciler(ctx), config.concurrency.loadBalancers, {
@@ -92,10 +93,10 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   });
   const releases = newController('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry)), config.concurrency.releases, {
     get: (key) => {
-      const { namespace, name } = parseReleaseKey(key);
+      const { namespace, name } = parseNamespacedKey(key);
       return caches.releases.get(name, namespace);
     },
-    keys: () => caches.releases.list().map((release) => releaseKey(release.metadata.namespace!, release.metadata.name)),
+    keys: () => caches.releases.list().map((release) => namespacedKey(release.metadata.namespace!, release.metadata.name)),
     statusSchema: releaseStatus,
   });
   const controllers = [applications, versions, loadBalancers, releases];
@@ -137,7 +138,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   const enqueueVersionOf = (object: KubernetesObject) => {
     const version = object.metadata?.labels?.[LABELS.version];
     const namespace = object.metadata?.namespace;
-    if (version && namespace) versions.enqueue(versionKey(namespace, version));
+    if (version && namespace) versions.enqueue(namespacedKey(namespace, version));
   };
   // Each change re-queues only the work it can affect (src/enqueue.ts): a status write, the
   // operator's own most of the time, re-queues nothing, and a change of routes re-queues
@@ -168,7 +169,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (changed(`application/${name}`, specSignature(app), event)) {
       applications.enqueue(name);
       const namespace = applicationNamespace(app);
-      for (const version of caches.versions.list(namespace)) versions.enqueue(versionKey(namespace, version.metadata.name));
+      for (const version of caches.versions.list(namespace)) versions.enqueue(namespacedKey(namespace, version.metadata.name));
     }
     if (changed(`routing/${name}`, routingSignature(app), event)) {
       routingChanged(app, reaches.get(name));
@@ -177,11 +178,11 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     }
   });
   const enqueueReleasesIn = (namespace: string) => {
-    for (const release of caches.releases.list(namespace)) releases.enqueue(releaseKey(namespace, release.metadata.name));
+    for (const release of caches.releases.list(namespace)) releases.enqueue(namespacedKey(namespace, release.metadata.name));
   };
   caches.versions.onChange((version, event) => {
     const namespace = version.metadata.namespace!;
-    const key = versionKey(namespace, version.metadata.name);
+    const key = namespacedKey(namespace, version.metadata.name);
     if (changed(`version/${key}`, specSignature(version), event)) versions.enqueue(key);
     const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
     const app = appName ? caches.applications.get(appName) : undefined;
@@ -205,7 +206,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     const reportChanged = changed(`loadbalancer-report/${name}`, loadBalancerReportSignature(lb), event);
     if (specChanged || reportChanged) enqueueApplications(applicationsOnLoadBalancer(caches.applications.list(), name));
     // Instances report the config they serve: the releases' actual weights follow it.
-    for (const release of caches.releases.list()) releases.enqueue(releaseKey(release.metadata.namespace!, release.metadata.name));
+    for (const release of caches.releases.list()) releases.enqueue(namespacedKey(release.metadata.namespace!, release.metadata.name));
   });
   caches.releases.onChange((release) => {
     const namespace = release.metadata.namespace!;
@@ -227,7 +228,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   caches.namespaces.onChange((namespace) => {
     enqueueApplicationOf(namespace);
     // A Version created before its namespace reached the cache waits for it.
-    for (const version of caches.versions.list(namespace.metadata!.name!)) versions.enqueue(versionKey(namespace.metadata!.name!, version.metadata.name));
+    for (const version of caches.versions.list(namespace.metadata!.name!)) versions.enqueue(namespacedKey(namespace.metadata!.name!, version.metadata.name));
   });
   caches.services.onChange((service) => (service.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(service) : enqueueApplicationOf(service)));
   caches.deployments.onChange((deployment) => enqueueLoadBalancerOf(deployment) || enqueueVersionOf(deployment));

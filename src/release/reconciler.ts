@@ -2,6 +2,7 @@ import { governingRelease, releaseStatus, type Release, type ReleaseStatus, type
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
+import { parseNamespacedKey } from '../kit/keys.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { claimsOf } from '../loadbalancer/routes.ts';
@@ -20,15 +21,6 @@ interface OpenWindow {
   step: number;
   startedAt: Date;
   baseline: Snapshot;
-}
-
-export function releaseKey(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
-}
-
-export function parseReleaseKey(key: string): { namespace: string; name: string } {
-  const [namespace, name] = key.split('/') as [string, string];
-  return { namespace, name };
 }
 
 /** The split an instance applies: the desired weights of the Versions with ready pods, as the Lua balancer skips empty groups. */
@@ -161,7 +153,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
   }
 
   return async function reconcileRelease(key: string): Promise<ReconcileResult | void> {
-    const { namespace, name } = parseReleaseKey(key);
+    const { namespace, name } = parseNamespacedKey(key);
     const release = caches.releases.get(name, namespace);
     if (!release || release.metadata.deletionTimestamp) {
       windows.delete(key);
