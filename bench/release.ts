@@ -17,7 +17,7 @@
 // before and after `--requests` requests and judged exactly as the release analysis
 // judges a window. The stand-ins' own tallies (answers, 503s, the time each took from
 // arrival to answer) are the truth.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,11 +28,12 @@ import { berthClient } from '../test/support/berth.ts';
 import setUpCluster from '../test/support/cluster-setup.ts';
 import { get, startLoad } from '../test/support/http-load.ts';
 import { controlRequest } from '../test/support/nginx.ts';
-import { clients, deleteNamespace } from '../test/support/kube.ts';
+import { clients } from '../test/support/kube.ts';
 import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess } from '../test/support/operator-process.ts';
 import { followPods, type PodFollower } from '../test/support/pod-follower.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { percentile } from './stats.ts';
+import { tearDownRoutedApplication } from './teardown.ts';
 
 const { values } = parseArgs({ options: { aborts: { type: 'string', default: '30' }, requests: { type: 'string', default: '3000' } } });
 const aborts = Number(values.aborts);
@@ -178,14 +179,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    await agent?.stop();
-    await follower?.stop();
-    await berth.deleteApplication(app).catch(() => undefined);
-    await waitFor(async () => (await berth.getApplication(app)) === undefined, { description: `application ${app} to be deleted`, timeoutMs: 120_000 }).catch(() => undefined);
-    await berth.deleteLoadBalancer(lb).catch(() => undefined);
-    await operator.stop();
-    await deleteNamespace(lbNamespace).catch(() => undefined);
-    rmSync(prefix, { recursive: true, force: true });
+    await tearDownRoutedApplication({ running: [agent, follower], app, lb, lbNamespace, operator, prefix });
   }
 }
 
