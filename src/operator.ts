@@ -13,6 +13,8 @@ import {
   applicationsOnLoadBalancer,
   applicationsSharingHosts,
   loadBalancerReportSignature,
+  loadBalancerServingSignature,
+  releaseWeightsSignature,
   routeReach,
   routingSignature,
   specSignature,
@@ -152,6 +154,12 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     return event !== 'update' || before !== signature;
   };
   const reaches = new Map<string, RouteReach>();
+  const enqueueReleasesIn = (namespace: string) => {
+    for (const release of caches.releases.list(namespace)) releases.enqueue(namespacedKey(namespace, release.metadata.name));
+  };
+  const enqueueReleasesOf = (app: Application | undefined) => {
+    if (app) enqueueReleasesIn(applicationNamespace(app));
+  };
   const enqueueApplications = (names: Iterable<string>) => {
     for (const name of names) applications.enqueue(name);
   };
@@ -173,13 +181,12 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     }
     if (changed(`routing/${name}`, routingSignature(app), event)) {
       routingChanged(app, reaches.get(name));
+      // Its Releases report the instances of the LoadBalancers its routes name.
+      enqueueReleasesOf(app);
       if (event === 'delete') reaches.delete(name);
       else reaches.set(name, routeReach(app));
     }
   });
-  const enqueueReleasesIn = (namespace: string) => {
-    for (const release of caches.releases.list(namespace)) releases.enqueue(namespacedKey(namespace, release.metadata.name));
-  };
   caches.versions.onChange((version, event) => {
     const namespace = version.metadata.namespace!;
     const key = namespacedKey(namespace, version.metadata.name);
@@ -204,14 +211,19 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (specChanged) loadBalancers.enqueue(name);
     // The Applications routed through it report what its instances say of their TLS Secrets.
     const reportChanged = changed(`loadbalancer-report/${name}`, loadBalancerReportSignature(lb), event);
-    if (specChanged || reportChanged) enqueueApplications(applicationsOnLoadBalancer(caches.applications.list(), name));
-    // Instances report the config they serve: the releases' actual weights follow it.
-    for (const release of caches.releases.list()) releases.enqueue(namespacedKey(release.metadata.namespace!, release.metadata.name));
+    // Instances report the config they serve: the actual weights of the Releases of the Applications it serves follow it.
+    const servingChanged = changed(`loadbalancer-serving/${name}`, loadBalancerServingSignature(lb), event);
+    if (!specChanged && !reportChanged && !servingChanged) return;
+    const served = applicationsOnLoadBalancer(caches.applications.list(), name);
+    if (specChanged || reportChanged) enqueueApplications(served);
+    for (const appName of served) enqueueReleasesOf(caches.applications.get(appName));
   });
-  caches.releases.onChange((release) => {
+  caches.releases.onChange((release, event) => {
     const namespace = release.metadata.namespace!;
-    // A change of one Release can make another the governing one.
-    enqueueReleasesIn(namespace);
+    const key = namespacedKey(namespace, release.metadata.name);
+    // A change of one Release can make another the governing one; its own status writes change neither.
+    if (changed(`release/${key}`, specSignature(release), event)) enqueueReleasesIn(namespace);
+    if (!changed(`release-weights/${key}`, releaseWeightsSignature(release), event)) return;
     const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
     const app = appName ? caches.applications.get(appName) : undefined;
     // Its weights are rendered by the LoadBalancers its Application's routes name.
