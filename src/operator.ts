@@ -133,14 +133,15 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     rejectDone = reject;
   });
 
-  const enqueueApplicationOf = (object: KubernetesObject) => {
+  // `repair` for a change to what the owner created (see ReconcileContext).
+  const enqueueApplicationOf = (object: KubernetesObject, repair = false) => {
     const app = object.metadata?.labels?.[LABELS.application];
-    if (app) applications.enqueue(app);
+    if (app) applications.enqueue(app, { repair });
   };
-  const enqueueVersionOf = (object: KubernetesObject) => {
+  const enqueueVersionOf = (object: KubernetesObject, repair = false) => {
     const version = object.metadata?.labels?.[LABELS.version];
     const namespace = object.metadata?.namespace;
-    if (version && namespace) versions.enqueue(namespacedKey(namespace, version));
+    if (version && namespace) versions.enqueue(namespacedKey(namespace, version), { repair });
   };
   // Each change re-queues only the work it can affect (src/enqueue.ts): a status write, the
   // operator's own most of the time, re-queues nothing, and a change of routes re-queues
@@ -232,9 +233,9 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
       routingChanged(app, undefined);
     }
   });
-  const enqueueLoadBalancerOf = (object: KubernetesObject) => {
+  const enqueueLoadBalancerOf = (object: KubernetesObject, repair = false) => {
     const lb = object.metadata?.labels?.[LABELS.loadBalancer];
-    if (lb) loadBalancers.enqueue(lb);
+    if (lb) loadBalancers.enqueue(lb, { repair });
     return lb !== undefined;
   };
   caches.namespaces.onChange((namespace) => {
@@ -247,7 +248,7 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   caches.pods.onChange((pod) => enqueueLoadBalancerOf(pod) || enqueueVersionOf(pod));
   // Whatever else Berth created: a change or deletion by hand brings back the owner's reconcile.
   const enqueueOwnerOf = (object: KubernetesObject) =>
-    enqueueLoadBalancerOf(object) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object) : enqueueApplicationOf(object));
+    enqueueLoadBalancerOf(object, true) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object, true) : enqueueApplicationOf(object, true));
   for (const created of [caches.roleBindings, caches.resourceQuotas, caches.limitRanges, caches.autoscalers]) created.onChange(enqueueOwnerOf);
 
   async function stop(): Promise<void> {

@@ -3,7 +3,7 @@ import type { Application } from '../api/application.ts';
 import { versionStatus, type Version, type VersionStatus } from '../api/version.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
-import type { ReconcileResult } from '../kit/controller.ts';
+import type { ReconcileContext, ReconcileResult } from '../kit/controller.ts';
 import { namespacedKey, parseNamespacedKey } from '../kit/keys.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS, managedSelector, REPLICAS_HANDED_OVER_ANNOTATION } from '../labels.ts';
@@ -88,13 +88,12 @@ export function createVersionReconciler(ctx: OperatorContext) {
     return deployment;
   }
 
-  return async function reconcileVersion(key: string): Promise<ReconcileResult | void> {
+  return async function reconcileVersion(key: string, { repair }: ReconcileContext): Promise<ReconcileResult | void> {
     const { namespace, name } = parseNamespacedKey(key);
     const version = caches.versions.get(name, namespace);
-    if (!version || version.metadata.deletionTimestamp) {
-      applied.delete(key);
-      return;
-    }
+    // A repair applies again whatever the last apply left: a hand edit of the objects' metadata changes neither memo input.
+    if (!version || version.metadata.deletionTimestamp || repair) applied.delete(key);
+    if (!version || version.metadata.deletionTimestamp) return;
     // The namespace controller deletes everything in it; an apply would only be refused.
     if (caches.namespaces.get(namespace)?.metadata?.deletionTimestamp) return;
 
