@@ -127,7 +127,8 @@ export function createVersionReconciler(ctx: OperatorContext) {
       deployment = await applyAll(key, version, app, desiredVersionObjects(version, app, config, true).objects);
     }
     if (!autoscaled && handedOver) await takeBackReplicas(deployment);
-    if (!version.spec.autoscaling && version.metadata.generation !== version.status?.observedGeneration) {
+    // Only a Deployment from an earlier spec can have had an autoscaler.
+    if (previous && !version.spec.autoscaling && version.metadata.generation !== version.status?.observedGeneration) {
       await applier.prune('autoscaling/v2', 'HorizontalPodAutoscaler', namespace, `${managedSelector(appName)},${LABELS.version}=${name}`, new Set());
     }
 
