@@ -247,8 +247,11 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   caches.deployments.onChange((deployment) => enqueueLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
   caches.pods.onChange((pod) => enqueueLoadBalancerOf(pod) || enqueueVersionOf(pod));
   // Whatever else Berth created: a change or deletion by hand brings back the owner's reconcile.
-  const enqueueOwnerOf = (object: KubernetesObject) =>
-    enqueueLoadBalancerOf(object, true) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object, true) : enqueueApplicationOf(object, true));
+  // Its own creation, which each of them is seen first as, is no drift.
+  const enqueueOwnerOf = (object: KubernetesObject, event: 'add' | 'update' | 'delete') => {
+    const repair = event !== 'add';
+    return enqueueLoadBalancerOf(object, repair) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object, repair) : enqueueApplicationOf(object, repair));
+  };
   for (const created of [caches.roleBindings, caches.resourceQuotas, caches.limitRanges, caches.autoscalers]) created.onChange(enqueueOwnerOf);
 
   async function stop(): Promise<void> {

@@ -164,17 +164,21 @@ describe('what Berth created, changed by hand', () => {
   });
 });
 
-describe('a LoadBalancer\'s grant to read a TLS Secret, deleted by hand', () => {
-  const app = testApplicationName('drift-tls');
-  const lb = `grant-${randomBytes(3).toString('hex')}`;
-  let lbNamespace: string;
+/** A LoadBalancer of one pod in a test namespace of its own, there for the tests of the enclosing block. */
+function testLoadBalancer(prefix: string): string {
+  const lb = `${prefix}-${randomBytes(3).toString('hex')}`;
   beforeAll(async () => {
-    lbNamespace = await testNamespace('grant-lb');
+    await berth.createLoadBalancer(lb, { namespace: await testNamespace(`${prefix}-lb`), replicas: 1, nginx: { workerProcesses: 1 } });
   });
   afterAll(() => berth.deleteLoadBalancer(lb));
+  return lb;
+}
+
+describe('a LoadBalancer\'s grant to read a TLS Secret, deleted by hand', () => {
+  const app = testApplicationName('drift-tls');
+  const lb = testLoadBalancer('grant');
 
   it('comes back though the LoadBalancer granted it already', async () => {
-    await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 1 } });
     await berth.createApplication(app, { environment: 'development', routes: [{ host: `${app}.example.test`, loadBalancer: lb, tls: { secretName: 'web-tls' } }] });
     const name = tlsReaderBindingName(lb);
     const binding = await waitFor(() => rbac.readNamespacedRoleBinding({ name, namespace: app }), { description: 'the TLS reader binding' });
@@ -188,15 +192,9 @@ describe('a LoadBalancer\'s grant to read a TLS Secret, deleted by hand', () => 
 
 describe('a LoadBalancer and an Application with more routes than their status lists hold', () => {
   const app = testApplicationName('many-urls');
-  const lb = `urls-${randomBytes(3).toString('hex')}`;
-  let lbNamespace: string;
-  beforeAll(async () => {
-    lbNamespace = await testNamespace('urls-lb');
-  });
-  afterAll(() => berth.deleteLoadBalancer(lb));
+  const lb = testLoadBalancer('urls');
 
   it('reports a truncated status with a count of what was left out, instead of having it refused', async () => {
-    await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 1 } });
     const paths = Array.from({ length: 32 }, (_, i) => `/section-${i}/with-a-rather-long-path-prefix`);
     const routes = Array.from({ length: 20 }, (_, i) => ({ host: `host-${i}.${app}.a-rather-long-domain-name.example.test`, loadBalancer: lb, paths }));
     await berth.createApplication(app, { environment: 'development', routes });
