@@ -31,7 +31,7 @@ import { clients } from '../test/support/kube.ts';
 import { helm } from '../test/support/manifests.ts';
 import { operatorConfigFile, startOperatorProcess, type OperatorProcess } from '../test/support/operator-process.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { percentile, residentMiB } from './stats.ts';
+import { cpuSeconds, percentile, residentMiB } from './stats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -286,8 +286,10 @@ async function main(): Promise<void> {
     row(`${appCount} namespaces deleted directly → gone (baseline)`, `${directDeletion.toFixed(1)} s`, '1.00');
 
     const requestsBefore = await operator.metrics();
+    const cpuBefore = cpuSeconds(operator.child.pid!);
     const berthSeconds = await convergeThroughBerth(many);
     row(`${appCount} Applications × ${versionCount} Versions → all Ready`, `${berthSeconds.toFixed(1)} s`, ratio(berthSeconds, directSeconds));
+    row(`operator CPU time while they converged`, `${(cpuSeconds(operator.child.pid!) - cpuBefore).toFixed(1)} s`, '');
     row(`operator API requests per Version: ${requestsPerVersion(requestsBefore, await operator.metrics())}`, '');
     const loaded = await settledMemory(operator);
     row(`operator RSS, ${appCount} applications Ready`, `${loaded.residentMiB.toFixed(1)} MiB`, ratio(loaded.residentMiB, idle.residentMiB));
