@@ -13,7 +13,7 @@
 // - the first request through nginx that the new pod answers.
 // The difference is Berth's share: the agent's watch, its push, and nginx picking it up.
 // Then the Version is scaled back to one pod, and the next sample starts.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,11 +21,12 @@ import { makeInformer, type V1EndpointSlice, type V1Pod } from '@kubernetes/clie
 import { berthClient } from '../test/support/berth.ts';
 import setUpCluster from '../test/support/cluster-setup.ts';
 import { get, startLoad } from '../test/support/http-load.ts';
-import { clients, deleteNamespace } from '../test/support/kube.ts';
+import { clients } from '../test/support/kube.ts';
 import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess } from '../test/support/operator-process.ts';
 import { followPods, type PodFollower } from '../test/support/pod-follower.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { percentile, residentMiB } from './stats.ts';
+import { tearDownRoutedApplication } from './teardown.ts';
 
 const { values } = parseArgs({ options: { samples: { type: 'string', default: '30' } } });
 const samples = Number(values.samples);
@@ -174,17 +175,7 @@ async function main(): Promise<void> {
     console.log(`\nBerth's share, EndpointSlice → first request served: p50 ${percentile(endpointToServed, 50).toFixed(0)} ms, p99 ${percentile(endpointToServed, 99).toFixed(0)} ms`);
     console.log(`agent resident set at the end: ${agentResident.toFixed(0)} MiB`);
   } finally {
-    await agent?.stop();
-    await follower?.stop();
-    await readiness?.stop();
-    await berth.deleteApplication(app).catch(() => undefined);
-    await waitFor(async () => (await berth.getApplication(app)) === undefined, { description: `application ${app} to be deleted`, timeoutMs: 120_000 }).catch(
-      () => undefined,
-    );
-    await berth.deleteLoadBalancer(lb).catch(() => undefined);
-    await operator.stop();
-    await deleteNamespace(lbNamespace).catch(() => undefined);
-    rmSync(prefix, { recursive: true, force: true });
+    await tearDownRoutedApplication({ running: [agent, follower, readiness], app, lb, lbNamespace, operator, prefix });
   }
 }
 

@@ -23,7 +23,7 @@
 // and the counters' cost is measured by bench/balancer.ts (`--counter-rounds 0` skips it),
 // each judged against the goals of a grey release.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,11 +36,12 @@ import { berthClient } from '../test/support/berth.ts';
 import setUpCluster from '../test/support/cluster-setup.ts';
 import { get, startLoad } from '../test/support/http-load.ts';
 import { controlRequest } from '../test/support/nginx.ts';
-import { clients, deleteNamespace } from '../test/support/kube.ts';
+import { clients } from '../test/support/kube.ts';
 import { freePort, operatorConfigFile, startBerthProcess, startOperatorProcess, type BerthProcess } from '../test/support/operator-process.ts';
 import { followPods, type PodFollower } from '../test/support/pod-follower.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { percentile } from './stats.ts';
+import { tearDownRoutedApplication } from './teardown.ts';
 
 const { values } = parseArgs({
   options: { aborts: { type: 'string', default: '30' }, requests: { type: 'string', default: '3000' }, 'counter-rounds': { type: 'string', default: '6' } },
@@ -282,14 +283,7 @@ async function main(): Promise<void> {
     console.log(`\ngoal success rate within ${GOALS.successRatePoints} point and p99 within ${Math.round((GOALS.p99Ratio - 1) * 100)}% of the pods' own: ${verdict(accurate)}`);
     if (counterRounds > 0) countersCost();
   } finally {
-    await agent?.stop();
-    await follower?.stop();
-    await berth.deleteApplication(app).catch(() => undefined);
-    await waitFor(async () => (await berth.getApplication(app)) === undefined, { description: `application ${app} to be deleted`, timeoutMs: 120_000 }).catch(() => undefined);
-    await berth.deleteLoadBalancer(lb).catch(() => undefined);
-    await operator.stop();
-    await deleteNamespace(lbNamespace).catch(() => undefined);
-    rmSync(prefix, { recursive: true, force: true });
+    await tearDownRoutedApplication({ running: [agent, follower], app, lb, lbNamespace, operator, prefix });
   }
 }
 

@@ -13,3 +13,10 @@ export function residentMiB(pid: number): number {
   if (!Number.isFinite(kib)) throw new Error(`no VmRSS for process ${pid}`);
   return kib / 1024;
 }
+
+/** CPU time a process has used so far (user and system), from /proc; clock ticks are 1/100 s on Linux. */
+export function cpuSeconds(pid: number): number {
+  // The command name, in parentheses, may hold spaces: the fields counted from after it.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}

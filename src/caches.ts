@@ -49,6 +49,46 @@ function createdKindCaches(kc: KubeConfig, log: Logger) {
   };
 }
 
+/**
+ * What the reconcilers read of the objects they watch but do not own the spec of (see
+ * InformerOptions.transform): a pod's metadata and readiness, a Deployment's replicas and
+ * status, a Service's or namespace's metadata. At 1,000 applications the pod specs and
+ * Deployment templates alone were most of the operator's heap.
+ */
+export const cacheTransforms = {
+  pod(pod: V1Pod): void {
+    const { metadata, status } = pod;
+    pod.metadata = pick(metadata, METADATA);
+    delete pod.spec;
+    if (!status) return;
+    pod.status = {
+      phase: status.phase,
+      podIP: status.podIP,
+      conditions: status.conditions?.map(({ type, status, reason, message }) => ({ type, status, reason, message })),
+      containerStatuses: status.containerStatuses?.map(({ name, ready, state, lastState, image, imageID, restartCount }) => ({ name, ready, state, lastState, image, imageID, restartCount })),
+    };
+  },
+  deployment(deployment: V1Deployment): void {
+    deployment.metadata = pick(deployment.metadata, METADATA);
+    if (deployment.spec) deployment.spec = { replicas: deployment.spec.replicas } as V1Deployment['spec'];
+  },
+  metadataOnly(object: V1Service | V1Namespace): void {
+    object.metadata = pick(object.metadata, METADATA);
+    delete object.spec;
+    delete object.status;
+  },
+};
+
+/** The metadata any reader uses: identity, labels and annotations, deletion. */
+const METADATA = ['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'labels', 'annotations'] as const;
+
+function pick<T extends object, K extends keyof T>(object: T | undefined, keys: readonly K[]): T | undefined {
+  if (!object) return undefined;
+  const picked = {} as T;
+  for (const key of keys) if (object[key] !== undefined) picked[key] = object[key];
+  return picked;
+}
+
 /** The informers the operator reads the cluster through: only what Berth manages. */
 export function createCaches(kc: KubeConfig, logger: Logger) {
   const core = kc.makeApiClient(CoreV1Api);
@@ -87,6 +127,7 @@ export function createCaches(kc: KubeConfig, logger: Logger) {
       list: () => core.listNamespace({ labelSelector: managed }),
       labelSelector: managed,
       logger: log,
+      transform: cacheTransforms.metadataOnly,
     }),
     services: new Informer<V1Service>(kc, {
       name: 'services',
@@ -94,6 +135,7 @@ export function createCaches(kc: KubeConfig, logger: Logger) {
       list: () => core.listServiceForAllNamespaces({ labelSelector: managed }),
       labelSelector: managed,
       logger: log,
+      transform: cacheTransforms.metadataOnly,
     }),
     deployments: new Informer<V1Deployment>(kc, {
       name: 'deployments',
@@ -101,6 +143,7 @@ export function createCaches(kc: KubeConfig, logger: Logger) {
       list: () => apps.listDeploymentForAllNamespaces({ labelSelector: managed }),
       labelSelector: managed,
       logger: log,
+      transform: cacheTransforms.deployment,
     }),
     pods: new Informer<V1Pod>(kc, {
       name: 'pods',
@@ -108,6 +151,7 @@ export function createCaches(kc: KubeConfig, logger: Logger) {
       list: () => core.listPodForAllNamespaces({ labelSelector: managed }),
       labelSelector: managed,
       logger: log,
+      transform: cacheTransforms.pod,
     }),
   };
 }

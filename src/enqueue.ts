@@ -1,6 +1,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Application } from './api/application.ts';
 import type { LoadBalancer } from './api/loadbalancer.ts';
+import type { Release } from './api/release.ts';
 import type { Version } from './api/version.ts';
 import { coveringWildcards } from './loadbalancer/routes.ts';
 
@@ -29,6 +30,27 @@ export function routingSignature(app: Application): string {
 /** What an Application's status reports of a LoadBalancer's: the TLS Secrets its instances cannot serve. */
 export function loadBalancerReportSignature(lb: LoadBalancer): string {
   return JSON.stringify([...new Set((lb.status?.instances ?? []).flatMap((instance) => instance.placeholderCertificates ?? []))].sort());
+}
+
+/**
+ * What a Release's status reads of a LoadBalancer's (actualWeights): the config it rendered
+ * and which instances serve it. Not the backend pushes an instance counts, which change
+ * with every endpoint.
+ */
+export function loadBalancerServingSignature(lb: LoadBalancer): string {
+  const instances = (lb.status?.instances ?? []).map(({ pod, ready, configHash }) => [pod, ready, configHash ?? null]);
+  return JSON.stringify([lb.status?.configHash ?? null, instances]);
+}
+
+/**
+ * What the Application and the LoadBalancers read of a Release: the traffic it decides (the
+ * split, the header route, the Versions retained), and what decides which Release of a
+ * namespace governs and which change the history records. Not the instances' split read
+ * back, nor the measurements, which change far more often.
+ */
+export function releaseTrafficSignature(release: Release): string {
+  const { weights, headerRoute, retained } = release.status ?? {};
+  return JSON.stringify([specSignature(release), weights ?? null, headerRoute ?? null, retained ?? null]);
 }
 
 /** What an Application's status reports of one of its Versions. */

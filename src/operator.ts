@@ -13,6 +13,8 @@ import {
   applicationsOnLoadBalancer,
   applicationsSharingHosts,
   loadBalancerReportSignature,
+  loadBalancerServingSignature,
+  releaseTrafficSignature,
   routeReach,
   routingSignature,
   specSignature,
@@ -22,6 +24,7 @@ import {
 } from './enqueue.ts';
 import { Applier } from './kit/apply.ts';
 import { Controller, type ReconcileFunction } from './kit/controller.ts';
+import { namespacedKey, parseNamespacedKey } from './kit/keys.ts';
 import { EventRecorder } from './kit/events.ts';
 import { LeaderElector } from './kit/leader.ts';
 import type { Logger } from './kit/log.ts';
@@ -33,8 +36,8 @@ import { createLoadBalancerReconciler } from './loadbalancer/reconciler.ts';
 import { previewRoutes } from './loadbalancer/routes.ts';
 import { releaseTrafficOf } from './loadbalancer/routing.ts';
 import { ReleaseMetrics } from './release/metrics.ts';
-import { createReleaseReconciler, parseReleaseKey, releaseKey } from './release/reconciler.ts';
-import { createVersionReconciler, parseVersionKey, versionKey } from './version/reconciler.ts';
+import { createReleaseReconciler } from './release/reconciler.ts';
+import { createVersionReconciler } from './version/reconciler.ts';
 
 export interface OperatorOptions {
   kc: KubeConfig;
@@ -81,10 +84,10 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   });
   const versions = newController('version', createVersionReconciler(ctx), config.concurrency.versions, {
     get: (key) => {
-      const { namespace, name } = parseVersionKey(key);
+      const { namespace, name } = parseNamespacedKey(key);
       return caches.versions.get(name, namespace);
     },
-    keys: () => caches.versions.list().map((version) => versionKey(version.metadata.namespace!, version.metadata.name)),
+    keys: () => caches.versions.list().map((version) => namespacedKey(version.metadata.namespace!, version.metadata.name)),
     statusSchema: versionStatus,
   });
   const reconcileLoadBalancer = createLoadBalancerReconciler(ctx);
@@ -97,10 +100,10 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   const enqueueRelease = (key: string) => releases.enqueue(key);
   const releases: Controller = newController('release', createReleaseReconciler(ctx, new ReleaseMetrics(metrics.registry), enqueueRelease), config.concurrency.releases, {
     get: (key) => {
-      const { namespace, name } = parseReleaseKey(key);
+      const { namespace, name } = parseNamespacedKey(key);
       return caches.releases.get(name, namespace);
     },
-    keys: () => caches.releases.list().map((release) => releaseKey(release.metadata.namespace!, release.metadata.name)),
+    keys: () => caches.releases.list().map((release) => namespacedKey(release.metadata.namespace!, release.metadata.name)),
     statusSchema: releaseStatus,
   });
   const controllers = [applications, versions, loadBalancers, releases];
@@ -135,14 +138,15 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     rejectDone = reject;
   });
 
-  const enqueueApplicationOf = (object: KubernetesObject) => {
+  // `repair` for a change to what the owner created (see ReconcileContext).
+  const enqueueApplicationOf = (object: KubernetesObject, repair = false) => {
     const app = object.metadata?.labels?.[LABELS.application];
-    if (app) applications.enqueue(app);
+    if (app) applications.enqueue(app, { repair });
   };
-  const enqueueVersionOf = (object: KubernetesObject) => {
+  const enqueueVersionOf = (object: KubernetesObject, repair = false) => {
     const version = object.metadata?.labels?.[LABELS.version];
     const namespace = object.metadata?.namespace;
-    if (version && namespace) versions.enqueue(versionKey(namespace, version));
+    if (version && namespace) versions.enqueue(namespacedKey(namespace, version), { repair });
   };
   // Each change re-queues only the work it can affect (src/enqueue.ts): a status write, the
   // operator's own most of the time, re-queues nothing, and a change of routes re-queues
@@ -156,6 +160,12 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     return event !== 'update' || before !== signature;
   };
   const reaches = new Map<string, RouteReach>();
+  const enqueueReleasesIn = (namespace: string) => {
+    for (const release of caches.releases.list(namespace)) releases.enqueue(namespacedKey(namespace, release.metadata.name));
+  };
+  const enqueueReleasesOf = (app: Application | undefined) => {
+    if (app) enqueueReleasesIn(applicationNamespace(app));
+  };
   const enqueueApplications = (names: Iterable<string>) => {
     for (const name of names) applications.enqueue(name);
   };
@@ -173,22 +183,21 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (changed(`application/${name}`, specSignature(app), event)) {
       applications.enqueue(name);
       const namespace = applicationNamespace(app);
-      for (const version of caches.versions.list(namespace)) versions.enqueue(versionKey(namespace, version.metadata.name));
+      for (const version of caches.versions.list(namespace)) versions.enqueue(namespacedKey(namespace, version.metadata.name));
     }
     // Releases list the preview URLs of the routes served.
     if (changed(`previews/${name}`, JSON.stringify(previewRoutes(app)), event)) enqueueReleasesIn(applicationNamespace(app));
     if (changed(`routing/${name}`, routingSignature(app), event)) {
       routingChanged(app, reaches.get(name));
+      // Its Releases report the instances of the LoadBalancers its routes name.
+      enqueueReleasesOf(app);
       if (event === 'delete') reaches.delete(name);
       else reaches.set(name, routeReach(app));
     }
   });
-  const enqueueReleasesIn = (namespace: string) => {
-    for (const release of caches.releases.list(namespace)) releases.enqueue(releaseKey(namespace, release.metadata.name));
-  };
   caches.versions.onChange((version, event) => {
     const namespace = version.metadata.namespace!;
-    const key = versionKey(namespace, version.metadata.name);
+    const key = namespacedKey(namespace, version.metadata.name);
     if (changed(`version/${key}`, specSignature(version), event)) versions.enqueue(key);
     const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
     const app = appName ? caches.applications.get(appName) : undefined;
@@ -210,34 +219,34 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
     if (specChanged) loadBalancers.enqueue(name);
     // The Applications routed through it report what its instances say of their TLS Secrets.
     const reportChanged = changed(`loadbalancer-report/${name}`, loadBalancerReportSignature(lb), event);
-    const routed = applicationsOnLoadBalancer(caches.applications.list(), name);
-    if (specChanged || reportChanged) enqueueApplications(routed);
-    // Instances come, go and report: the actual weights of the releases routed through it follow.
-    for (const app of routed) {
-      const application = caches.applications.get(app);
-      if (application) enqueueReleasesIn(applicationNamespace(application));
-    }
+    // Instances report the config they serve: the actual weights of the Releases of the Applications it serves follow it.
+    const servingChanged = changed(`loadbalancer-serving/${name}`, loadBalancerServingSignature(lb), event);
+    if (!specChanged && !reportChanged && !servingChanged) return;
+    const served = applicationsOnLoadBalancer(caches.applications.list(), name);
+    if (specChanged || reportChanged) enqueueApplications(served);
+    for (const appName of served) enqueueReleasesOf(caches.applications.get(appName));
   });
   caches.releases.onChange((release, event) => {
     const namespace = release.metadata.namespace!;
-    // A change of one Release can make another the governing one.
-    enqueueReleasesIn(namespace);
+    const key = namespacedKey(namespace, release.metadata.name);
+    // A change of one Release can make another the governing one; its own status writes change neither.
+    if (changed(`release/${key}`, specSignature(release), event)) enqueueReleasesIn(namespace);
     const appName = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
     const app = appName ? caches.applications.get(appName) : undefined;
     if (!app) return;
-    // Only the split and a change of the spec (whose author the Application's history
+    // Only the traffic and a change of the spec (whose author the Application's history
     // records) concern others: a status write of the release alone, most of them the
     // instances' split read back, re-queues nothing else.
+    if (!changed(`release-traffic-of/${key}`, releaseTrafficSignature(release), event)) return;
+    applications.enqueue(app.metadata.name);
     const traffic = JSON.stringify(releaseTrafficOf(caches)(namespace) ?? null);
-    const key = releaseKey(namespace, release.metadata.name);
-    if (changed(`release-report/${key}`, JSON.stringify([release.metadata.generation, traffic]), event)) applications.enqueue(app.metadata.name);
     // Its traffic is rendered by the LoadBalancers its Application's routes name; a
     // reconcile started for a spec change alone would hold up the one carrying the new split.
     if (changed(`release-traffic/${namespace}`, traffic, 'update')) routingChanged(app, undefined);
   });
-  const enqueueLoadBalancerOf = (object: KubernetesObject) => {
+  const enqueueLoadBalancerOf = (object: KubernetesObject, repair = false) => {
     const lb = object.metadata?.labels?.[LABELS.loadBalancer];
-    if (lb) loadBalancers.enqueue(lb);
+    if (lb) loadBalancers.enqueue(lb, { repair });
     return lb !== undefined;
   };
   /** An object a LoadBalancer owns changed: it is applied again, whatever else changed. */
@@ -249,14 +258,17 @@ export async function startOperator({ kc, config, logger, identity = `${hostname
   caches.namespaces.onChange((namespace) => {
     enqueueApplicationOf(namespace);
     // A Version created before its namespace reached the cache waits for it.
-    for (const version of caches.versions.list(namespace.metadata!.name!)) versions.enqueue(versionKey(namespace.metadata!.name!, version.metadata.name));
+    for (const version of caches.versions.list(namespace.metadata!.name!)) versions.enqueue(namespacedKey(namespace.metadata!.name!, version.metadata.name));
   });
   caches.services.onChange((service) => (service.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(service) : enqueueApplicationOf(service)));
   caches.deployments.onChange((deployment) => repairLoadBalancerOf(deployment) || enqueueVersionOf(deployment));
   caches.pods.onChange((pod) => enqueueLoadBalancerOf(pod) || enqueueVersionOf(pod));
   // Whatever else Berth created: a change or deletion by hand brings back the owner's reconcile.
-  const enqueueOwnerOf = (object: KubernetesObject) =>
-    repairLoadBalancerOf(object) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object) : enqueueApplicationOf(object));
+  // Its own creation, which each of them is seen first as, is no drift.
+  const enqueueOwnerOf = (object: KubernetesObject, event: 'add' | 'update' | 'delete') => {
+    const repair = event !== 'add';
+    return enqueueLoadBalancerOf(object, repair) || (object.metadata?.labels?.[LABELS.version] ? enqueueVersionOf(object, repair) : enqueueApplicationOf(object, repair));
+  };
   for (const created of [caches.roleBindings, caches.resourceQuotas, caches.limitRanges, caches.autoscalers]) created.onChange(enqueueOwnerOf);
 
   async function stop(): Promise<void> {

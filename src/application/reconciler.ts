@@ -4,7 +4,7 @@ import { applicationNamespace, applicationStatus, type Application, type Applica
 import type { OperatorContext } from '../context.ts';
 import { isNotFound } from '../kit/apply.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
-import type { ReconcileResult } from '../kit/controller.ts';
+import type { ReconcileContext, ReconcileResult } from '../kit/controller.ts';
 import { writeStatus } from '../kit/status.ts';
 import { APPLICATION_FINALIZER, LABELS, managedSelector } from '../labels.ts';
 import { applicationRouteReport } from '../loadbalancer/report.ts';
@@ -35,16 +35,45 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     };
   }
 
-  /** The namespace as the API server has it, whether Berth manages it or not. */
-  async function readNamespace(name: string): Promise<V1Namespace | undefined> {
+  /**
+   * The namespace as the API server has it, whether Berth manages it or not (the cache
+   * holds only Berth's), or the one created from `desired` when there was none.
+   */
+  async function findOrCreateNamespace(desired: KubernetesObject): Promise<{ existing?: V1Namespace; created?: V1Namespace }> {
+    const name = desired.metadata!.name!;
     const cached = caches.namespaces.get(name);
-    if (cached) return cached;
+    if (cached) return { existing: cached };
+    const created = await applier.create(desired);
+    if (created) return { created };
     try {
-      return await core.readNamespace({ name });
+      return { existing: await core.readNamespace({ name }) };
     } catch (error) {
-      if (isNotFound(error)) return undefined;
+      if (isNotFound(error)) return {};
       throw error;
     }
+  }
+
+  /**
+   * What each Application's objects were last applied from and left behind, as the
+   * Version reconciler keeps it: most reconciles come from its Versions' readiness, when
+   * only the status is left to write. A new spec or labels, or a change to the namespace or
+   * the Service, applies again; a change to its other objects, and the periodic resync,
+   * come as a repair, which forgets this.
+   */
+  const applied = new Map<string, string>();
+  const appliedState = (app: Application, namespace: KubernetesObject | undefined, service: KubernetesObject | undefined) =>
+    JSON.stringify([app.metadata.uid, app.metadata.generation, app.metadata.labels ?? {}, namespace?.metadata?.resourceVersion, service?.metadata?.resourceVersion]);
+  const currentState = (app: Application) => {
+    const namespace = applicationNamespace(app);
+    return appliedState(app, caches.namespaces.get(namespace), caches.services.get(app.metadata.name, namespace));
+  };
+
+  /** Applies the namespace (unless just created) and then, at once, everything in it. */
+  async function applyAll(app: Application, namespace: KubernetesObject, created: V1Namespace | undefined, rest: readonly KubernetesObject[]): Promise<void> {
+    const namespaceNow = created ?? (await applier.apply(namespace));
+    const results = await Promise.all(rest.map((object) => applier.apply(object)));
+    const service = results.find((object) => object.kind === 'Service' && object.metadata?.name === app.metadata.name);
+    applied.set(app.metadata.name, appliedState(app, namespaceNow, service));
   }
 
   async function finalize(app: Application): Promise<ReconcileResult | void> {
@@ -116,21 +145,24 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     prunedFor.set(name, spec);
   }
 
-  return async function reconcileApplication(name: string): Promise<ReconcileResult | void> {
+  return async function reconcileApplication(name: string, { repair }: ReconcileContext): Promise<ReconcileResult | void> {
     const app = caches.applications.get(name);
-    if (!app) {
+    if (!app || repair || app.metadata.deletionTimestamp) {
       prunedFor.delete(name);
-      return;
+      applied.delete(name);
     }
+    if (!app) return;
     if (app.metadata.deletionTimestamp) return finalize(app);
 
     const namespaceName = applicationNamespace(app);
-    // The finalizer before anything is created, so that nothing is left behind; the read
-    // alongside it. An Application that turns out not to own its namespace lets go of it
-    // when deleted (finalize).
+    const [namespace, ...rest] = desiredApplicationObjects(app);
+    // The finalizer alongside creating the namespace: the namespace's owner reference
+    // already makes it go with an Application deleted before the finalizer lands, so
+    // nothing is left behind. An Application that turns out not to own its namespace
+    // lets go of it when deleted (finalize).
     const hasFinalizer = (app.metadata.finalizers ?? []).includes(APPLICATION_FINALIZER);
-    const [existing] = await Promise.all([
-      readNamespace(namespaceName),
+    const [{ existing, created }] = await Promise.all([
+      findOrCreateNamespace(namespace!),
       hasFinalizer ? undefined : setFinalizers(app, [...(app.metadata.finalizers ?? []), APPLICATION_FINALIZER]),
     ]);
     const owner = existing?.metadata?.labels?.[LABELS.application];
@@ -150,9 +182,7 @@ export function createApplicationReconciler(ctx: OperatorContext) {
     // The namespace controller deletes everything in it; an apply would only be refused.
     if (existing?.metadata?.deletionTimestamp) return;
 
-    const [namespace, ...rest] = desiredApplicationObjects(app);
-    await applier.apply(namespace!);
-    await Promise.all(rest.map((object) => applier.apply(object)));
+    if (applied.get(name) !== currentState(app)) await applyAll(app, namespace!, created, rest);
     if (!existing) {
       logger.info({ application: name, namespace: namespaceName }, 'created namespace');
       await events.normal(app, 'NamespaceCreated', `created namespace ${namespaceName}`);

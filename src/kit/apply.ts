@@ -114,6 +114,21 @@ export class Applier {
     });
   }
 
+  /**
+   * Creates the object unless one of its name exists: the created object, or undefined when
+   * there was one already (nothing of it is changed). One round trip where "read, then apply
+   * if absent" takes two.
+   */
+  async create<T extends KubernetesObject>(object: T): Promise<T | undefined> {
+    const ref = object as unknown as ObjectRef;
+    try {
+      return await this.rest.request<T>('POST', collectionPath(ref.apiVersion, ref.kind, ref.metadata.namespace), { body: object, query: { fieldManager: FIELD_MANAGER } });
+    } catch (error) {
+      if (isConflict(error)) return undefined;
+      throw error;
+    }
+  }
+
   /** Applies the status subresource of a Berth custom resource. */
   async applyStatus(resource: ObjectRef, status: unknown): Promise<void> {
     const { name, namespace } = resource.metadata;

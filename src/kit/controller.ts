@@ -7,7 +7,17 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-export type ReconcileFunction = (key: string) => Promise<ReconcileResult | void>;
+/** Why a key is reconciled, besides "something it reads changed". */
+export interface ReconcileContext {
+  /**
+   * The key was queued by the periodic resync or by a change to an object its reconcile
+   * created: whatever the reconciler remembers having applied or pruned for it is to be
+   * checked against the cluster again, not trusted (a hand edit is what is repaired).
+   */
+  repair: boolean;
+}
+
+export type ReconcileFunction = (key: string, context: ReconcileContext) => Promise<ReconcileResult | void>;
 
 /** Where the outcome of each reconcile is shown besides logs and metrics (see ReconcileErrorReporter). */
 export interface ReconcileOutcomes {
@@ -44,6 +54,8 @@ export class Controller {
   private readonly options: ControllerOptions;
   private workers: Promise<void>[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
+  /** Keys queued for a repair since their last reconcile started. */
+  private readonly repairs = new Set<string>();
 
   constructor(name: string, reconcile: ReconcileFunction, options: ControllerOptions) {
     this.name = name;
@@ -54,7 +66,9 @@ export class Controller {
     options.metrics.activeWorkers.set({ controller: name }, 0);
   }
 
-  enqueue(key: string): void {
+  /** Queues the key; `repair` (see ReconcileContext) holds until its next reconcile succeeds. */
+  enqueue(key: string, { repair = false } = {}): void {
+    if (repair) this.repairs.add(key);
     this.queue.add(key);
   }
 
@@ -67,7 +81,7 @@ export class Controller {
     const { periodMs, keys } = this.options.resync;
     if (periodMs <= 0) return;
     this.resyncTimer = setTimeout(() => {
-      for (const key of keys()) this.queue.add(key);
+      for (const key of keys()) this.enqueue(key, { repair: true });
       this.scheduleResync();
     }, resyncDelay(periodMs));
     this.resyncTimer.unref();
@@ -88,8 +102,9 @@ export class Controller {
       if (key === undefined) return;
       metrics.activeWorkers.inc(labels);
       const stopTimer = metrics.reconcileTime.startTimer(labels);
+      const repair = this.repairs.delete(key);
       try {
-        const result = await this.reconcile(key);
+        const result = await this.reconcile(key, { repair });
         this.queue.forget(key);
         await outcomes.succeeded(key);
         if (result?.requeueAfterMs !== undefined) {
@@ -99,6 +114,7 @@ export class Controller {
           metrics.reconcileTotal.inc({ ...labels, result: 'success' });
         }
       } catch (error) {
+        if (repair) this.repairs.add(key);
         metrics.reconcileTotal.inc({ ...labels, result: 'error' });
         metrics.reconcileErrors.inc(labels);
         const retryInMs = this.queue.addRateLimited(key);

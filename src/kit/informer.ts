@@ -21,6 +21,12 @@ export interface InformerOptions<T extends KubernetesObject> {
    * something besides status changed.
    */
   ignoreStatus?: boolean;
+  /**
+   * Strips, in place, what no reader of this cache needs from an object it has just
+   * stored (controller-runtime's cache transforms): the cache keeps every object of its
+   * kind for as long as it exists, so an unread pod spec costs memory times the pods.
+   */
+  transform?: (object: T) => void;
 }
 
 /**
@@ -149,6 +155,7 @@ export class Informer<T extends KubernetesObject> {
 
   private emitChange(object: T, event: 'add' | 'update'): void {
     withoutManagedFields(object);
+    this.options.transform?.(object);
     if (this.options.ignoreStatus) {
       delete (object as { status?: unknown }).status;
       if (!this.changedBeyondStatus(object)) return;

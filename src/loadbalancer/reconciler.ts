@@ -2,7 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { DEFAULT_LOADBALANCER_NAMESPACE, INSTANCE_REPORT_LIMITS, loadBalancerStatus, type LoadBalancer, type LoadBalancerStatus } from '../api/loadbalancer.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
-import type { ReconcileResult } from '../kit/controller.ts';
+import type { ReconcileContext, ReconcileResult } from '../kit/controller.ts';
 import { errorMessage } from '../kit/log.ts';
 import { canonicalJson, writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
@@ -159,14 +159,15 @@ export function createLoadBalancerReconciler(ctx: OperatorContext) {
     grantedTo.set(name, grantKey(lb, tlsNamespaces));
   }
 
-  async function reconcileLoadBalancer(name: string): Promise<ReconcileResult | void> {
+  async function reconcileLoadBalancer(name: string, { repair }: ReconcileContext): Promise<ReconcileResult | void> {
     const lb = caches.loadBalancers.get(name);
-    // Everything the LoadBalancer owns goes with it through owner references.
-    if (!lb || lb.metadata.deletionTimestamp) {
+    // A repair grants and applies again what may have been changed or deleted by hand.
+    if (!lb || lb.metadata.deletionTimestamp || repair) {
       grantedTo.delete(name);
       appliedRest.delete(name);
-      return;
     }
+    // Everything the LoadBalancer owns goes with it through owner references.
+    if (!lb || lb.metadata.deletionTimestamp) return;
     if (lb.spec.namespace === config.namespace) {
       await refuseOperatorNamespace(lb);
       return;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Application } from '../api/application.ts';
 import { governingRelease } from '../api/release.ts';
 import type { LoadBalancer } from '../api/loadbalancer.ts';
@@ -63,7 +64,7 @@ const SPEC_FIELDS: ReadonlyArray<[RegExp, (claim: RouteClaim, app: Application) 
 ];
 
 const RENDER_CHECK_LIMIT = 50_000;
-/** Renderer verdicts by the one-claim model's JSON; the same claim is never rendered twice. */
+/** Renderer verdicts by a digest of the one-claim model's JSON (the JSON itself would hold kilobytes per claim); the same claim is never rendered twice. */
 const renderVerdicts = new Map<string, string | undefined>();
 
 /**
@@ -73,7 +74,7 @@ const renderVerdicts = new Map<string, string | undefined>();
 function renderProblem(lb: LoadBalancer, claim: RouteClaim, app: Application, input: RoutingInput): string | undefined {
   const alone = { ...lb, spec: { ...lb.spec, streams: [] } };
   const model = loadBalancerModel(alone, [claim], new Map([[app.metadata.name, app]]), input.versionsOf, input.config);
-  const key = JSON.stringify(model);
+  const key = createHash('sha256').update(JSON.stringify(model)).digest('base64');
   if (renderVerdicts.has(key)) return renderVerdicts.get(key);
   let verdict: string | undefined;
   try {

@@ -3,6 +3,7 @@ import { governingRelease, releaseStatus, type Release, type ReleaseStatus, type
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
 import type { ReconcileResult } from '../kit/controller.ts';
+import { parseNamespacedKey } from '../kit/keys.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS } from '../labels.ts';
 import { claimsOf, previewRoutes, previewUrls } from '../loadbalancer/routes.ts';
@@ -32,15 +33,6 @@ interface OpenWindow {
   baseline: Snapshot;
 }
 
-export function releaseKey(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
-}
-
-export function parseReleaseKey(key: string): { namespace: string; name: string } {
-  const [namespace, name] = key.split('/') as [string, string];
-  return { namespace, name };
-}
-
 function outcomeOf(status: ReleaseStatus): string | undefined {
   if (status.phase === 'Aborted') return 'aborted';
   if (status.phase === 'Promoted') return status.reason === 'RolledBack' ? 'rolled_back' : 'promoted';
@@ -58,7 +50,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
   const windows = new Map<string, OpenWindow>();
   const readBack = new WeightReadBack({
     read: (key, desired) => {
-      const namespace = parseReleaseKey(key).namespace;
+      const namespace = parseNamespacedKey(key).namespace;
       const application = caches.namespaces.get(namespace)?.metadata?.labels?.[LABELS.application];
       return application ? actualWeights(namespace, application, desired) : Promise.resolve([]);
     },
@@ -189,7 +181,7 @@ export function createReleaseReconciler(ctx: OperatorContext, metrics: ReleaseMe
   }
 
   return async function reconcileRelease(key: string): Promise<ReconcileResult | void> {
-    const { namespace, name } = parseReleaseKey(key);
+    const { namespace, name } = parseNamespacedKey(key);
     const release = caches.releases.get(name, namespace);
     if (!release || release.metadata.deletionTimestamp) {
       windows.delete(key);

@@ -3,7 +3,8 @@ import type { Application } from '../api/application.ts';
 import { versionStatus, type Version, type VersionStatus } from '../api/version.ts';
 import type { OperatorContext } from '../context.ts';
 import { findCondition, setCondition, type ConditionInput } from '../kit/conditions.ts';
-import type { ReconcileResult } from '../kit/controller.ts';
+import type { ReconcileContext, ReconcileResult } from '../kit/controller.ts';
+import { namespacedKey, parseNamespacedKey } from '../kit/keys.ts';
 import { writeStatus } from '../kit/status.ts';
 import { LABELS, managedSelector, REPLICAS_HANDED_OVER_ANNOTATION } from '../labels.ts';
 import { checkPolicy, desiredVersionObjects, verdictMessage, versionServiceName } from './desired.ts';
@@ -16,15 +17,6 @@ const NOT_READY_RECHECK_MS = 15_000;
 
 // Holds a Deployment's replicas between Berth letting go and the HPA's next scaling.
 const HANDOVER = { fieldManager: 'berth-autoscaling-handover', force: false };
-
-export function versionKey(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
-}
-
-export function parseVersionKey(key: string): { namespace: string; name: string } {
-  const [namespace, name] = key.split('/') as [string, string];
-  return { namespace, name };
-}
 
 export function createVersionReconciler(ctx: OperatorContext) {
   const { caches, applier, events, metrics, logger, config } = ctx;
@@ -40,7 +32,7 @@ export function createVersionReconciler(ctx: OperatorContext) {
     // The status first: it is what users and the Application wait for; the event tells the story after.
     await writeStatus(applier, version, versionStatus, status);
     if (before?.status !== ready.status || before.reason !== ready.reason) {
-      logger.info({ version: versionKey(version.metadata.namespace!, version.metadata.name), ready: ready.status, reason: ready.reason, message: ready.message }, 'version readiness changed');
+      logger.info({ version: namespacedKey(version.metadata.namespace!, version.metadata.name), ready: ready.status, reason: ready.reason, message: ready.message }, 'version readiness changed');
       if (ready.status === 'True') await events.normal(version, ready.reason, ready.message);
       else if (!['Deploying', 'RollingOut'].includes(ready.reason)) await events.warning(version, ready.reason, ready.message);
     }
@@ -64,7 +56,7 @@ export function createVersionReconciler(ctx: OperatorContext) {
     const { name, namespace } = deployment.metadata!;
     const metadata = { name, namespace, annotations: { [REPLICAS_HANDED_OVER_ANNOTATION]: 'autoscaler' } };
     await applier.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata, spec: { replicas: deployment.spec!.replicas } }, HANDOVER);
-    logger.info({ version: versionKey(namespace!, name!), replicas: deployment.spec!.replicas }, 'replicas handed over to the autoscaler');
+    logger.info({ version: namespacedKey(namespace!, name!), replicas: deployment.spec!.replicas }, 'replicas handed over to the autoscaler');
   }
 
   /** Autoscaling turned off: Berth's apply owns replicas again; the hand-over's share and mark go. */
@@ -84,7 +76,7 @@ export function createVersionReconciler(ctx: OperatorContext) {
     JSON.stringify([version.metadata.uid, version.metadata.generation, app.metadata.uid, app.metadata.generation, app.metadata.labels ?? {}, deployment?.metadata?.generation, service?.metadata?.resourceVersion]);
 
   function upToDate(key: string, version: Version, app: Application): boolean {
-    const [namespace, name] = key.split('/') as [string, string];
+    const { namespace, name } = parseNamespacedKey(key);
     const state = appliedState(version, app, caches.deployments.get(name, namespace), caches.services.get(versionServiceName(name), namespace));
     return !version.spec.autoscaling && applied.get(key) === state;
   }
@@ -96,13 +88,12 @@ export function createVersionReconciler(ctx: OperatorContext) {
     return deployment;
   }
 
-  return async function reconcileVersion(key: string): Promise<ReconcileResult | void> {
-    const { namespace, name } = parseVersionKey(key);
+  return async function reconcileVersion(key: string, { repair }: ReconcileContext): Promise<ReconcileResult | void> {
+    const { namespace, name } = parseNamespacedKey(key);
     const version = caches.versions.get(name, namespace);
-    if (!version || version.metadata.deletionTimestamp) {
-      applied.delete(key);
-      return;
-    }
+    // A repair applies again whatever the last apply left: a hand edit of the objects' metadata changes neither memo input.
+    if (!version || version.metadata.deletionTimestamp || repair) applied.delete(key);
+    if (!version || version.metadata.deletionTimestamp) return;
     // The namespace controller deletes everything in it; an apply would only be refused.
     if (caches.namespaces.get(namespace)?.metadata?.deletionTimestamp) return;
 
@@ -136,7 +127,8 @@ export function createVersionReconciler(ctx: OperatorContext) {
       deployment = await applyAll(key, version, app, desiredVersionObjects(version, app, config, true).objects);
     }
     if (!autoscaled && handedOver) await takeBackReplicas(deployment);
-    if (!version.spec.autoscaling && version.metadata.generation !== version.status?.observedGeneration) {
+    // Only a Deployment from an earlier spec can have had an autoscaler.
+    if (previous && !version.spec.autoscaling && version.metadata.generation !== version.status?.observedGeneration) {
       await applier.prune('autoscaling/v2', 'HorizontalPodAutoscaler', namespace, `${managedSelector(appName)},${LABELS.version}=${name}`, new Set());
     }
 

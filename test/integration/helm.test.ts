@@ -134,6 +134,7 @@ describe('the chart', () => {
     dashboards: { enabled: true, labels: { grafana_dashboard: '1', team: 'platform' } },
     nodeSelector: { 'kubernetes.io/os': 'linux' },
     tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'platform', effect: 'NoSchedule' }],
+    heap: { maxOldSpaceMiB: 700, maxSemiSpaceMiB: 4 },
   });
 
   it('passes helm lint with default and non-default values', async () => {
@@ -171,6 +172,10 @@ describe('the chart', () => {
     expect(deployment.spec!.replicas).toBe(3);
     expect(container.image).toBe('registry.example/berth:1.2.3');
     expect(container.args).toEqual(['operator', '--config', '/etc/berth/config.yaml']);
+    expect(container.env).toEqual([
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=700 --max-semi-space-size=4' },
+      { name: 'MALLOC_ARENA_MAX', value: '2' },
+    ]);
     expect(container.ports).toEqual([
       { name: 'http', containerPort: 9090 },
       { name: 'https-webhook', containerPort: 9443 },
@@ -406,6 +411,9 @@ describe('an installed release', () => {
       ['patch', `validatingwebhookconfigurations.admissionregistration.k8s.io/${release}`, 'cluster', true],
       ['patch', 'validatingwebhookconfigurations.admissionregistration.k8s.io/other', 'cluster', false],
       ['get', 'applications.berth.dev', 'cluster', true],
+      ['get', 'loadbalancers.berth.dev', 'cluster', true],
+      // It reads Versions only through the informer.
+      ['get', 'versions.berth.dev', 'all', false],
       // Never any other Secret: the operator reads none.
       ['get', 'secrets', 'all', false],
       ['list', 'secrets', namespace, false],

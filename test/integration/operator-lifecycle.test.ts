@@ -38,6 +38,17 @@ async function readyPods(namespace: string, version: string, count: number): Pro
   );
 }
 
+/** Waits until the Version reports Ready with `message`, the sentence of its current spec. */
+async function readyAt(namespace: string, version: string, message: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const ready = (await berth.getVersion(namespace, version))?.status?.conditions?.find((c) => c.type === 'Ready');
+      return ready?.status === 'True' && ready.message === message;
+    },
+    { description: `Version ${version} Ready with "${message}"` },
+  );
+}
+
 async function gone(read: () => Promise<unknown>): Promise<boolean> {
   try {
     await read();
@@ -154,10 +165,11 @@ describe('Application and Version lifecycle', () => {
     const spec = (await berth.getVersion(app, 'v1'))!.spec;
     await berth.patchVersionSpec(app, 'v1', { ...spec, replicas: 5 });
     await readyPods(app, 'v1', 5);
-    expect((await berth.versionCondition(app, 'v1', 'Ready', 'True')).message).toBe('5/5 pods ready');
+    // The status of the earlier spec says Ready too, until the Version reports the new one.
+    await readyAt(app, 'v1', '5/5 pods ready');
     await berth.patchVersionSpec(app, 'v1', { ...spec, replicas: 3 });
     await readyPods(app, 'v1', 3);
-    expect((await berth.versionCondition(app, 'v1', 'Ready', 'True')).message).toBe('3/3 pods ready');
+    await readyAt(app, 'v1', '3/3 pods ready');
     expect(await operator.metric('berth_scalings_total', { namespace: app, application: app, direction: 'up' })).toBe(1);
     expect(await operator.metric('berth_scalings_total', { namespace: app, application: app, direction: 'down' })).toBe(1);
   });

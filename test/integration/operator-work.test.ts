@@ -87,6 +87,15 @@ beforeAll(async () => {
     },
     { description: 'every Application to report its route', timeoutMs: 120_000 },
   );
+  // A Release beside each routed Application, and one beside the marker, which routes nowhere.
+  for (const name of [...others, marker]) {
+    await waitFor(async () => (await core.listNamespace({ fieldSelector: `metadata.name=${name}` })).items.length === 1, { description: `namespace ${name}` });
+    await berth.applyRelease(name, name, { version: 'v1' });
+  }
+  await waitFor(async () => (await Promise.all([...others, marker].map((name) => berth.getRelease(name, name)))).every((release) => release?.status?.phase !== undefined), {
+    description: 'every Release to report',
+    timeoutMs: 120_000,
+  });
 }, 300_000);
 
 describe('work proportional to change', () => {
@@ -130,5 +139,31 @@ describe('work proportional to change', () => {
     await settled(3);
     // The marker's own reconcile and its applies: re-reconciling the routed Applications would cost far more.
     expect(total(await samplesBy('rest_client_requests_total', 'verb')) - before).toBeLessThan(REQUEST_BUDGET);
+  });
+
+  it('re-queues only the Releases of the Applications a LoadBalancer serves, and only when what they report of it changed', async () => {
+    const reportInstance = (instance: Record<string, unknown>) =>
+      custom.patchClusterCustomObjectStatus({
+        group: 'berth.dev',
+        version: 'v1alpha1',
+        plural: 'loadbalancers',
+        name: lb,
+        body: [{ op: 'add', path: '/status/instances', value: [{ pod: `${lb}-pod`, ready: true, ...instance }] }],
+      });
+    const releaseAdds = async () => (await samplesBy('workqueue_adds_total', 'name')).get('release') ?? 0;
+
+    await reportInstance({ configHash: 'first', upstreamGeneration: 1 });
+    await settled(4);
+    let before = await releaseAdds();
+    // A backend push: the instance counts it, and no Release reports it.
+    await reportInstance({ configHash: 'first', upstreamGeneration: 2 });
+    await settled(5);
+    expect(await releaseAdds()).toBe(before);
+
+    before = await releaseAdds();
+    // The instance serves another config: the Releases of the Applications routed through it report that, the marker's does not.
+    await reportInstance({ configHash: 'second', upstreamGeneration: 2 });
+    await settled(6);
+    expect(await releaseAdds()).toBe(before + OTHERS);
   });
 });

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECONCILE_ERROR } from '../../src/kit/reconcile-errors.ts';
-import { managedSelector } from '../../src/labels.ts';
-import { loadBalancerObjectName } from '../../src/loadbalancer/desired.ts';
+import { LABELS, managedSelector } from '../../src/labels.ts';
+import { loadBalancerObjectName, tlsReaderBindingName } from '../../src/loadbalancer/desired.ts';
 import { berthClient, testApplicationName } from '../support/berth.ts';
 import { clients, testNamespace } from '../support/kube.ts';
 import { operatorConfigFile, startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
@@ -124,6 +124,7 @@ describe('a reconcile the API server refuses', () => {
 
 describe('what Berth created, changed by hand', () => {
   const app = testApplicationName('drift');
+  const relabelled = testApplicationName('drift-label');
 
   it('comes back: a deleted member RoleBinding and an edited quota', async () => {
     await berth.createApplication(app, { environment: 'development', members: [{ name: 'ann', role: 'Developer' }], quota: { pods: 10 } });
@@ -147,19 +148,53 @@ describe('what Berth created, changed by hand', () => {
     expect(edited.spec?.hard?.pods).toBe('99');
     await waitFor(async () => (await quotas()).items[0]?.spec?.hard?.pods === '10', { description: 'the quota to be put back' });
   });
+
+  it('comes back with the resync though the Version applied it already: a label of its Deployment changed', async () => {
+    await berth.createApplicationWithNamespace(relabelled, { environment: 'development' });
+    await berth.createVersion(relabelled, 'v1', { image: 'registry.example/web:1', replicas: 1, resources: { cpu: '20m', memory: '32Mi' } });
+    await berth.versionCondition(relabelled, 'v1', 'Ready', 'True');
+    await operatorIdle();
+    // Metadata only: the Deployment's generation, which tells the Version reconciler of an edit, stays.
+    const edited = await apps.patchNamespacedDeployment({ name: 'v1', namespace: relabelled, body: { metadata: { labels: { [LABELS.application]: 'someone-else' } } } }, mergePatch);
+    expect(edited.metadata?.labels?.[LABELS.application]).toBe('someone-else');
+    await waitFor(async () => (await apps.readNamespacedDeployment({ name: 'v1', namespace: relabelled })).metadata?.labels?.[LABELS.application] === relabelled, {
+      description: 'the label to be put back',
+      timeoutMs: RESYNC_SECONDS * 3_000,
+    });
+  });
+});
+
+/** A LoadBalancer of one pod in a test namespace of its own, there for the tests of the enclosing block. */
+function testLoadBalancer(prefix: string): string {
+  const lb = `${prefix}-${randomBytes(3).toString('hex')}`;
+  beforeAll(async () => {
+    await berth.createLoadBalancer(lb, { namespace: await testNamespace(`${prefix}-lb`), replicas: 1, nginx: { workerProcesses: 1 } });
+  });
+  afterAll(() => berth.deleteLoadBalancer(lb));
+  return lb;
+}
+
+describe('a LoadBalancer\'s grant to read a TLS Secret, deleted by hand', () => {
+  const app = testApplicationName('drift-tls');
+  const lb = testLoadBalancer('grant');
+
+  it('comes back though the LoadBalancer granted it already', async () => {
+    await berth.createApplication(app, { environment: 'development', routes: [{ host: `${app}.example.test`, loadBalancer: lb, tls: { secretName: 'web-tls' } }] });
+    const name = tlsReaderBindingName(lb);
+    const binding = await waitFor(() => rbac.readNamespacedRoleBinding({ name, namespace: app }), { description: 'the TLS reader binding' });
+    await operatorIdle();
+    await rbac.deleteNamespacedRoleBinding({ name, namespace: app });
+    await waitFor(async () => (await rbac.readNamespacedRoleBinding({ name, namespace: app })).metadata?.uid !== binding.metadata!.uid, {
+      description: 'the TLS reader binding to be put back',
+    });
+  });
 });
 
 describe('a LoadBalancer and an Application with more routes than their status lists hold', () => {
   const app = testApplicationName('many-urls');
-  const lb = `urls-${randomBytes(3).toString('hex')}`;
-  let lbNamespace: string;
-  beforeAll(async () => {
-    lbNamespace = await testNamespace('urls-lb');
-  });
-  afterAll(() => berth.deleteLoadBalancer(lb));
+  const lb = testLoadBalancer('urls');
 
   it('reports a truncated status with a count of what was left out, instead of having it refused', async () => {
-    await berth.createLoadBalancer(lb, { namespace: lbNamespace, replicas: 1, nginx: { workerProcesses: 1 } });
     const paths = Array.from({ length: 32 }, (_, i) => `/section-${i}/with-a-rather-long-path-prefix`);
     const routes = Array.from({ length: 20 }, (_, i) => ({ host: `host-${i}.${app}.a-rather-long-domain-name.example.test`, loadBalancer: lb, paths }));
     await berth.createApplication(app, { environment: 'development', routes });

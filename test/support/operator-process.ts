@@ -50,11 +50,17 @@ export function operatorConfigFile(config: Record<string, unknown>): string {
 /**
  * Runs `berth <args> --http-port <free port>` as a real child process against the test
  * cluster and waits until it serves /healthz. `kubeconfig` runs it under another identity
- * than the tests' administrator; `httpPort` chooses the port instead.
+ * than the tests' administrator; `httpPort` chooses the port instead; `env` adds to its environment.
  */
-export async function startBerthProcess(args: string[], description = args[0] ?? 'berth', kubeconfig?: string, httpPort?: number): Promise<BerthProcess> {
+export async function startBerthProcess(
+  args: string[],
+  description = args[0] ?? 'berth',
+  kubeconfig?: string,
+  httpPort?: number,
+  extraEnv: Record<string, string> = {},
+): Promise<BerthProcess> {
   const port = httpPort ?? (await freePort());
-  const env = kubeconfig ? { ...process.env, KUBECONFIG: kubeconfig } : process.env;
+  const env = { ...process.env, ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}), ...extraEnv };
   const child = spawn(process.execPath, ['src/cli.ts', ...args, '--http-port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -104,10 +110,10 @@ export async function startBerthProcess(args: string[], description = args[0] ??
 }
 
 /** Runs `berth operator` as a real child process against the test cluster. */
-export async function startOperatorProcess(options: { identity: string; configFile?: string; kubeconfig?: string }): Promise<OperatorProcess> {
+export async function startOperatorProcess(options: { identity: string; configFile?: string; kubeconfig?: string; env?: Record<string, string> }): Promise<OperatorProcess> {
   const args = ['operator', '--identity', options.identity];
   if (options.configFile) args.push('--config', options.configFile);
-  return { identity: options.identity, ...(await startBerthProcess(args, `operator ${options.identity}`, options.kubeconfig)) };
+  return { identity: options.identity, ...(await startBerthProcess(args, `operator ${options.identity}`, options.kubeconfig, undefined, options.env)) };
 }
 
 /** The ports the LoadBalancer pods of an operator listen on, free on this machine. */

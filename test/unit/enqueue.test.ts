@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { applicationsOnLoadBalancer, applicationsSharingHosts, loadBalancerReportSignature, routingSignature, specSignature, versionReportSignature } from '../../src/enqueue.ts';
-import { makeLoadBalancer, makeRoutedApplication, makeVersion } from './fixtures.ts';
+import {
+  applicationsOnLoadBalancer,
+  applicationsSharingHosts,
+  loadBalancerReportSignature,
+  loadBalancerServingSignature,
+  releaseTrafficSignature,
+  routingSignature,
+  specSignature,
+  versionReportSignature,
+} from '../../src/enqueue.ts';
+import { makeLoadBalancer, makeRelease, makeRoutedApplication, makeVersion } from './fixtures.ts';
 
 describe('what a change re-queues', () => {
   const shop = makeRoutedApplication('shop', '2030-01-01T00:00:00Z', [{ host: 'shop.example.com' }]);
@@ -55,5 +64,27 @@ describe('what a change re-queues', () => {
     expect(loadBalancerReportSignature(serving)).toBe(loadBalancerReportSignature(lb));
     const placeholder = { ...lb, status: { instances: [{ pod: 'p', ready: true, placeholderCertificates: ['TLS Secret a/b: not found'] }] } };
     expect(loadBalancerReportSignature(placeholder)).not.toBe(loadBalancerReportSignature(lb));
+  });
+
+  it('re-queues Releases for a LoadBalancer when the config it rendered or its instances serving it changed, not for a backend push', () => {
+    const lb = makeLoadBalancer();
+    const serving = { ...lb, status: { configHash: 'a', instances: [{ pod: 'p', ready: true, configHash: 'a', upstreamGeneration: 1 }] } };
+    const pushed = { ...serving, status: { ...serving.status, instances: [{ ...serving.status.instances[0]!, upstreamGeneration: 2, lastReload: 'now' }] } };
+    expect(loadBalancerServingSignature(pushed)).toBe(loadBalancerServingSignature(serving));
+    const rendered = { ...serving, status: { ...serving.status, configHash: 'b' } };
+    expect(loadBalancerServingSignature(rendered)).not.toBe(loadBalancerServingSignature(serving));
+    const caughtUp = { ...rendered, status: { ...rendered.status, instances: [{ ...serving.status.instances[0]!, configHash: 'b' }] } };
+    expect(loadBalancerServingSignature(caughtUp)).not.toBe(loadBalancerServingSignature(rendered));
+  });
+
+  it("re-queues a Release's Application only when its traffic or spec changed, not for its other status", () => {
+    const release = makeRelease({ version: 'v2' }, { phase: 'Progressing', weights: [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }] });
+    const reported = { ...release, status: { ...release.status, actualWeights: [{ loadBalancer: 'public', pod: 'p', current: true, weights: [] }] } };
+    expect(releaseTrafficSignature(reported)).toBe(releaseTrafficSignature(release));
+    expect(specSignature(reported)).toBe(specSignature(release));
+    const stepped = { ...release, status: { ...release.status, weights: [{ version: 'v1', weight: 50 }, { version: 'v2', weight: 50 }] } };
+    expect(releaseTrafficSignature(stepped)).not.toBe(releaseTrafficSignature(release));
+    const routed = { ...release, status: { ...release.status, headerRoute: { version: 'v2', match: [{ header: 'X-Canary', value: { exact: 'yes' } }] } } };
+    expect(releaseTrafficSignature(routed)).not.toBe(releaseTrafficSignature(release));
   });
 });

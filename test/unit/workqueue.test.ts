@@ -386,6 +386,56 @@ describe('Controller', () => {
   });
 });
 
+describe('Controller repairs', () => {
+  it('tells a reconcile queued by the resync to repair, and one queued by an event not to', async () => {
+    vi.useFakeTimers();
+    const runs: string[] = [];
+    const controller = newController(async (key, { repair }) => void runs.push(`${key}${repair ? ' repair' : ''}`), 1, { resync: { periodMs: 10_000, keys: () => ['a'] } });
+    controller.start();
+    controller.enqueue('a');
+    await vi.advanceTimersByTimeAsync(1);
+    await vi.advanceTimersByTimeAsync(11_001);
+    controller.enqueue('a');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(runs).toEqual(['a', 'a repair', 'a']);
+    await controller.stop();
+  });
+
+  it('keeps asking for a repair until a reconcile of the key succeeds', async () => {
+    const runs: string[] = [];
+    let failures = 2;
+    const controller = newController(async (key, { repair }) => {
+      runs.push(`${key}${repair ? ' repair' : ''}`);
+      if (failures-- > 0) throw new Error('conflict');
+    }, 1);
+    controller.start();
+    controller.enqueue('a', { repair: true });
+    await until(() => runs.length === 3, 'two retries', 2_000);
+    controller.enqueue('a');
+    await until(() => runs.length === 4, 'the next event');
+    expect(runs).toEqual(['a repair', 'a repair', 'a repair', 'a']);
+    await controller.stop();
+  });
+
+  it('repairs a key that asked for it while it was being reconciled, on its next run', async () => {
+    const r = recorder();
+    const seen: boolean[] = [];
+    const controller = newController(async (key, context) => {
+      seen.push(context.repair);
+      await r.reconcile(key, context);
+    }, 1);
+    controller.start();
+    controller.enqueue('a');
+    await until(() => r.runs.length === 1, 'the first run');
+    controller.enqueue('a', { repair: true });
+    r.releaseAll();
+    await until(() => r.runs.length === 2, 'the second run');
+    r.releaseAll();
+    expect(seen).toEqual([false, true]);
+    await controller.stop();
+  });
+});
+
 describe('resyncDelay', () => {
   it('is the period give or take a tenth', () => {
     expect(resyncDelay(600_000, 0)).toBe(540_000);
