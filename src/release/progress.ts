@@ -170,8 +170,9 @@ function withHeaderRouteInForce(status: ReleaseStatus): ReleaseStatus {
   return { ...status, headerRoute: undefined };
 }
 
-function describeMatch(route: HeaderRoute): string {
-  return route.match
+/** A header route's conditions in words: `header X-Canary is "yes" and cookie tester starts with "qa-"`. Pure. */
+export function describeMatch(match: HeaderRoute['match']): string {
+  return match
     .map((condition) => {
       const [kind, value] = Object.entries(condition.value).find(([, given]) => given !== undefined)!;
       return `${condition.header ? `header ${condition.header}` : `cookie ${condition.cookie}`} ${kind === 'exact' ? 'is' : kind === 'prefix' ? 'starts with' : 'matches'} ${JSON.stringify(value)}`;
@@ -181,8 +182,8 @@ function describeMatch(route: HeaderRoute): string {
 
 function headerRouteEvents(before: HeaderRoute | undefined, after: HeaderRoute | undefined): ReleaseEvent[] {
   if (JSON.stringify(before) === JSON.stringify(after)) return [];
-  if (!after) return [{ type: 'Normal', reason: 'HeaderRouteCleared', message: `Requests where ${describeMatch(before!)} follow the weights again` }];
-  return [{ type: 'Normal', reason: 'HeaderRouteSet', message: `Requests where ${describeMatch(after)} go to ${after.version} whatever its weight` }];
+  if (!after) return [{ type: 'Normal', reason: 'HeaderRouteCleared', message: `Requests where ${describeMatch(before!.match)} follow the weights again` }];
+  return [{ type: 'Normal', reason: 'HeaderRouteSet', message: `Requests where ${describeMatch(after.match)} go to ${after.version} whatever its weight` }];
 }
 
 function paused(status: ReleaseStatus, reason: PauseReason, message: string, weights: Weights): ReleaseStatus {

@@ -5,7 +5,7 @@ import { counterFamilies, type CounterSeries } from '../../src/nginx/counters.ts
 import { appRows, renderApps } from '../../src/plugin/view/apps.ts';
 import { age } from '../../src/plugin/view/age.ts';
 import { columns } from '../../src/plugin/view/layout.ts';
-import { renderStatus, statusView, type StatusObjects } from '../../src/plugin/view/status.ts';
+import { describeStep, renderStatus, statusView, type StatusObjects } from '../../src/plugin/view/status.ts';
 import { PLAIN, visibleWidth, type Style } from '../../src/plugin/view/style.ts';
 import { versionTraffic, type CounterRead } from '../../src/plugin/view/traffic.ts';
 import { formatWeight, versionWeight } from '../../src/plugin/view/weights.ts';
@@ -203,5 +203,19 @@ describe('watching off a terminal', () => {
     await watchFrames(terminal, 0.01, async () => frames.shift()!);
     expect(written).toBe('step 1\n\nstep 2\n');
     expect(frames).toEqual([]);
+  });
+});
+
+describe('describeStep', () => {
+  it('words every kind of step, header routes included', () => {
+    expect(describeStep({ setWeight: 20 })).toBe('setWeight 20');
+    expect(describeStep({ pause: {} })).toBe('pause until promoted');
+    expect(describeStep({ setHeaderRoute: { match: [{ header: 'X-Canary', value: { exact: 'always' } }, { cookie: 'tester', value: { prefix: 'qa-' } }] } })).toBe(
+      'header route: header X-Canary is "always" and cookie tester starts with "qa-"',
+    );
+    expect(describeStep({ setHeaderRoute: { match: [] } })).toBe('header route removed');
+    expect(describeStep({ analysis: { successRate: 99, intervalSeconds: 10, count: 3, failureLimit: 0, minRequests: 20, compareWithStable: false } })).toBe(
+      'analysis success rate >= 99%; 3 x 10s, 0 failures allowed',
+    );
   });
 });

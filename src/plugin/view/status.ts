@@ -6,6 +6,7 @@ import type { Version } from '../../api/version.ts';
 import { LABELS } from '../../labels.ts';
 import { backendName } from '../../loadbalancer/model.ts';
 import { byAge, claimsOf } from '../../loadbalancer/routes.ts';
+import { describeMatch } from '../../release/progress.ts';
 import { age } from './age.ts';
 import { phaseHealth } from './phase.ts';
 import { columns, fields, treeRows, type TreeNode } from './layout.ts';
@@ -150,6 +151,10 @@ function roleOf(version: string, release: Release | undefined): Role {
 export function describeStep(step: ReleaseStep): string {
   if (step.setWeight !== undefined) return `setWeight ${step.setWeight}`;
   if (step.pause) return step.pause.durationSeconds !== undefined ? `pause ${step.pause.durationSeconds}s` : 'pause until promoted';
+  if (step.setHeaderRoute) {
+    const { match } = step.setHeaderRoute;
+    return match.length === 0 ? 'header route removed' : `header route: ${describeMatch(match)}`;
+  }
   const analysis = step.analysis!;
   const limits = [
     ...(analysis.successRate !== undefined ? [`success rate >= ${analysis.successRate}%`] : []),
