@@ -206,6 +206,21 @@ describe('watching off a terminal', () => {
   });
 });
 
+describe('status header', () => {
+  it('shows the header route in force and the preview URLs, only when there are some', () => {
+    const fixture = objects();
+    expect(renderStatus(statusView(fixture), PLAIN, now).some((line) => line.startsWith('Testers:') || line.startsWith('Previews:'))).toBe(false);
+    fixture.release!.status = {
+      ...fixture.release!.status,
+      headerRoute: { version: 'v2', match: [{ header: 'X-Canary', value: { exact: 'always' } }] },
+      previews: [{ version: 'v1', url: 'http://v1.preview.example.com/' }, { version: 'v2', url: 'http://v2.preview.example.com/' }],
+    };
+    const lines = renderStatus(statusView(fixture), PLAIN, now);
+    expect(lines).toContain('Testers:     header X-Canary is "always" -> v2');
+    expect(lines).toContain('Previews:    v1 http://v1.preview.example.com/  v2 http://v2.preview.example.com/');
+  });
+});
+
 describe('describeStep', () => {
   it('words every kind of step, header routes included', () => {
     expect(describeStep({ setWeight: 20 })).toBe('setWeight 20');

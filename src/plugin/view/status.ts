@@ -88,6 +88,10 @@ export interface StatusView {
     stable?: string;
     canary?: string;
     currentStep?: number;
+    /** The header route in force, in words, and the Version it sends to. */
+    headerRoute?: string;
+    /** Each Version's preview URL, when the application's routes ask for them. */
+    previews: { version: string; url: string }[];
     steps: StepView[];
     measurements: Measurement[];
   };
@@ -248,6 +252,10 @@ export function statusView(objects: StatusObjects): StatusView {
             stable: release.status?.stable,
             canary: release.status?.canary,
             currentStep: release.status?.currentStep,
+            ...(release.status?.headerRoute
+              ? { headerRoute: `${describeMatch(release.status.headerRoute.match)} -> ${release.status.headerRoute.version}` }
+              : {}),
+            previews: release.status?.previews ?? [],
             steps: stepViews(release),
             measurements: release.status?.measurements ?? [],
           },
@@ -331,6 +339,8 @@ function header(style: Style, view: StatusView): string[] {
       const step = release.currentStep ?? 0;
       entries.push(['Step', step >= total ? `${total} of ${total}, done` : `${step + 1} of ${total}`]);
     }
+    if (release.headerRoute) entries.push(['Testers', release.headerRoute]);
+    if (release.previews.length > 0) entries.push(['Previews', release.previews.map(({ version, url }) => `${version} ${url}`).join('  ')]);
   } else {
     entries.push(['Release', `none: weights follow each Version's ready pods`]);
   }
