@@ -26,6 +26,14 @@ export const COUNTER_METRICS = Object.freeze({
   duration: 'berth_upstream_request_duration_seconds',
 });
 
+/** The query string that asks an agent's /metrics for these families alone (`?name[]=…`, src/kit/server.ts). */
+export function familiesQuery(names: readonly string[]): string {
+  return `?${names.map((name) => `name[]=${name}`).join('&')}`;
+}
+
+/** The request counters alone, as the release analysis and `kubectl berth status` read them. */
+export const COUNTERS_QUERY = familiesQuery(Object.values(COUNTER_METRICS));
+
 /** The dump as the control endpoint sent it; anything malformed is dropped rather than trusted. */
 export function parseCounterDump(text: string): CounterDump {
   const raw = JSON.parse(text) as { boundsMs?: unknown; series?: unknown };

@@ -3,7 +3,7 @@
 // agent's /metrics (docs/data-plane.md, "Applied weights") to the release controller,
 // which compares them with the split it asked for. The metric names and their parsing
 // live here once.
-import { labelledSamples, type MetricFamily } from './counters.ts';
+import { familiesQuery, labelledSamples, type MetricFamily } from './counters.ts';
 
 /** One Version of one backend as an instance's balancer holds it. */
 export interface AppliedVersion {
@@ -26,6 +26,9 @@ export const WEIGHT_METRICS = Object.freeze({
   configured: 'berth_upstream_configured_weight',
   endpoints: 'berth_upstream_endpoints',
 });
+
+/** The applied weights alone, as the release controller reads them back. */
+export const WEIGHTS_QUERY = familiesQuery(Object.values(WEIGHT_METRICS));
 
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 0;
 

@@ -4,6 +4,7 @@ import type { LoadBalancer } from '../api/loadbalancer.ts';
 import { API_VERSION } from '../api/meta.ts';
 import { errorMessage } from '../kit/log.ts';
 import { LABELS } from '../labels.ts';
+import { COUNTERS_QUERY } from '../nginx/counters.ts';
 import { AGENT_PORT_NAME } from '../loadbalancer/desired.ts';
 import { findRelease, isStatus, type AppTarget, type BerthApi } from './cluster.ts';
 import type { StatusObjects } from './view/status.ts';
@@ -71,7 +72,7 @@ async function readAgent(api: BerthApi, loadBalancer: string, pod: V1Pod): Promi
   const port = pod.spec?.containers.flatMap((container) => container.ports ?? []).find((p) => p.name === AGENT_PORT_NAME)?.containerPort;
   if (port === undefined) return { loadBalancer, pod: name, at: Date.now(), error: `pod ${name} has no agent port` };
   try {
-    const text = await api.rest.text(`/api/v1/namespaces/${namespace}/pods/${name}:${port}/proxy/metrics`, { timeoutMs: SCRAPE_TIMEOUT_MS });
+    const text = await api.rest.text(`/api/v1/namespaces/${namespace}/pods/${name}:${port}/proxy/metrics${COUNTERS_QUERY}`, { timeoutMs: SCRAPE_TIMEOUT_MS });
     return { loadBalancer, pod: name, at: Date.now(), text };
   } catch (error) {
     return { loadBalancer, pod: name, at: Date.now(), error: refusal(error, `read the agent of ${namespace}/${name} (pods/proxy)`) };

@@ -10,8 +10,8 @@ import { claimsOf, previewRoutes, previewUrls } from '../loadbalancer/routes.ts'
 import { currentRouting } from '../loadbalancer/routing.ts';
 import { podPorts } from '../loadbalancer/model.ts';
 import type { ReleaseMetrics } from './metrics.ts';
-import { COUNTER_METRICS, parseCounterExposition } from '../nginx/counters.ts';
-import { parseWeightExposition, WEIGHT_METRICS } from '../nginx/weights.ts';
+import { COUNTERS_QUERY, parseCounterExposition } from '../nginx/counters.ts';
+import { parseWeightExposition, WEIGHTS_QUERY } from '../nginx/weights.ts';
 import { errorMessage } from '../kit/log.ts';
 import { effectiveWeights, instanceWeights, type InstanceWeights } from './actual.ts';
 import { WeightReadBack } from './read-back.ts';
@@ -21,9 +21,6 @@ import { decideRelease, type ReleaseDecision, type VersionState } from './progre
 const SCRAPE_TIMEOUT_MS = 2_000;
 // An instance that does not answer soon is shown as not current.
 const WEIGHTS_TIMEOUT_MS = 500;
-const familiesQuery = (names: readonly string[]) => `?${names.map((name) => `name[]=${name}`).join('&')}`;
-const WEIGHTS_QUERY = familiesQuery(Object.values(WEIGHT_METRICS));
-const COUNTERS_QUERY = familiesQuery(Object.values(COUNTER_METRICS));
 
 /** An analysis window in progress: what the agents had counted when it opened. */
 interface OpenWindow {
